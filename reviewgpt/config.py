@@ -1,0 +1,125 @@
+"""Configuration dataclasses shared by app/, train/ and eval/ (loadable from YAML)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+# The recipe's numbers, named once.
+RECIPE_MAX_PROMPT_TOKENS = 11_138
+RECIPE_MAX_RESPONSE_TOKENS = 1_150
+RECIPE_SUPPRESSION = 0.95
+DEFAULT_BASE_MODEL = "meta-llama/Llama-3.1-8B-Instruct"
+
+
+@dataclass
+class IngestConfig:
+    max_bytes: int = 50 * 1024 * 1024
+    max_pages: int = 100
+    keep_references: bool = False
+    drop_hidden_text: bool = True  # exclude text a human cannot see from the model input
+    min_visible_font_pt: float = 2.0
+    min_contrast: float = 0.08  # colour distance (0..1) to the background below which text is hidden
+    min_chars_per_page: int = 40  # fewer on average -> treated as scanned (no text layer)
+
+
+@dataclass
+class EngineConfig:
+    base_model: str = DEFAULT_BASE_MODEL
+    adapter: str | None = None  # peft folder or Hub id; None -> base model, said visibly
+    precision: str = "auto"  # "auto" | "nf4" | "bf16" | "fp32"; auto = nf4 on CUDA if bnb, else bf16/fp32
+    merge_adapter: bool = False  # merge LoRA into bf16 weights for speed (not with nf4)
+    attn_implementation: str = "auto"  # "auto" -> flash_attention_2 when importable on GPU, else sdpa
+    fast_decoding: bool = True  # static KV cache + compiled decode step with CUDA graphs (GPU only)
+    max_prompt_tokens: int = RECIPE_MAX_PROMPT_TOKENS
+    max_new_tokens: int = RECIPE_MAX_RESPONSE_TOKENS + 50
+    warmup: bool = True
+    hf_token: str | None = None
+    local_files_only: bool = False
+
+
+@dataclass
+class GenerationConfig:
+    max_new_tokens: int = RECIPE_MAX_RESPONSE_TOKENS + 50
+    temperature: float = 0.6
+    top_p: float = 0.9
+    do_sample: bool = True
+    suppression: float = RECIPE_SUPPRESSION
+    seed: int | None = None
+    repetition_penalty: float = 1.0
+
+
+@dataclass
+class OpenAIConfig:
+    reviewer_model: str = "gpt-4o"
+    judge_model: str = "gpt-4o"
+    recipe_baseline_model: str = "gpt-4-1106-preview"  # the recipe's GPT-4, kept for reproduction
+    temperature: float = 0.7
+    timeout_s: float = 120.0
+    max_retries: int = 4
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 30.0
+    judge_max_paper_tokens: int = 6_000  # the paper is cut to this many tokens in the judge prompt
+    api_key: str | None = None  # default: OPENAI_API_KEY
+    base_url: str | None = None  # default: OPENAI_BASE_URL, else the official API
+
+    def resolved_key(self) -> str | None:
+        return self.api_key or os.environ.get("OPENAI_API_KEY") or None
+
+    def resolved_base_url(self) -> str | None:
+        return self.base_url or os.environ.get("OPENAI_BASE_URL") or None
+
+
+T = TypeVar("T")
+
+
+def from_dict(cls: type[T], data: dict[str, Any] | None) -> T:
+    """Build a (possibly nested) config dataclass from a dict, rejecting unknown keys."""
+    data = dict(data or {})
+    known = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = set(data) - set(known)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
+    kwargs = {}
+    for name, value in data.items():
+        ftype = known[name].type
+        sub = _dataclass_type(ftype)
+        kwargs[name] = from_dict(sub, value) if sub and isinstance(value, dict) else value
+    return cls(**kwargs)
+
+
+def _dataclass_type(ftype: Any) -> type | None:
+    if isinstance(ftype, str):
+        ftype = globals().get(ftype) or _REGISTRY.get(ftype)
+    return ftype if dataclasses.is_dataclass(ftype) else None
+
+
+_REGISTRY: dict[str, type] = {}
+
+
+def register(cls: type[T]) -> type[T]:
+    """Make a dataclass defined elsewhere resolvable when nested (string annotations)."""
+    _REGISTRY[cls.__name__] = cls
+    return cls
+
+
+def load_yaml(cls: type[T], path: str | Path, overrides: dict[str, Any] | None = None) -> T:
+    with open(path) as f:
+        data = yaml.safe_load(f) or {}
+    data.update(overrides or {})
+    return from_dict(cls, data)
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    return dataclasses.asdict(obj)
+
+
+for _c in (IngestConfig, EngineConfig, GenerationConfig, OpenAIConfig):
+    register(_c)
+__all__ = ["IngestConfig", "EngineConfig", "GenerationConfig", "OpenAIConfig", "from_dict", "load_yaml",
+           "register", "to_dict", "field"]

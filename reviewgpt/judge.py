@@ -1,0 +1,157 @@
+"""Pairwise, reference-guided judge (shared by the app and eval/).
+
+The judge sees the paper (cut to a token budget), the human reviews when available (the ground
+truth), and two reviews. It is asked twice, with A and B swapped; a side wins only when both
+orders agree, otherwise the pair is a tie. Output is JSON (json_schema response_format where the
+server supports it); malformed output is asked again, then reported as "no verdict", never guessed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .errors import OpenAIServiceError
+from .openai_client import OpenAIChat
+from .prompts import load_prompt
+from .schema import ReviewSchema, get_schema
+
+NO_VERDICT = "no verdict"
+_CHARS_PER_TOKEN = 4  # rough; the budget only needs to keep the judge prompt within its context
+
+
+def judge_response_format(schema: ReviewSchema) -> dict[str, Any]:
+    side = {"type": "string", "enum": ["A", "B", "tie"]}
+    return {
+        "type": "json_schema",
+        "json_schema": {
+            "name": "pairwise_verdict",
+            "strict": True,
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "winner": side,
+                    "rationale": {"type": "string"},
+                    "aspects": {"type": "object", "properties": {c: side for c in schema.criteria},
+                                "required": list(schema.criteria), "additionalProperties": False},
+                },
+                "required": ["winner", "rationale", "aspects"],
+                "additionalProperties": False,
+            },
+        },
+    }
+
+
+@dataclass
+class Judgement:
+    """One call: the winner as the judge saw the labels (A = the review shown first)."""
+    winner: str  # "A" | "B" | "tie" | NO_VERDICT
+    rationale: str = ""
+    aspects: dict[str, str] = field(default_factory=dict)
+    raw: str = ""
+    attempts: int = 1
+
+
+@dataclass
+class Verdict:
+    """Both orders combined, in terms of the caller's A and B."""
+    winner: str  # "A" | "B" | "tie" | NO_VERDICT
+    consistent: bool  # both orders named the same winner (or the same tie)
+    rationale: str
+    first: Judgement  # A shown first
+    second: Judgement  # B shown first, labels mapped back to the caller's A/B
+    aspects: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self, name_a: str = "A", name_b: str = "B") -> str:
+        names = {"A": name_a, "B": name_b}
+        if self.winner == NO_VERDICT:
+            return "No verdict: the judge's answers could not be read."
+        head = "Tie" if self.winner == "tie" else f"Winner: {names[self.winner]}"
+        order = "both orders agree" if self.consistent else "the two orders disagree, so it counts as a tie"
+        return f"{head} ({order})."
+
+
+def parse_judgement(text: str, criteria: tuple[str, ...]) -> Judgement | None:
+    """Read the judge's JSON (tolerating code fences and text around it); None if unreadable."""
+    m = re.search(r"\{.*\}", text or "", re.S)
+    if not m:
+        return None
+    try:
+        data = json.loads(m.group(0))
+    except json.JSONDecodeError:
+        return None
+    winner = str(data.get("winner", "")).strip()
+    winner = {"a": "A", "b": "B", "tie": "tie", "review a": "A", "review b": "B"}.get(winner.lower(), "")
+    if not winner:
+        return None
+    aspects = {}
+    for k, v in (data.get("aspects") or {}).items():
+        v = {"a": "A", "b": "B", "tie": "tie"}.get(str(v).strip().lower())
+        if v and k in criteria:
+            aspects[k] = v
+    return Judgement(winner, str(data.get("rationale", "")).strip(), aspects, raw=text)
+
+
+def _swap(label: str) -> str:
+    return {"A": "B", "B": "A"}.get(label, label)
+
+
+class PairwiseJudge:
+    def __init__(self, chat: OpenAIChat, model: str | None = None, max_attempts: int = 3,
+                 max_paper_tokens: int | None = None) -> None:
+        self.chat = chat
+        self.model = model or chat.config.judge_model
+        self.max_attempts = max_attempts
+        self.max_paper_tokens = max_paper_tokens or chat.config.judge_max_paper_tokens
+
+    def messages(self, schema: ReviewSchema, paper_text: str, human_reviews: list[str] | None,
+                 first: str, second: str) -> list[dict[str, str]]:
+        system = load_prompt("judge").format(criteria="\n".join(f"- {c}" for c in schema.criteria))
+        paper = paper_text[: self.max_paper_tokens * _CHARS_PER_TOKEN]
+        parts = [f"[Paper]\n{paper}"]
+        if human_reviews:
+            parts.append("[Human reviews: ground truth]\n" + "\n\n".join(
+                f"--- Human review {i} ---\n{r.strip()}" for i, r in enumerate(human_reviews, 1)))
+        else:
+            parts.append("[Human reviews: none available; judge against the paper itself]")
+        parts.append(f"[Review A]\n{first.strip()}")
+        parts.append(f"[Review B]\n{second.strip()}")
+        return [{"role": "system", "content": system}, {"role": "user", "content": "\n\n".join(parts)}]
+
+    def judge_once(self, schema: ReviewSchema, paper_text: str, human_reviews: list[str] | None,
+                   first: str, second: str) -> Judgement:
+        msgs = self.messages(schema, paper_text, human_reviews, first, second)
+        raw = ""
+        for attempt in range(1, self.max_attempts + 1):
+            raw = self.chat.complete(msgs, self.model, temperature=0.0,
+                                     response_format=judge_response_format(schema))
+            j = parse_judgement(raw, schema.criteria)
+            if j is not None:
+                j.attempts = attempt
+                return j
+        return Judgement(NO_VERDICT, "The judge's output could not be parsed.", raw=raw, attempts=self.max_attempts)
+
+    def compare(self, schema: ReviewSchema | str, paper_text: str, review_a: str, review_b: str,
+                human_reviews: list[str] | None = None) -> Verdict:
+        schema = get_schema(schema)
+        first = self.judge_once(schema, paper_text, human_reviews, review_a, review_b)
+        raw_second = self.judge_once(schema, paper_text, human_reviews, review_b, review_a)
+        second = Judgement(_swap(raw_second.winner), raw_second.rationale,
+                           {k: _swap(v) for k, v in raw_second.aspects.items()}, raw_second.raw, raw_second.attempts)
+        if NO_VERDICT in (first.winner, second.winner):
+            return Verdict(NO_VERDICT, False, "The judge's output could not be parsed.", first, second)
+        consistent = first.winner == second.winner
+        winner = first.winner if consistent else "tie"
+        aspects = {c: (first.aspects[c] if first.aspects.get(c) == second.aspects.get(c) else "tie")
+                   for c in schema.criteria if c in first.aspects and c in second.aspects}
+        rationale = first.rationale if consistent else (
+            f"Order 1 said {first.winner}: {first.rationale} Order 2 said {second.winner}: {second.rationale}")
+        return Verdict(winner, consistent, rationale, first, second, aspects)
+
+
+__all__ = ["PairwiseJudge", "Verdict", "Judgement", "NO_VERDICT", "parse_judgement", "OpenAIServiceError"]

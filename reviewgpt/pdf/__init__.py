@@ -1,0 +1,3 @@
+from .ingest import extract, join_lines
+
+__all__ = ["extract", "join_lines"]

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reviewgpt.data.aggregate import ExtractiveAggregator
+from reviewgpt.data.papers import read_iclr2017
+from reviewgpt.local_tokenizer import build_llama31_tokenizer
+from reviewgpt.review_format import render
+from reviewgpt.tiny_model import build_tiny_llama
+
+from .support.openai_server import API_KEY, OpenAIStubServer
+
+FIXTURES = Path(__file__).parent / "fixtures"
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE_PDFS = sorted((ROOT / "assets" / "examples").glob("*.pdf"))
+
+
+@pytest.fixture(scope="session")
+def iclr_papers():
+    return list(read_iclr2017(FIXTURES / "iclr2017"))
+
+
+@pytest.fixture(scope="session")
+def tokenizer(iclr_papers):
+    corpus = [p.document.to_text() for p in iclr_papers]
+    for schema in ("4", "7"):
+        agg = ExtractiveAggregator(schema)
+        corpus += [render(agg.aggregate(p.id, p.reviews).review) for p in iclr_papers]
+    return build_llama31_tokenizer(corpus, vocab_size=2048)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tokenizer):
+    return build_tiny_llama(tokenizer)
+
+
+@pytest.fixture(scope="session")
+def openai_server():
+    server = OpenAIStubServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def openai_env(openai_server, monkeypatch):
+    """Point the real openai client at the local stub (keys and URL as a user would set them)."""
+    openai_server.reset()
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", openai_server.base_url)
+    return openai_server

@@ -1,0 +1,161 @@
+"""A real HTTP server on 127.0.0.1 speaking the OpenAI chat-completions protocol (FastAPI + uvicorn),
+for tests: the real `openai` client talks to it through OPENAI_BASE_URL.
+
+Behaviour per request: if a scripted step is queued, it is used (an HTTP error, a delay, a given
+content); otherwise a deterministic default answers: a well-formed review in the schema the
+request asks for, a JSON verdict for judge requests, an aggregated review for aggregation
+requests. Every request is recorded so tests can count calls and read what was sent.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+API_KEY = "sk-test-123456789"
+
+
+@dataclass
+class Step:
+    status: int = 200
+    content: str | None = None
+    delay_s: float = 0.0
+    error_code: str | None = None  # e.g. "insufficient_quota"
+    match: str | None = None  # only for requests whose text contains this
+
+
+@dataclass
+class StubState:
+    script: deque = field(default_factory=deque)
+    requests: list = field(default_factory=list)
+    judge_rule: str = "longer"  # "longer" | "first" | "second" | "tie"
+
+
+def _criteria_from(system: str) -> list[str]:
+    # The format instructions list the criteria as "## <criterion>" lines.
+    return [m.strip() for m in re.findall(r"^## (.+)$", system, re.M)]
+
+
+def default_review(criteria: list[str], flavour: str = "gpt") -> str:
+    blocks = []
+    for i, c in enumerate(criteria):
+        items = [f"{n}. **Point {n} on {c.split()[0].lower()}**: The {flavour} reviewer notes aspect {i} item {n} "
+                 f"about the method and its experiments." for n in (1, 2)]
+        blocks.append(f"## {c}\n" + "\n".join(items))
+    return "\n\n".join(blocks) + "\n"
+
+
+def _judge(state: StubState, user: str, system: str) -> str:
+    a = re.search(r"\[Review A\]\n(.*?)\n\n\[Review B\]", user, re.S)
+    b = re.search(r"\[Review B\]\n(.*)$", user, re.S)
+    la, lb = len(a.group(1)) if a else 0, len(b.group(1)) if b else 0
+    rule = state.judge_rule
+    if rule == "longer":
+        winner = "A" if la > lb else "B" if lb > la else "tie"
+    elif rule == "first":
+        winner = "A"
+    elif rule == "second":
+        winner = "B"
+    else:
+        winner = "tie"
+    criteria = [c.strip() for c in re.findall(r"^- (.+)$", system, re.M)]
+    return json.dumps({"winner": winner, "rationale": f"Rule {rule}: A has {la} chars, B has {lb}.",
+                       "aspects": {c: winner for c in criteria}})
+
+
+def make_app(state: StubState) -> FastAPI:
+    app = FastAPI()
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> Any:
+        body = await request.json()
+        auth = request.headers.get("authorization", "")
+        text = json.dumps(body["messages"])
+        state.requests.append({"body": body, "auth": auth})
+        step = None
+        for i, s in enumerate(state.script):
+            if s.match is None or s.match in text:
+                step = s
+                del state.script[i]
+                break
+        if step and step.delay_s:
+            time.sleep(step.delay_s)  # blocks this worker thread like a slow upstream would
+        if auth != f"Bearer {API_KEY}":
+            return JSONResponse({"error": {"message": "Incorrect API key provided: " + auth[7:],
+                                           "type": "invalid_request_error", "code": "invalid_api_key"}}, 401)
+        if step and step.status != 200:
+            code = step.error_code or {429: "rate_limit_exceeded", 404: "model_not_found"}.get(step.status, "error")
+            headers = {"retry-after-ms": "20"} if step.status in (429, 500, 502, 503) else {}
+            return JSONResponse({"error": {"message": f"stub {step.status}", "type": code, "code": code}},
+                                step.status, headers=headers)
+        system = body["messages"][0]["content"] if body["messages"][0]["role"] == "system" else ""
+        user = body["messages"][-1]["content"]
+        if step and step.content is not None:
+            content = step.content
+        elif "meta-reviewer" in system:
+            content = _judge(state, user, system)
+        elif "area chair" in system:
+            content = default_review(_criteria_from(system), flavour="aggregated")
+        else:
+            content = default_review(_criteria_from(system))
+        model = body.get("model", "stub")
+        if body.get("stream"):
+            def events():
+                for i in range(0, len(content), 40):
+                    chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": model,
+                             "choices": [{"index": 0, "delta": {"content": content[i:i + 40]}, "finish_reason": None}]}
+                    yield f"data: {json.dumps(chunk)}\n\n"
+                end = {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": model,
+                       "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+                yield f"data: {json.dumps(end)}\n\n"
+                yield "data: [DONE]\n\n"
+            return StreamingResponse(events(), media_type="text/event-stream")
+        return {"id": "c1", "object": "chat.completion", "created": 0, "model": model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": len(text) // 4, "completion_tokens": len(content) // 4,
+                          "total_tokens": (len(text) + len(content)) // 4}}
+
+    return app
+
+
+class OpenAIStubServer:
+    def __init__(self) -> None:
+        self.state = StubState()
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        config = uvicorn.Config(make_app(self.state), host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> "OpenAIStubServer":
+        self.thread.start()
+        deadline = time.time() + 10
+        while not self.server.started:
+            if time.time() > deadline:
+                raise RuntimeError("stub server did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=5)
+
+    def reset(self) -> None:
+        self.state.script.clear()
+        self.state.requests.clear()
+        self.state.judge_rule = "longer"
