@@ -96,6 +96,8 @@ def _open(source: bytes | str | Path, cfg: IngestConfig) -> pymupdf.Document:
     if doc.needs_pass:
         raise EncryptedPDFError("The PDF is password-protected. Please upload a copy without a password.")
     if doc.page_count == 0:
+        if doc.is_repaired:
+            raise CorruptPDFError("The PDF is damaged: no page could be recovered. Try re-exporting it.")
         raise EmptyPDFError("The PDF has no pages.")
     if doc.page_count > cfg.max_pages:
         raise PDFTooLargeError(
@@ -110,7 +112,7 @@ def _too_big(n: int, cfg: IngestConfig) -> str:
 
 def _page_blocks(page: pymupdf.Page, pno: int, cfg: IngestConfig, hidden: list[HiddenSpan]) -> list[_Block]:
     try:
-        data = page.get_text("dict", flags=_FLAGS)
+        data = page.get_text("dict", flags=_FLAGS, clip=pymupdf.INFINITE_RECT())
     except Exception as e:
         raise CorruptPDFError(f"Page {pno} of the PDF cannot be read ({e}).") from e
     fills = page_fills(page)
@@ -244,10 +246,14 @@ def extract(source: bytes | str | Path, config: IngestConfig | None = None) -> D
         n_pages = doc.page_count
         has_images = any(page.get_images(full=False) for page in doc)
         meta_title = (doc.metadata or {}).get("title", "") or ""
+        repaired = doc.is_repaired
     finally:
         doc.close()
 
     n_chars = sum(len(ln.text) for blocks in pages for b in blocks for ln in b.lines)
+    if repaired and n_chars < cfg.min_chars_per_page * n_pages:
+        raise CorruptPDFError("The PDF is damaged (truncated or corrupt) and too little text could be recovered. "
+                              "Try re-downloading or re-exporting it.")
     if n_chars < cfg.min_chars_per_page * n_pages:
         if has_images:
             raise ScannedPDFError(
@@ -258,7 +264,10 @@ def extract(source: bytes | str | Path, config: IngestConfig | None = None) -> D
     _strip_running_lines(pages, heights)
     ordered = [b for blocks in pages for b in _reading_order(blocks, width)]
     body = _body_size(ordered)
-    return _assemble(ordered, body, n_pages, hidden, cfg, meta_title)
+    doc = _assemble(ordered, body, n_pages, hidden, cfg, meta_title)
+    if repaired:
+        doc.warnings.insert(0, "The PDF was damaged and has been repaired; some text may be missing.")
+    return doc
 
 
 def _assemble(blocks: list[_Block], body: float, n_pages: int, hidden: list[HiddenSpan],
