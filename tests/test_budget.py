@@ -19,8 +19,8 @@ def test_whole_paper_fits(tokenizer):
 
 
 def test_cut_keeps_title_abstract_intro_first_and_reports(tokenizer):
-    overhead = len(encode_prompt(tokenizer, "7", ""))
-    budget = overhead + 700
+    head = Document("My Title", "An abstract. " * 20, [Section("1 Introduction", "Intro sentence. " * 100)])
+    budget = fit_to_budget(head, tokenizer, "7", 100_000).prompt_tokens + 150  # room for part of one more section
     r = fit_to_budget(_doc(), tokenizer, "7", budget)
     assert r.prompt_tokens <= budget
     assert r.text.startswith("Title: My Title") and "Abstract:" in r.text and "1 Introduction" in r.text
