@@ -30,8 +30,24 @@ def llama31_chat_template() -> str:
     return resources.files("reviewgpt").joinpath("templates/llama31_chat_template.jinja").read_text()
 
 
+def format_corpus(repeats: int = 64) -> list[str]:
+    """The review format's fixed strings (system prompts, headers, the empty marker).
+
+    A reviewer model writes these in every answer, so a tokenizer built for it should know them as
+    merges; without this a small corpus leaves `<No related terms>` split into single letters.
+    """
+    from .schema import EMPTY_MARKER, SCHEMAS
+
+    texts = []
+    for schema in SCHEMAS.values():
+        texts.append(schema.system_prompt)
+        texts += [f"## {c}\n{EMPTY_MARKER}\n\n## {c}\n1. **Point**: text.\n" for c in schema.criteria]
+    return texts * repeats
+
+
 def build_llama31_tokenizer(corpus: Iterable[str], vocab_size: int = 4096):
-    """Train a byte-level BPE on `corpus` and wrap it as a Llama 3.1-like fast tokenizer."""
+    """Train a byte-level BPE on `corpus` (plus the review format's strings) and wrap it as a Llama
+    3.1-like fast tokenizer."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -46,7 +62,7 @@ def build_llama31_tokenizer(corpus: Iterable[str], vocab_size: int = 4096):
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(corpus, trainer=trainer)
+    tok.train_from_iterator([*corpus, *format_corpus()], trainer=trainer)
     tok.add_special_tokens(llama31_special_tokens())
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
