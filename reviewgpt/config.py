@@ -52,6 +52,7 @@ class GenerationConfig:
     suppression: float = RECIPE_SUPPRESSION
     seed: int | None = None
     repetition_penalty: float = 1.0
+    ignore_eos: bool = False  # benchmarks only: always write max_new_tokens
 
 
 @dataclass
@@ -121,5 +122,44 @@ def to_dict(obj: Any) -> dict[str, Any]:
 
 for _c in (IngestConfig, EngineConfig, GenerationConfig, OpenAIConfig):
     register(_c)
-__all__ = ["IngestConfig", "EngineConfig", "GenerationConfig", "OpenAIConfig", "from_dict", "load_yaml",
-           "register", "to_dict", "field"]
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """`["lora.r=8", "schemas=[4]"]` -> nested dict; values are read as YAML (numbers, lists, null)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ValueError(f"override {pair!r} is not key=value")
+        key, raw = pair.split("=", 1)
+        node = out
+        *parents, leaf = key.strip().split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = yaml.safe_load(raw)
+    return out
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for k, v in extra.items():
+        merged[k] = _merge(merged[k], v) if isinstance(v, dict) and isinstance(merged.get(k), dict) else v
+    return merged
+
+
+def load_config(cls: type[T], path: str | Path | None, overrides: list[str] | None = None) -> T:
+    """A config dataclass from an optional YAML file plus `key=value` overrides (the CLIs' one way in)."""
+    data: dict[str, Any] = {}
+    if path:
+        with open(path) as f:
+            data = yaml.safe_load(f) or {}
+    return from_dict(cls, _merge(data, parse_overrides(overrides or [])))
+
+
+def cli_args(description: str, default_config: str | None = None):
+    """The argument parser every script shares: --config FILE and key=value overrides."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--config", default=default_config, help="YAML config file (default: %(default)s)")
+    p.add_argument("overrides", nargs="*", help="config overrides as key=value (nested: lora.r=8)")
+    return p

@@ -29,6 +29,7 @@ from .chat import encode_prompt, end_token_ids
 from .config import EngineConfig, GenerationConfig
 from .document import Document
 from .errors import ModelLoadError
+from .hardware import can_quantize_4bit, choose_attention, nf4_config
 from .schema import ReviewSchema
 from .suppression import SequenceSuppressionProcessor
 
@@ -49,11 +50,6 @@ class LoadInfo:
         name = Path(self.base_model).name if os.path.isdir(self.base_model) else self.base_model
         adapter = f" + LoRA {Path(self.adapter).name if os.path.isdir(self.adapter) else self.adapter}" if self.adapter else " (no adapter: base model)"
         return f"{name}{adapter} · {self.precision} · {self.device} · {self.attn_implementation}"
-
-
-def _has_module(name: str) -> bool:
-    import importlib.util
-    return importlib.util.find_spec(name) is not None
 
 
 def build_logits_processors(tokenizer: Any, gen: GenerationConfig) -> LogitsProcessorList:
@@ -154,7 +150,8 @@ class ReviewEngine:
     def _hf_kwargs(self, gen: GenerationConfig, pad_id: int) -> dict[str, Any]:
         sample = gen.do_sample and gen.temperature > 0
         kw: dict[str, Any] = dict(
-            max_new_tokens=gen.max_new_tokens, do_sample=sample, eos_token_id=self.end_ids, pad_token_id=pad_id,
+            max_new_tokens=gen.max_new_tokens, do_sample=sample, pad_token_id=pad_id, eos_token_id=self.end_ids,
+            min_new_tokens=gen.max_new_tokens if gen.ignore_eos else None,
             logits_processor=build_logits_processors(self.tokenizer, gen),
             repetition_penalty=gen.repetition_penalty,
         )
@@ -196,11 +193,12 @@ class ReviewEngine:
 class _FastDecoder:
     """Batch-1 decoding with a fixed-size StaticCache and a CUDA-graph-compiled decode step."""
 
-    def __init__(self, model: Any, max_cache_len: int) -> None:
+    def __init__(self, model: Any, max_cache_len: int, compile: bool = True) -> None:
         from transformers import StaticCache
 
         self.model = model
         self.max_cache_len = max_cache_len
+        self.compile = compile  # False: same loop, eager step (tests the logic on a CPU)
         self.cache = StaticCache(config=model.config, max_cache_len=max_cache_len)
         self._step: Callable[..., Any] | None = None
 
@@ -213,7 +211,8 @@ class _FastDecoder:
                             past_key_values=self.cache, use_cache=True, logits_to_keep=1)
                 return out.logits[:, -1, :].float()
 
-            self._step = torch.compile(step, mode="reduce-overhead", fullgraph=False, dynamic=False)
+            self._step = (torch.compile(step, mode="reduce-overhead", fullgraph=False, dynamic=False)
+                          if self.compile else step)
         return self._step
 
     def generate(self, ids: list[int], gen: GenerationConfig, processors: LogitsProcessorList, end_ids: list[int],
@@ -231,7 +230,6 @@ class _FastDecoder:
         logits = out.logits[:, -1, :].float()
         seq = prompt
         generated: list[int] = []
-        ends = torch.tensor(end_ids, device=device)
         sample = gen.do_sample and gen.temperature > 0
         step = self._compiled_step()
         pos = torch.tensor([n], device=device)
@@ -243,7 +241,7 @@ class _FastDecoder:
                 nxt = scores.argmax(dim=-1, keepdim=True)
             seq = torch.cat([seq, nxt], dim=1)
             token = int(nxt.item())
-            if token in end_ids or (stop is not None and stop.is_set()):
+            if (token in end_ids and not gen.ignore_eos) or (stop is not None and stop.is_set()):
                 break
             generated.append(token)
             if streamer is not None:
@@ -252,7 +250,6 @@ class _FastDecoder:
                 break
             logits = step(nxt, pos).clone()
             pos += 1
-        del ends
         if streamer is not None:
             streamer.end()
         return generated
@@ -280,21 +277,13 @@ def _choose_precision(cfg: EngineConfig, cuda: bool, notes: list[str]) -> str:
             notes.append(f"precision {want} needs a CUDA GPU; none found, running fp32 on the CPU")
         return "fp32"
     if want in ("auto", "nf4"):
-        if _has_module("bitsandbytes"):
-            return "nf4" if want == "nf4" or not cfg.merge_adapter else "bf16"
-        notes.append("bitsandbytes is not installed: loading bf16 instead of 4-bit NF4")
+        if cfg.merge_adapter and want == "auto":
+            return "bf16"  # merging needs unquantised weights
+        if can_quantize_4bit(cuda, notes):
+            return "nf4"
+        notes.append("loading bf16 instead of 4-bit NF4")
         return "bf16"
     return want
-
-
-def _choose_attention(cfg: EngineConfig, cuda: bool, notes: list[str]) -> str:
-    if cfg.attn_implementation != "auto":
-        return cfg.attn_implementation
-    if cuda and _has_module("flash_attn"):
-        return "flash_attention_2"
-    if cuda:
-        notes.append("flash-attn is not installed: using PyTorch SDPA attention")
-    return "sdpa"
 
 
 def load_engine(config: EngineConfig) -> ReviewEngine:
@@ -302,7 +291,7 @@ def load_engine(config: EngineConfig) -> ReviewEngine:
     cuda = torch.cuda.is_available()
     notes: list[str] = []
     precision = _choose_precision(config, cuda, notes)
-    attn = _choose_attention(config, cuda, notes)
+    attn = choose_attention(config.attn_implementation, cuda, notes)
     token = config.hf_token or os.environ.get("HF_TOKEN")
     common = dict(token=token, local_files_only=config.local_files_only)
     tok_source = config.adapter if config.adapter and (Path(config.adapter) / "tokenizer_config.json").exists() else config.base_model
@@ -310,10 +299,7 @@ def load_engine(config: EngineConfig) -> ReviewEngine:
         tokenizer = AutoTokenizer.from_pretrained(tok_source, **common)
         kwargs: dict[str, Any] = dict(attn_implementation=attn, **common)
         if precision == "nf4":
-            from transformers import BitsAndBytesConfig
-            kwargs["quantization_config"] = BitsAndBytesConfig(
-                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                bnb_4bit_compute_dtype=torch.bfloat16)
+            kwargs["quantization_config"] = nf4_config()
             kwargs["device_map"] = {"": 0}
             kwargs["dtype"] = torch.bfloat16
         elif precision == "bf16":

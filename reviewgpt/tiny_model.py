@@ -18,8 +18,10 @@ LLAMA31_8B_SHAPE = dict(
 
 
 def tiny_llama_config(tokenizer: Any, hidden: int = 64, layers: int = 2, heads: int = 4, kv_heads: int = 2,
-                      intermediate: int = 128, max_positions: int = 16384) -> LlamaConfig:
-    return LlamaConfig(
+                      intermediate: int = 128, max_positions: int = 16384, init_range: float = 0.2) -> LlamaConfig:
+    # init_range: with tied embeddings at the usual 0.02 the final RMSNorm caps a tiny model's logits
+    # near zero, and a LoRA on its linear layers could never make it confident.
+    return LlamaConfig(initializer_range=init_range,
         vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=intermediate,
         num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
         max_position_embeddings=max_positions, rope_theta=500000.0, tie_word_embeddings=True,

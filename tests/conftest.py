@@ -50,3 +50,12 @@ def openai_env(openai_server, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
     monkeypatch.setenv("OPENAI_BASE_URL", openai_server.base_url)
     return openai_server
+
+
+@pytest.fixture(scope="session")
+def tiny_base_dir(tmp_path_factory, tokenizer):
+    """A tiny Llama 3.1-shaped model + tokenizer saved like a Hub checkpoint."""
+    path = tmp_path_factory.mktemp("tiny-base")
+    build_tiny_llama(tokenizer, seed=3).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

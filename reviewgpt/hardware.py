@@ -1,0 +1,45 @@
+"""What this machine can run: CUDA, bitsandbytes, flash-attn. One place, shared by engine and training,
+so both choose the same attention kernel and say the same thing when they fall back."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import torch
+
+
+def has_module(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
+
+
+def cuda_available() -> bool:
+    return torch.cuda.is_available()
+
+
+def choose_attention(requested: str, cuda: bool, notes: list[str]) -> str:
+    """'auto' -> FlashAttention-2 when flash_attn is importable on a GPU, else PyTorch SDPA (noted)."""
+    if requested != "auto":
+        return requested
+    if cuda and has_module("flash_attn"):
+        return "flash_attention_2"
+    if cuda:
+        notes.append("flash-attn is not installed: using PyTorch SDPA attention")
+    return "sdpa"
+
+
+def can_quantize_4bit(cuda: bool, notes: list[str]) -> bool:
+    if not cuda:
+        notes.append("4-bit NF4 needs a CUDA GPU; none found")
+        return False
+    if not has_module("bitsandbytes"):
+        notes.append("bitsandbytes is not installed: 4-bit NF4 unavailable")
+        return False
+    return True
+
+
+def nf4_config():
+    """NF4 with double quantisation and bf16 compute (QLoRA's settings), for loading and training."""
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=torch.bfloat16)

@@ -1,0 +1,21 @@
+"""Stage 1: papers + human reviews -> aggregated 4/7-aspect targets, split into train/val/test JSONL.
+
+    python -m train.prepare_data --config train/configs/data.yaml [aggregator=llm llm_model=gpt-4o]
+"""
+
+import logging
+
+from reviewgpt.config import cli_args, load_config
+from reviewgpt.data.prepare import PrepareConfig, prepare
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = cli_args(__doc__, "train/configs/data.yaml").parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    cfg = load_config(PrepareConfig, args.config, args.overrides)
+    for name, path in prepare(cfg).items():
+        print(f"{name}: {path}")
+
+
+if __name__ == "__main__":
+    main()
