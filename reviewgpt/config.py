@@ -90,8 +90,19 @@ def from_dict(cls: type[T], data: dict[str, Any] | None) -> T:
     for name, value in data.items():
         ftype = known[name].type
         sub = _dataclass_type(ftype)
-        kwargs[name] = from_dict(sub, value) if sub and isinstance(value, dict) else value
+        kwargs[name] = from_dict(sub, value) if sub and isinstance(value, dict) else _coerce(ftype, value)
     return cls(**kwargs)
+
+
+def _coerce(ftype: Any, value: Any) -> Any:
+    """YAML 1.1 reads `2e-4` as a string: turn numeric strings into the field's number type."""
+    kind = (ftype if isinstance(ftype, str) else getattr(ftype, "__name__", "")).split("|")[0].strip()
+    if isinstance(value, str) and kind in ("float", "int"):
+        try:
+            return float(value) if kind == "float" else int(value)
+        except ValueError:
+            raise ValueError(f"expected a {kind}, got {value!r}") from None
+    return value
 
 
 def _dataclass_type(ftype: Any) -> type | None:
