@@ -217,6 +217,13 @@ class _FastDecoder:
 
     def generate(self, ids: list[int], gen: GenerationConfig, processors: LogitsProcessorList, end_ids: list[int],
                  streamer: Any = None, stop: threading.Event | None = None) -> list[int]:
+        """Pipelined decode: the graph replay for token t+1 is queued before the host reads token t
+        (copied to pinned memory behind an event), so streaming, stop checks and the launches of the
+        logits processors overlap GPU work instead of leaving the GPU idle at every token.
+
+        The processors see a window of the last two tokens: the fast path only serves processors
+        that look no further back (suppression, temperature, top-p); repetition penalty takes the
+        generate() path."""
         device = next(self.model.parameters()).device
         n = len(ids)
         max_new = min(gen.max_new_tokens, self.max_cache_len - n)
@@ -228,28 +235,42 @@ class _FastDecoder:
         out = self.model(input_ids=prompt, cache_position=torch.arange(n, device=device), past_key_values=self.cache,
                          use_cache=True, logits_to_keep=1)
         logits = out.logits[:, -1, :].float()
-        seq = prompt
-        generated: list[int] = []
+        window = prompt[:, -2:] if n >= 2 else prompt
         sample = gen.do_sample and gen.temperature > 0
         step = self._compiled_step()
+        cuda = device.type == "cuda"
+        host = torch.empty(1, dtype=torch.long, pin_memory=cuda)
+        ready = torch.cuda.Event() if cuda else None
         pos = torch.tensor([n], device=device)
-        for _ in range(max_new):
-            scores = processors(seq, logits)
+        generated: list[int] = []
+
+        def pick(window: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+            scores = processors(window, logits)
             if sample:
-                nxt = torch.multinomial(torch.softmax(scores, dim=-1), 1)
-            else:
-                nxt = scores.argmax(dim=-1, keepdim=True)
-            seq = torch.cat([seq, nxt], dim=1)
-            token = int(nxt.item())
+                return torch.multinomial(torch.softmax(scores, dim=-1), 1)
+            return scores.argmax(dim=-1, keepdim=True)
+
+        nxt = pick(window, logits)
+        for i in range(max_new):
+            host.copy_(nxt.view(-1), non_blocking=cuda)
+            if ready is not None:
+                ready.record()
+            more = i + 1 < max_new
+            if more:  # queue the next forward before waiting for this token on the host
+                logits = step(nxt, pos).clone()
+                pos += 1
+            if ready is not None:
+                ready.synchronize()
+            token = int(host.item())
             if (token in end_ids and not gen.ignore_eos) or (stop is not None and stop.is_set()):
                 break
             generated.append(token)
             if streamer is not None:
-                streamer.put(nxt.cpu())
-            if len(generated) == max_new:
+                streamer.put(torch.tensor([token]))
+            if not more:
                 break
-            logits = step(nxt, pos).clone()
-            pos += 1
+            window = torch.cat([window[:, -1:], nxt], dim=1)
+            nxt = pick(window, logits)
         if streamer is not None:
             streamer.end()
         return generated

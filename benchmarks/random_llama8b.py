@@ -1,0 +1,45 @@
+"""A Llama-3.1-8B-shaped checkpoint with random weights, saved like a Hub model (no download).
+
+Speed and memory depend on shapes, not values, so the benchmarks load it through the project's real
+loading code (NF4 quantisation on load included). The tokenizer is the locally built Llama 3.1-style
+one (a few thousand tokens); the model keeps the real 128,256-entry vocabulary.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from reviewgpt.data.papers import read_iclr2017
+from reviewgpt.local_tokenizer import build_llama31_tokenizer
+from reviewgpt.tiny_model import llama31_8b_config
+
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "iclr2017"
+
+
+def corpus_text() -> str:
+    return "\n\n".join(p.document.to_text() for p in read_iclr2017(FIXTURES))
+
+
+def build(path: str | Path) -> Path:
+    from transformers import LlamaForCausalLM
+
+    path = Path(path)
+    if (path / "config.json").exists():
+        return path
+    t0 = time.perf_counter()
+    tok = build_llama31_tokenizer([corpus_text()], vocab_size=8192)
+    cfg = llama31_8b_config(bos_token_id=tok.bos_token_id, pad_token_id=tok.pad_token_id,
+                            eos_token_id=[tok.convert_tokens_to_ids(t) for t in ("<|end_of_text|>", "<|eom_id|>", "<|eot_id|>")])
+    torch.set_default_dtype(torch.bfloat16)
+    with torch.device("cuda"):
+        model = LlamaForCausalLM(cfg)
+    torch.set_default_dtype(torch.float32)
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    del model
+    torch.cuda.empty_cache()
+    print(f"random 8B checkpoint written to {path} in {time.perf_counter() - t0:.0f} s", flush=True)
+    return path
