@@ -41,10 +41,15 @@ class StepClock(TrainerCallback):
         self.ends.append(time.perf_counter())
 
 
-def synthetic_data(path: Path, n: int) -> None:
+def synthetic_data(path: Path, n: int, tokenizer) -> None:
     text = corpus_text()
-    review = render(Review(SEVEN_ASPECT.name, {c: [ReviewItem(f"Point {i}", text[i * 400:(i + 1) * 400])
-                                                   for i in range(3)] for c in SEVEN_ASPECT.criteria}))
+    chars = 400
+    while True:  # the longest review that stays within the recipe's 1,150-token response limit
+        review = render(Review(SEVEN_ASPECT.name, {c: [ReviewItem(f"Point {i}", text[i * chars:(i + 1) * chars])
+                                                       for i in range(3)] for c in SEVEN_ASPECT.criteria}))
+        if len(tokenizer(review, add_special_tokens=False)["input_ids"]) <= 1100:
+            break
+        chars -= 25
     row = {"id": "bench", "schema": "7", "paper": {"title": "Benchmark", "abstract": "", "sections": [
         {"heading": "1 Introduction", "text": text}]}, "review": review}
     path.write_text("\n".join(json.dumps({**row, "id": f"bench{i}"}) for i in range(n)) + "\n")
@@ -52,7 +57,8 @@ def synthetic_data(path: Path, n: int) -> None:
 
 def run(seq: int, ckpt: str, steps: int) -> dict:
     data = Path(f"/tmp/bench_train_{seq}.jsonl")
-    synthetic_data(data, steps)
+    from transformers import AutoTokenizer
+    synthetic_data(data, steps, AutoTokenizer.from_pretrained(ckpt))
     cfg = TrainConfig(base_model=ckpt, train_file=str(data), eval_file=None, output_dir=f"/tmp/bench_run_{seq}",
                       max_prompt_tokens=seq - 1150, max_response_tokens=1150, gradient_accumulation_steps=1,
                       max_steps=steps, save_steps=10**9, logging_steps=1, report_to=[], resume=False)

@@ -313,6 +313,10 @@ def load_engine(config: EngineConfig) -> ReviewEngine:
     notes: list[str] = []
     precision = _choose_precision(config, cuda, notes)
     attn = choose_attention(config.attn_implementation, cuda, notes)
+    if attn == "sdpa" and cuda and config.fast_decoding:
+        from .attention import NAME as gqa_decode  # registers the attention with transformers
+
+        attn = gqa_decode  # SDPA, minus the per-step K/V head expansion (see reviewgpt/attention.py)
     token = config.hf_token or os.environ.get("HF_TOKEN")
     common = dict(token=token, local_files_only=config.local_files_only)
     tok_source = config.adapter if config.adapter and (Path(config.adapter) / "tokenizer_config.json").exists() else config.base_model

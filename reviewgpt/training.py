@@ -107,6 +107,8 @@ def build_dataset(path: str | Path, tokenizer: Any, cfg: TrainConfig):
     if len(ds) < before:
         log.warning("%s: dropped %d examples with reviews over %d tokens", path, before - len(ds),
                     cfg.max_response_tokens)
+    if len(ds) == 0:
+        raise ValueError(f"{path}: every review is longer than max_response_tokens={cfg.max_response_tokens}")
     return ds.remove_columns(["prompt_tokens", "response_tokens"])
 
 

@@ -130,3 +130,40 @@ def test_engine_is_loaded_once_per_configuration(model_dirs):
     cfg = EngineConfig(base_model=str(model_dirs / "base"), local_files_only=True)
     assert get_engine(cfg) is get_engine(EngineConfig(base_model=str(model_dirs / "base"), local_files_only=True))
     assert isinstance(get_engine(cfg), ReviewEngine)
+
+
+def test_gqa_decode_attention_matches_sdpa(model_dirs, tokenizer):
+    """The GPU fast path's attention (no K/V expansion at decode) computes what stock SDPA does."""
+    from transformers import AutoModelForCausalLM
+
+    from reviewgpt.attention import NAME
+
+    ids = torch.tensor([encode_prompt(tokenizer, "4", PAPER)])
+    outs = {}
+    for impl in ("sdpa", NAME):
+        model = AutoModelForCausalLM.from_pretrained(model_dirs / "base", attn_implementation=impl).eval()
+        assert model.config.num_key_value_heads < model.config.num_attention_heads  # GQA really in play
+        with torch.no_grad():
+            gen = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=16,
+                                 do_sample=False, output_logits=True, return_dict_in_generate=True)
+        outs[impl] = gen
+    assert torch.equal(outs["sdpa"].sequences, outs[NAME].sequences)
+    for a, b in zip(outs["sdpa"].logits, outs[NAME].logits):
+        assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_gqa_decode_with_a_mask_equals_expanded_sdpa():
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    from reviewgpt.attention import sdpa_gqa_decode
+
+    torch.manual_seed(0)
+    module = torch.nn.Module()
+    module.num_key_value_groups, module.is_causal = 4, True
+    q, k, v = torch.randn(2, 8, 1, 16), torch.randn(2, 2, 40, 16), torch.randn(2, 2, 40, 16)
+    mask = torch.rand(2, 1, 1, 40) > 0.3  # a static cache's mask: some slots valid, the rest not
+    mask[..., 0] = True
+    ours, _ = sdpa_gqa_decode(module, q, k, v, mask, scaling=0.25)
+    ref, _ = sdpa_attention_forward(module, q, k, v, mask, scaling=0.25)
+    assert ours.shape == ref.shape == (2, 1, 8, 16)
+    assert torch.allclose(ours, ref, atol=1e-5)
