@@ -1,11 +1,12 @@
-"""SDPA attention with grouped-query decoding that never expands K/V (registered with transformers).
+"""Decode attention for the static-cache fast path (registered with transformers as an attention).
 
-Llama 3.1 8B has 32 query heads sharing 8 K/V heads. With a static KV cache every decode step passes
-an attention mask, and transformers' SDPA path then `repeat_kv`-copies the whole cache to 32 heads
-at every layer and step (4x the cache, written and read again): measured 11.8 ms per bf16 decode
-step on an H100, twice what reading the weights costs. For one query token the copy is avoidable:
-the 4 query heads of a group are laid side by side as 4 "positions" of one K/V head, so SDPA reads
-each cached K/V head once. Everything else (prefill, training) goes to the stock SDPA function.
+Measured on an H100 with the 8B shape and a 12k static cache: a compiled decode step with stock SDPA
+took 11.8 ms, twice what reading the weights costs. With one query token, SDPA's fused kernels run
+one block per head (32 blocks on 132 SMs), each scanning all 12k cached keys in sequence; folding
+the query heads into their K/V group (no `repeat_kv` copy) alone made it slower (14.7 ms). Here the
+decode step is written as two matmuls and a softmax, which cuBLAS/inductor parallelise over the
+key axis (the idea of flash-decoding's split-KV), with each K/V head read once for its 4 query
+heads. Prefill and training (more than one query token) go to the stock SDPA function.
 """
 
 from __future__ import annotations
@@ -30,7 +31,11 @@ def sdpa_gqa_decode(module: torch.nn.Module, query: torch.Tensor, key: torch.Ten
     # Query head h uses K/V head h // groups (as repeat_kv lays them out): fold the group into the
     # query-length axis. A (b, 1, 1, L) mask broadcasts over it unchanged.
     q = query.reshape(b, kv_heads, groups, d)
-    out = torch.nn.functional.scaled_dot_product_attention(q, key, value, attn_mask=attention_mask, scale=scaling)
+    scores = torch.matmul(q, key.transpose(-1, -2)).float() * (scaling if scaling is not None else d ** -0.5)
+    if attention_mask is not None:
+        scores = (scores.masked_fill(~attention_mask, float("-inf")) if attention_mask.dtype == torch.bool
+                  else scores + attention_mask)
+    out = torch.matmul(torch.softmax(scores, dim=-1).to(value.dtype), value)
     return out.reshape(b, heads, 1, d).transpose(1, 2).contiguous(), None
 
 
