@@ -9,6 +9,7 @@ requests. Every request is recorded so tests can count calls and read what was s
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import socket
@@ -89,7 +90,7 @@ def make_app(state: StubState) -> FastAPI:
                 del state.script[i]
                 break
         if step and step.delay_s:
-            time.sleep(step.delay_s)  # blocks this worker thread like a slow upstream would
+            await asyncio.sleep(step.delay_s)  # a slow upstream (other requests are still served)
         if auth != f"Bearer {API_KEY}":
             return JSONResponse({"error": {"message": "Incorrect API key provided: " + auth[7:],
                                            "type": "invalid_request_error", "code": "invalid_api_key"}}, 401)
