@@ -59,3 +59,24 @@ def tiny_base_dir(tmp_path_factory, tokenizer):
     build_tiny_llama(tokenizer, seed=3).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def model_dirs(tmp_path_factory, tokenizer):
+    """A tiny base model and a real peft LoRA adapter for it, saved like Hub checkpoints."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    root = tmp_path_factory.mktemp("models")
+    base = build_tiny_llama(tokenizer, seed=3)
+    base.save_pretrained(root / "base")
+    tokenizer.save_pretrained(root / "base")
+    peft_model = get_peft_model(build_tiny_llama(tokenizer, seed=3),
+                                LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM"))
+    torch.manual_seed(0)
+    with torch.no_grad():  # a freshly initialised LoRA is a no-op (B = 0): give it an effect
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)
+    peft_model.save_pretrained(root / "adapter")
+    return root

@@ -14,25 +14,6 @@ from reviewgpt.tiny_model import build_tiny_llama
 PAPER = "Title: A tiny paper\n\nAbstract: We test the engine on a tiny model. It has a method and experiments."
 
 
-@pytest.fixture(scope="module")
-def model_dirs(tmp_path_factory, tokenizer):
-    from peft import LoraConfig, get_peft_model
-
-    root = tmp_path_factory.mktemp("models")
-    base = build_tiny_llama(tokenizer, seed=3)
-    base.save_pretrained(root / "base")
-    tokenizer.save_pretrained(root / "base")
-    peft_model = get_peft_model(build_tiny_llama(tokenizer, seed=3),
-                                LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM"))
-    torch.manual_seed(0)
-    with torch.no_grad():  # a freshly initialised LoRA is a no-op (B = 0): give it an effect
-        for name, p in peft_model.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0, 0.5)
-    peft_model.save_pretrained(root / "adapter")
-    return root
-
-
 def _engine(model_dirs, **kw):
     return load_engine(EngineConfig(base_model=str(model_dirs / "base"), local_files_only=True,
                                     max_prompt_tokens=2048, max_new_tokens=64, **kw))

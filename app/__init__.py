@@ -1,0 +1,1 @@
+"""Paper Review GPT web app (Gradio). Run with `python -m app`."""

@@ -1,0 +1,75 @@
+"""Which model the app runs and how it reaches the GPT-4 side: environment variables and CLI flags.
+
+    REVIEWGPT_BASE_MODEL   base model (Hub id or folder); setting it means "run this model"
+    REVIEWGPT_ADAPTER      LoRA adapter (Hub id or peft folder) for the base model
+    REVIEWGPT_PRECISION    auto | nf4 | bf16 | fp32
+    REVIEWGPT_MAX_NEW_TOKENS  cap on the review length in tokens (default: the recipe's 1,150 + margin)
+    REVIEWGPT_DEMO         1: always the bundled demo model; 0: never (a failed 8B load is reported)
+    REVIEWGPT_GPT_MODEL    the GPT-4 reviewer model (default gpt-4o; the recipe's: gpt-4-1106-preview)
+    REVIEWGPT_JUDGE_MODEL  the judge model (default gpt-4o)
+    OPENAI_API_KEY, OPENAI_BASE_URL, HF_TOKEN   as usual
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import yaml
+
+from reviewgpt.config import DEFAULT_BASE_MODEL, EngineConfig, OpenAIConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_DIR = ROOT / "assets" / "demo-model"
+EXAMPLES_DIR = ROOT / "assets" / "examples"
+
+
+def _env_flag(name: str) -> bool | None:
+    v = os.environ.get(name)
+    return None if v is None or v == "" else v.lower() in ("1", "true", "yes", "on")
+
+
+@dataclass
+class AppSettings:
+    base_model: str | None = None
+    adapter: str | None = None
+    precision: str = "auto"
+    max_new_tokens: int | None = None
+    demo: bool | None = None  # None: demo model only when there is no CUDA GPU and no base_model is set
+    demo_dir: str = str(DEMO_DIR)
+    openai: OpenAIConfig = field(default_factory=OpenAIConfig)
+    host: str | None = None
+    port: int = 7860
+
+    @classmethod
+    def from_env(cls) -> "AppSettings":
+        oa = OpenAIConfig()
+        oa.reviewer_model = os.environ.get("REVIEWGPT_GPT_MODEL") or oa.reviewer_model
+        oa.judge_model = os.environ.get("REVIEWGPT_JUDGE_MODEL") or oa.judge_model
+        return cls(base_model=os.environ.get("REVIEWGPT_BASE_MODEL") or None,
+                   adapter=os.environ.get("REVIEWGPT_ADAPTER") or None,
+                   precision=os.environ.get("REVIEWGPT_PRECISION") or "auto",
+                   max_new_tokens=int(os.environ["REVIEWGPT_MAX_NEW_TOKENS"]) if os.environ.get("REVIEWGPT_MAX_NEW_TOKENS") else None,
+                   demo=_env_flag("REVIEWGPT_DEMO"), openai=oa)
+
+    def use_demo(self) -> bool:
+        if self.demo is not None:
+            return self.demo
+        return self.base_model is None and not torch.cuda.is_available()
+
+    def engine_config(self) -> EngineConfig:
+        """The 8B (or whatever base_model names) with its adapter, or the bundled demo model."""
+        if self.use_demo():
+            demo = Path(self.demo_dir)
+            spec = yaml.safe_load((demo / "engine.yaml").read_text())
+            cfg = EngineConfig(base_model=str(demo / spec["base_model"]), adapter=str(demo / spec["adapter"]),
+                               max_prompt_tokens=spec["max_prompt_tokens"], max_new_tokens=spec["max_new_tokens"],
+                               local_files_only=True)
+        else:
+            cfg = EngineConfig(base_model=self.base_model or DEFAULT_BASE_MODEL, adapter=self.adapter,
+                               precision=self.precision)
+        if self.max_new_tokens:
+            cfg.max_new_tokens = self.max_new_tokens
+        return cfg

@@ -1,0 +1,163 @@
+"""Build the demo-scale reviewer bundled in assets/demo-model (CPU, a few minutes).
+
+    python -m train.build_demo --config train/configs/demo.yaml
+
+The same pipeline as the 8B recipe, scaled down: extractive targets from the ICLR 2017 papers
+(reviewgpt.data.prepare) -> a Llama 3.1-style tokenizer built on that text -> a tiny Llama briefly
+pretrained as a plain LM (the stand-in for the base model) -> LoRA SFT with TRL (reviewgpt.training)
+-> the empty-item rate of sampled reviews at suppression 0 and 0.95 (reviewgpt.engine), written to
+metrics.json. It shows the pipeline working, not review quality.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import yaml
+from tqdm.auto import tqdm
+
+from reviewgpt.config import EngineConfig, GenerationConfig, cli_args, load_config, register
+from reviewgpt.data.papers import PaperRecord
+from reviewgpt.data.prepare import PrepareConfig, prepare, read_examples
+from reviewgpt.engine import load_engine
+from reviewgpt.local_tokenizer import build_llama31_tokenizer
+from reviewgpt.review_format import parse
+from reviewgpt.tiny_model import build_tiny_llama
+from reviewgpt.training import TrainConfig, train
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures" / "iclr2017"
+
+
+@register
+@dataclass
+class DemoSFT:
+    num_train_epochs: float = 3.0
+    learning_rate: float = 2e-3
+    per_device_batch_size: int = 4
+    gradient_accumulation_steps: int = 1
+    lora: dict = field(default_factory=lambda: {"r": 64, "alpha": 128, "dropout": 0.0, "target_modules": "all-linear"})
+
+
+@dataclass
+class DemoConfig:
+    source: str = "../shared/data/iclr2017"
+    out_dir: str = "assets/demo-model"
+    work_dir: str = "outputs/demo"
+    vocab_size: int = 4096
+    hidden: int = 128
+    layers: int = 4
+    heads: int = 4
+    kv_heads: int = 2
+    intermediate: int = 384
+    pretrain_steps: int = 400
+    pretrain_seq: int = 512
+    pretrain_lr: float = 3e-3
+    max_prompt_tokens: int = 1024
+    max_response_tokens: int = 768
+    sft: DemoSFT = field(default_factory=DemoSFT)
+    eval_reviews: int = 60
+    seed: int = 0
+
+
+def pretrain(model, tokenizer, texts: list[str], cfg: DemoConfig) -> None:
+    """A short plain-LM run so the base knows some English before SFT, as a real base model does."""
+    ids = [t for text in texts for t in tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]]
+    n = cfg.pretrain_seq
+    chunks = torch.tensor(ids[: len(ids) // n * n]).view(-1, n)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.pretrain_lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 20) * 0.5 * (1 + math.cos(math.pi * s / cfg.pretrain_steps)))
+    gen = torch.Generator().manual_seed(cfg.seed)
+    model.train()
+    bar = tqdm(range(cfg.pretrain_steps), desc="pretrain tiny base")
+    for _ in bar:
+        batch = chunks[torch.randint(len(chunks), (8,), generator=gen)]
+        loss = model(input_ids=batch, labels=batch).loss
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+    model.eval()
+
+
+def empty_rates(engine, examples: list[dict], n: int, seed: int) -> dict:
+    """Empty-item rate (share of aspects that are the marker or missing) of n sampled reviews."""
+    out = {}
+    picked = (examples * (n // max(len(examples), 1) + 1))[:n]
+    for s in (0.0, 0.95):
+        rates, markers = [], 0
+        gen = GenerationConfig(max_new_tokens=engine.config.max_new_tokens, suppression=s, seed=seed)
+        for i in tqdm(range(0, n, 10), desc=f"sample reviews, suppression {s}"):
+            batch = picked[i:i + 10]
+            for schema in {e["schema"] for e in batch}:
+                group = [e for e in batch if e["schema"] == schema]
+                texts = [engine.fit(PaperRecord.from_json({"id": e["id"], **e["paper"]}).document, schema).text
+                         for e in group]
+                for review in engine.generate_batch(texts, schema, gen):
+                    rates.append(parse(review, schema).report.empty_rate)
+                    markers += review.count("<No related terms>")
+        out[str(s)] = {"reviews": len(rates), "empty_item_rate": round(sum(rates) / len(rates), 4),
+                       "markers_written": markers}
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = cli_args(__doc__, "train/configs/demo.yaml").parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    cfg = load_config(DemoConfig, args.config, args.overrides)
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    source = Path(cfg.source) if Path(cfg.source).exists() else FIXTURES
+    work, out = Path(cfg.work_dir), Path(cfg.out_dir)
+    data = prepare(PrepareConfig(source=str(source), out_dir=str(work / "data"), seed=cfg.seed))
+    train_rows = read_examples(data["train"])
+    corpus = [PaperRecord.from_json({"id": r["id"], **r["paper"]}).document.to_text() for r in train_rows[::2]]
+    corpus += [r["review"] for r in train_rows]
+    tokenizer = build_llama31_tokenizer(corpus, vocab_size=cfg.vocab_size)
+    base = build_tiny_llama(tokenizer, seed=cfg.seed, hidden=cfg.hidden, layers=cfg.layers, heads=cfg.heads,
+                            kv_heads=cfg.kv_heads, intermediate=cfg.intermediate,
+                            max_positions=cfg.max_prompt_tokens + cfg.max_response_tokens + 64)
+    pretrain(base, tokenizer, corpus, cfg)
+    base.save_pretrained(out / "base")
+    tokenizer.save_pretrained(out / "base")
+
+    tc = load_config(TrainConfig, None, [])
+    tc.base_model, tc.train_file, tc.eval_file = str(out / "base"), str(data["train"]), str(data["val"])
+    tc.output_dir, tc.quantization, tc.report_to = str(work / "sft"), "none", []
+    tc.max_prompt_tokens, tc.max_response_tokens, tc.seed = cfg.max_prompt_tokens, cfg.max_response_tokens, cfg.seed
+    tc.save_steps = tc.eval_steps = 100
+    tc.warmup_steps, tc.resume = 0.05, False
+    for k, v in asdict(cfg.sft).items():
+        if k != "lora":
+            setattr(tc, k, v)
+    for k, v in cfg.sft.lora.items():
+        setattr(tc.lora, k, v)
+    final = train(tc)
+    adapter = out / "adapter"
+    adapter.mkdir(parents=True, exist_ok=True)
+    for f in ("adapter_config.json", "adapter_model.safetensors"):
+        (adapter / f).write_bytes((final / f).read_bytes())
+
+    engine_yaml = {"base_model": "base", "adapter": "adapter", "max_prompt_tokens": cfg.max_prompt_tokens,
+                   "max_new_tokens": cfg.max_response_tokens, "local_files_only": True}
+    (out / "engine.yaml").write_text(yaml.safe_dump(engine_yaml, sort_keys=False))
+    engine = load_engine(EngineConfig(base_model=str(out / "base"), adapter=str(adapter),
+                                      max_prompt_tokens=cfg.max_prompt_tokens, max_new_tokens=cfg.max_response_tokens,
+                                      local_files_only=True))
+    held_out = read_examples(data["test"]) + read_examples(data["val"])
+    metrics = {"source": str(source), "train_examples": len(train_rows), "config": asdict(cfg),
+               "empty_item_rate": empty_rates(engine, held_out, cfg.eval_reviews, cfg.seed)}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    print(json.dumps(metrics["empty_item_rate"], indent=2))
+
+
+if __name__ == "__main__":
+    main()
