@@ -1,0 +1,1 @@
+"""Reproduce the comparison: `python -m eval all --config eval/configs/recipe.yaml`."""

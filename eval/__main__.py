@@ -1,0 +1,35 @@
+"""Evaluation CLI: one command per stage, plus `all`.
+
+    python -m eval generate --config eval/configs/recipe.yaml    # reviews.jsonl   (resumable)
+    python -m eval judge    --config eval/configs/recipe.yaml    # judgements.jsonl (resumable)
+    python -m eval report   --config eval/configs/recipe.yaml    # report.md, results.json, PNGs
+    python -m eval all      --config eval/configs/recipe.yaml    # the three in turn
+"""
+
+import argparse
+import logging
+
+from reviewgpt.config import load_config
+from reviewgpt.evaluation.config import EvalConfig
+from reviewgpt.evaluation.report import report
+from reviewgpt.evaluation.stages import generate, judge
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("stage", choices=["generate", "judge", "report", "all"])
+    p.add_argument("--config", default="eval/configs/recipe.yaml")
+    p.add_argument("overrides", nargs="*", help="key=value config overrides (e.g. limit=20)")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    cfg = load_config(EvalConfig, args.config, args.overrides)
+    if args.stage in ("generate", "all"):
+        generate(cfg)
+    if args.stage in ("judge", "all"):
+        judge(cfg)
+    if args.stage in ("report", "all"):
+        print(f"report: {report(cfg)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Reproduce the comparison: generate -> judge -> report, with JSONL files between the stages."""

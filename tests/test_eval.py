@@ -1,0 +1,150 @@
+import json
+
+import numpy as np
+import pytest
+
+from reviewgpt.config import OpenAIConfig
+from reviewgpt.data.prepare import PrepareConfig, prepare
+from reviewgpt.evaluation.config import EvalConfig, Matchup, SystemSpec
+from reviewgpt.evaluation.report import report
+from reviewgpt.evaluation.stages import generate, judge, judgement_store, make_system, review_store
+from reviewgpt.evaluation.stats import aspect_stats, length_controlled_win_rate, matchup_stats
+from reviewgpt.review_format import Review, ReviewItem, render
+from reviewgpt.schema import FOUR_ASPECT
+
+from .conftest import FIXTURES
+from .support.openai_server import API_KEY, Step
+
+
+@pytest.fixture(scope="module")
+def data_file(tmp_path_factory):
+    out = tmp_path_factory.mktemp("evaldata")
+    prepare(PrepareConfig(source=str(FIXTURES / "iclr2017"), out_dir=str(out), schemas=["4"], test_frac=1.0,
+                          val_frac=0.0))
+    return out / "test.jsonl"
+
+
+def _cfg(tmp_path, data_file, model_dirs, server, limit=3):
+    local = dict(kind="local", base_model=str(model_dirs / "base"), adapter=str(model_dirs / "adapter"),
+                 max_new_tokens=40, batch_size=2, temperature=0.0, max_prompt_tokens=2048)
+    return EvalConfig(
+        data=str(data_file), out_dir=str(tmp_path / "eval"), limit=limit, schemas=["4"], bootstrap_samples=200,
+        systems=[SystemSpec("ft", suppression=0.0, **local), SystemSpec("ft+supp", suppression=0.95, **local),
+                 SystemSpec("gpt4", kind="openai", model="gpt-4-1106-preview")],
+        matchups=[Matchup("ft+supp", "gpt4", "4"), Matchup("ft", "gpt4", "4"), Matchup("ft+supp", "ft", "4")],
+        openai=OpenAIConfig(api_key=API_KEY, base_url=server.base_url, max_retries=1))
+
+
+def test_whole_pipeline_on_a_tiny_model_and_the_local_server(tmp_path, data_file, model_dirs, openai_env):
+    cfg = _cfg(tmp_path, data_file, model_dirs, openai_env)
+    generate(cfg)
+    assert len(review_store(cfg)) == 9  # 3 systems x 3 papers
+    judge(cfg)
+    rows = list(judgement_store(cfg))
+    assert len(rows) == 9 and len(openai_env.state.requests) == 3 + 9 * 2  # 3 GPT-4 reviews, 2 orders each
+    judge_bodies = [r["body"] for r in openai_env.state.requests if "meta-reviewer" in r["body"]["messages"][0]["content"]]
+    assert all("[Human reviews: ground truth]" in b["messages"][1]["content"] for b in judge_bodies)
+    path = report(cfg)
+    text = path.read_text()
+    res = json.loads((path.parent / "results.json").read_text())
+    for m in res["matchups"]:
+        mine = [r for r in rows if r["matchup"] == m["matchup"]]
+        assert m["wins"] == sum(r["winner"] == "A" for r in mine) and m["n"] == 3
+        assert m["matchup"] in text
+    assert (path.parent / "win_tie_loss.png").stat().st_size > 5000 and "![win_tie_loss.png]" in text
+    assert {(a["system"], a["schema"]) for a in res["aspects"]} == {("ft", "4"), ("ft+supp", "4"), ("gpt4", "4")}
+
+
+def test_report_numbers_equal_hand_computed_ones():
+    rows = [{"matchup": "m", "a": "x", "b": "y", "schema": "4", "id": str(i), "winner": w, "consistent": c}
+            for i, (w, c) in enumerate([("A", True), ("A", True), ("tie", False), ("B", True), ("no verdict", False)])]
+    lengths = {(s, "4", str(i)): n for i in range(5) for s, n in (("x", 100 + i), ("y", 100))}
+    m = matchup_stats("m", rows, lengths, samples=1000, seed=0)
+    assert (m.n, m.wins, m.ties, m.losses, m.no_verdict) == (4, 2, 1, 1, 1)  # no verdict is not a win
+    assert m.win_rate == pytest.approx((2 + 0.5) / 4)
+    assert m.order_consistency == pytest.approx(3 / 4)
+    # the percentile bootstrap by hand: resample the 4 outcomes 1000 times with seed 0
+    y = np.array([1, 1, 0.5, 0])
+    means = y[np.random.default_rng(0).integers(0, 4, size=(1000, 4))].mean(axis=1)
+    assert m.win_rate_ci == pytest.approx((np.quantile(means, 0.025), np.quantile(means, 0.975)))
+    assert m.win_rate_ci[0] <= m.win_rate <= m.win_rate_ci[1]
+    assert (m.mean_len_a, m.mean_len_b) == (pytest.approx(101.5), 100)
+
+
+def test_items_per_aspect_variance_and_empty_rate_by_hand():
+    def review(counts):
+        return render(Review(FOUR_ASPECT.name, {c: [ReviewItem(f"t{k}", "e") for k in range(n)]
+                                                for c, n in zip(FOUR_ASPECT.criteria, counts)}))
+    s = aspect_stats("x", "4", [review([2, 0, 1, 3]), review([4, 2, 1, 1])])
+    c = FOUR_ASPECT.criteria
+    assert s.items_var_by_aspect == {c[0]: 1.0, c[1]: 1.0, c[2]: 0.0, c[3]: 1.0}
+    assert s.items_var_mean == pytest.approx(0.75)
+    assert s.empty_by_aspect[c[1]] == 0.5 and s.empty_rate == pytest.approx(0.125)
+
+
+def test_length_control_discounts_wins_explained_by_length():
+    rng = np.random.default_rng(1)
+    diff = rng.normal(40, 50, 400)  # A is usually longer...
+    y = (diff + rng.normal(0, 20, 400) > 0).astype(float)  # ...and wins exactly by being longer
+    raw = y.mean()
+    lc = length_controlled_win_rate(y, 200 + diff, np.full(400, 200.0))
+    assert raw > 0.7 and abs(lc - 0.5) < 0.15
+
+
+def test_kill_midway_and_resume_loses_nothing_and_asks_nothing_twice(tmp_path, data_file, model_dirs, openai_env):
+    cfg = _cfg(tmp_path, data_file, model_dirs, openai_env, limit=4)
+
+    class Killed(Exception):
+        pass
+
+    real = make_system(cfg.system("gpt4"), cfg)
+    calls = {"n": 0}
+
+    class Flaky:
+        batch_size = 1
+
+        def review(self, exs, schema):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise Killed()  # the process dies while writing the third GPT-4 review
+            return real.review(exs, schema)
+
+    with pytest.raises(Killed):
+        generate(cfg, systems={"gpt4": Flaky()})
+    assert len(openai_env.state.requests) == 2
+    generate(cfg)  # resume
+    reviews = [json.loads(x) for x in (tmp_path / "eval" / "reviews.jsonl").open()]
+    keys = [(r["system"], r["schema"], r["id"]) for r in reviews]
+    assert len(keys) == len(set(keys)) == 12
+    assert len(openai_env.state.requests) == 4  # the two written reviews were not asked again
+
+    from reviewgpt.judge import PairwiseJudge
+    from reviewgpt.openai_client import OpenAIChat
+
+    real_judge = PairwiseJudge(OpenAIChat(cfg.openai))
+    seen = {"n": 0}
+
+    class FlakyJudge:
+        def compare(self, *a, **kw):
+            seen["n"] += 1
+            if seen["n"] == 5:
+                raise Killed()
+            return real_judge.compare(*a, **kw)
+
+    with pytest.raises(Killed):
+        judge(cfg, FlakyJudge())
+    judge(cfg)
+    rows = [json.loads(x) for x in (tmp_path / "eval" / "judgements.jsonl").open()]
+    assert len(rows) == len({(r["matchup"], r["id"]) for r in rows}) == 12
+    assert len(openai_env.state.requests) == 4 + 12 * 2  # each pair judged once, in both orders
+
+
+def test_malformed_judge_output_is_no_verdict_in_the_report(tmp_path, data_file, model_dirs, openai_env):
+    cfg = _cfg(tmp_path, data_file, model_dirs, openai_env, limit=2)
+    cfg.systems = [cfg.system("gpt4"), SystemSpec("gpt4b", kind="openai", model="other")]
+    cfg.matchups = [Matchup("gpt4", "gpt4b", "4")]
+    generate(cfg)
+    openai_env.state.script.extend([Step(content="I cannot decide.")] * 3)  # the first paper's first order
+    judge(cfg)
+    m = json.loads((report(cfg).parent / "results.json").read_text())["matchups"][0]
+    assert m["no_verdict"] == 1 and m["n"] == 1 and m["wins"] + m["ties"] + m["losses"] == 1
