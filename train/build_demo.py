@@ -42,6 +42,7 @@ class DemoSFT:
     learning_rate: float = 2e-3
     per_device_batch_size: int = 4
     gradient_accumulation_steps: int = 1
+    gradient_checkpointing: bool = False  # a tiny model needs no memory saving; it only costs time
     lora: dict = field(default_factory=lambda: {"r": 64, "alpha": 128, "dropout": 0.0, "target_modules": "all-linear"})
 
 
