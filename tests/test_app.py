@@ -103,3 +103,11 @@ def test_bundled_demo_model_is_used_without_a_gpu():
     service.load()
     assert service.engine is not None, service.load_error
     assert "Demo model" in service.banner()
+
+
+def test_two_users_at_once_both_get_their_reviews(app_url):
+    a, b = Client(app_url, verbose=False), Client(app_url, verbose=False)
+    text = "Title: A paper\n\nAbstract: We propose a method and evaluate it on three datasets."
+    jobs = [a.submit(text, "4", 0.95, 0.0, api_name="/review"), b.submit(text, "7", 0.0, 0.0, api_name="/review")]
+    results = [j.result(timeout=120) for j in jobs]
+    assert all(r.strip() for r in results) and results[0] != results[1]

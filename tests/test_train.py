@@ -91,3 +91,26 @@ def test_config_from_yaml_with_overrides(tmp_path):
             cfg.num_train_epochs) == (11138, 1150, 16, 100, 3)
     with pytest.raises(ValueError, match="unknown"):
         load_config(TrainConfig, None, ["nonsense=1"])
+
+
+def test_interrupted_training_resumes_from_the_newest_checkpoint(data_dir, tiny_base_dir, tmp_path):
+    from transformers import TrainerCallback
+
+    class CountSteps(TrainerCallback):
+        def __init__(self):
+            self.steps = []
+
+        def on_step_end(self, args, state, control, **kw):
+            self.steps.append(state.global_step)
+
+    kw = dict(per_device_batch_size=1, gradient_accumulation_steps=1, save_steps=2, logging_steps=1, limit=3,
+              schemas=["4"])
+    first = _cfg(data_dir, tiny_base_dir, tmp_path, max_steps=2, **kw)
+    first.eval_file = None
+    train(first)  # "interrupted" after step 2: checkpoint-2 is on disk
+    second = _cfg(data_dir, tiny_base_dir, tmp_path, max_steps=4, **kw)
+    second.eval_file = None
+    counter = CountSteps()
+    train(second, callbacks=[counter])
+    assert counter.steps == [3, 4]  # continued from checkpoint-2; steps 1-2 were not trained again
+    assert (tmp_path / "run" / "checkpoint-4").is_dir()
