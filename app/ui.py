@@ -54,7 +54,7 @@ def build(service: ReviewService) -> gr.Blocks:
         status = gr.Markdown("Upload a PDF to start.", elem_id="status")
         with gr.Row():
             with gr.Column():
-                local_title = gr.Markdown(f"### {service.local_name}")
+                gr.Markdown(f"### {service.local_name}")
                 local_md = gr.Markdown(elem_id="local-review", height=520)
                 local_stats = gr.Markdown(elem_id="local-stats")
             with gr.Column():

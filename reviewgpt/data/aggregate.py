@@ -69,9 +69,10 @@ class AggregatedReview:
 class ExtractiveAggregator:
     name = "extractive"
 
-    def __init__(self, schema: ReviewSchema | str, max_items: int = 4) -> None:
+    def __init__(self, schema: ReviewSchema | str, max_items: int = 4, max_words: int = 70) -> None:
         self.schema = get_schema(schema)
         self.max_items = max_items
+        self.max_words = max_words  # longer sentences are skipped (a short demo model needs short targets)
 
     def _cues(self) -> list[tuple[str, ...]]:
         if self.schema is SEVEN_ASPECT:
@@ -86,6 +87,8 @@ class ExtractiveAggregator:
         seen: set[str] = set()
         for review in reviews:
             for sent in split_sentences(review):
+                if len(sent.split()) > self.max_words:
+                    continue
                 low = sent.lower()
                 scores = [sum(low.count(c) for c in group) for group in cues]
                 best = max(range(len(cues)), key=lambda i: (scores[i], -i))

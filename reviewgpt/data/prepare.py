@@ -33,6 +33,8 @@ class PrepareConfig:
     out_dir: str = "outputs/data"
     schemas: list[str] = field(default_factory=lambda: ["7", "4"])
     aggregator: str = "extractive"  # "extractive" | "llm"
+    max_items: int = 4  # extractive: items per aspect at most
+    max_item_words: int = 70  # extractive: longer review sentences are not used
     llm_model: str = "gpt-4o"
     cache_dir: str = "outputs/data/llm_cache"
     seed: int = 0
@@ -55,7 +57,7 @@ def example_record(paper: PaperRecord, split_name: str, schema: str, review_text
 
 def _aggregator(cfg: PrepareConfig, schema: str) -> Any:
     if cfg.aggregator == "extractive":
-        return ExtractiveAggregator(schema)
+        return ExtractiveAggregator(schema, cfg.max_items, cfg.max_item_words)
     if cfg.aggregator == "llm":
         from ..openai_client import OpenAIChat
         return LLMAggregator(schema, OpenAIChat(cfg.openai), cfg.llm_model, cfg.cache_dir)
