@@ -269,10 +269,6 @@ def describe_paper(paper: Paper) -> str:
     return "\n\n".join(parts)
 
 
-def budget_markdown(budget: BudgetResult | None) -> str:
-    return budget.summary() if budget else ""
-
-
 def as_api_dict(paper: Paper) -> dict[str, Any]:
     d = paper.document
     return {"title": d.title, "abstract": d.abstract, "pages": d.page_count,

@@ -120,13 +120,6 @@ def register(cls: type[T]) -> type[T]:
     return cls
 
 
-def load_yaml(cls: type[T], path: str | Path, overrides: dict[str, Any] | None = None) -> T:
-    with open(path) as f:
-        data = yaml.safe_load(f) or {}
-    data.update(overrides or {})
-    return from_dict(cls, data)
-
-
 def to_dict(obj: Any) -> dict[str, Any]:
     return dataclasses.asdict(obj)
 

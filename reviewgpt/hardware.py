@@ -12,10 +12,6 @@ def has_module(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 
 
-def cuda_available() -> bool:
-    return torch.cuda.is_available()
-
-
 def choose_attention(requested: str, cuda: bool, notes: list[str]) -> str:
     """'auto' -> FlashAttention-2 when flash_attn is importable on a GPU, else PyTorch SDPA (noted)."""
     if requested != "auto":
