@@ -124,11 +124,11 @@ def load_tokenizer(cfg: TrainConfig) -> Any:
     return tok
 
 
-def load_base_model(cfg: TrainConfig, notes: list[str] | None = None) -> Any:
+def load_base_model(cfg: TrainConfig) -> Any:
     """The base model for QLoRA: NF4 + bf16 compute on CUDA; bf16 (CUDA) or fp32 (CPU) otherwise."""
     from transformers import AutoModelForCausalLM
 
-    notes = notes if notes is not None else []
+    notes: list[str] = []
     cuda = torch.cuda.is_available()
     kwargs: dict[str, Any] = dict(attn_implementation=choose_attention(cfg.attn_implementation, cuda, notes),
                                   token=cfg.hf_token or os.environ.get("HF_TOKEN"))

@@ -22,7 +22,7 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
-from reviewgpt.config import EngineConfig, GenerationConfig, cli_args, load_config, register
+from reviewgpt.config import EngineConfig, GenerationConfig, cli_args, from_dict, load_config
 from reviewgpt.data.papers import PaperRecord
 from reviewgpt.data.prepare import PrepareConfig, prepare, read_examples
 from reviewgpt.engine import load_engine
@@ -33,17 +33,6 @@ from reviewgpt.training import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "iclr2017"
-
-
-@register
-@dataclass
-class DemoSFT:
-    num_train_epochs: float = 3.0
-    learning_rate: float = 2e-3
-    per_device_batch_size: int = 4
-    gradient_accumulation_steps: int = 1
-    gradient_checkpointing: bool = False  # a tiny model needs no memory saving; it only costs time
-    lora: dict = field(default_factory=lambda: {"r": 64, "alpha": 128, "dropout": 0.0, "target_modules": "all-linear"})
 
 
 @dataclass
@@ -57,13 +46,17 @@ class DemoConfig:
     heads: int = 4
     kv_heads: int = 2
     intermediate: int = 384
-    pretrain_steps: int = 400
+    pretrain_steps: int = 300
     pretrain_seq: int = 512
     pretrain_lr: float = 3e-3
-    max_prompt_tokens: int = 1024
-    max_response_tokens: int = 768
-    sft: DemoSFT = field(default_factory=DemoSFT)
-    eval_reviews: int = 60
+    max_prompt_tokens: int = 384
+    max_response_tokens: int = 512
+    # TrainConfig keys for the SFT stage (validated by from_dict: unknown keys are refused)
+    sft: dict = field(default_factory=lambda: {
+        "num_train_epochs": 3, "learning_rate": 2e-3, "per_device_batch_size": 8, "gradient_accumulation_steps": 1,
+        "gradient_checkpointing": False,  # a tiny model needs no memory saving; it only costs time
+        "lora": {"r": 64, "alpha": 128, "dropout": 0.0, "target_modules": "all-linear"}})
+    eval_reviews: int = 50
     max_items: int = 2  # short extractive targets: a tiny model learns the layout, not long content
     max_item_words: int = 30
     reuse_base: bool = False  # keep out_dir/base (tokenizer + pretrained tiny base) and only redo SFT
@@ -144,17 +137,11 @@ def main(argv: list[str] | None = None) -> None:
         base.save_pretrained(out / "base")
         tokenizer.save_pretrained(out / "base")
 
-    tc = load_config(TrainConfig, None, [])
-    tc.base_model, tc.train_file, tc.eval_file = str(out / "base"), str(data["train"]), str(data["val"])
-    tc.output_dir, tc.quantization, tc.report_to = str(work / "sft"), "none", []
-    tc.max_prompt_tokens, tc.max_response_tokens, tc.seed = cfg.max_prompt_tokens, cfg.max_response_tokens, cfg.seed
-    tc.save_steps = tc.eval_steps = 100
-    tc.warmup_steps, tc.resume = 0.05, False
-    for k, v in asdict(cfg.sft).items():
-        if k != "lora":
-            setattr(tc, k, v)
-    for k, v in cfg.sft.lora.items():
-        setattr(tc.lora, k, v)
+    tc = from_dict(TrainConfig, {
+        "base_model": str(out / "base"), "train_file": str(data["train"]), "eval_file": str(data["val"]),
+        "output_dir": str(work / "sft"), "quantization": "none", "report_to": [], "seed": cfg.seed,
+        "max_prompt_tokens": cfg.max_prompt_tokens, "max_response_tokens": cfg.max_response_tokens,
+        "save_steps": 100, "eval_steps": 100, "warmup_steps": 0.05, "resume": False, **cfg.sft})
     final = train(tc)
     adapter = out / "adapter"
     adapter.mkdir(parents=True, exist_ok=True)
