@@ -18,16 +18,16 @@ from typing import Any, Iterator
 
 import pymupdf
 
-from reviewgpt.budget import BudgetResult
+from reviewgpt.prepare.budget import BudgetResult
 from reviewgpt.config import GenerationConfig, IngestConfig
-from reviewgpt.document import Document
-from reviewgpt.engine import ReviewEngine, get_engine
+from reviewgpt.ingest.document import Document
+from reviewgpt.generate.engine import ReviewEngine, get_engine
 from reviewgpt.errors import ModelLoadError, OpenAIConfigError, ReviewGPTError
-from reviewgpt.gpt_reviewer import GPTReviewer
-from reviewgpt.judge import PairwiseJudge, Verdict
-from reviewgpt.openai_client import NO_KEY_MESSAGE, OpenAIChat
-from reviewgpt.pdf import extract
-from reviewgpt.review_format import ParseReport, parse
+from reviewgpt.generate.gpt_reviewer import GPTReviewer
+from reviewgpt.compare.judge import PairwiseJudge, Verdict
+from reviewgpt.generate.openai_client import NO_KEY_MESSAGE, OpenAIChat
+from reviewgpt.ingest import extract
+from reviewgpt.format.review_format import ParseReport, parse
 
 from .settings import AppSettings
 

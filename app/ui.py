@@ -10,7 +10,7 @@ import gradio as gr
 from PIL import Image
 
 from reviewgpt.errors import PDFError, ReviewGPTError
-from reviewgpt.review_format import parse
+from reviewgpt.format.review_format import parse
 
 from .service import ReviewService, as_api_dict, describe_paper, stats_markdown, verdict_markdown
 from .settings import EXAMPLES_DIR

@@ -18,7 +18,7 @@ import time
 import torch
 
 from reviewgpt.config import EngineConfig, GenerationConfig
-from reviewgpt.engine import load_engine
+from reviewgpt.generate.engine import load_engine
 
 from .random_llama8b import build, corpus_text
 

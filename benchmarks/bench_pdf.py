@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from reviewgpt.pdf import extract
+from reviewgpt.ingest import extract
 
 ROOT = Path(__file__).resolve().parents[1]
 

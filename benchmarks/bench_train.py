@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench_train --seq 12288 16384 --out benchmarks/results/train.jsonl
 
-Builds the same SFTTrainer as `python -m train.sft` (reviewgpt.training.build_trainer: NF4 base,
+Builds the same SFTTrainer as `python -m train.sft` (reviewgpt.training.sft.build_trainer: NF4 base,
 LoRA r=16 on all linear layers, gradient checkpointing, SDPA/flash, TRL's completion-only LM head)
 on synthetic examples of the given length (prompt = length - 1,150 tokens, review ~1,100 tokens),
 batch 1, no accumulation; times steps 2..N (step 1 includes allocator warm-up). Reports peak GiB
@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
-from reviewgpt.review_format import Review, ReviewItem, render
-from reviewgpt.schema import SEVEN_ASPECT
-from reviewgpt.training import TrainConfig, build_trainer
+from reviewgpt.format.review_format import Review, ReviewItem, render
+from reviewgpt.format.schema import SEVEN_ASPECT
+from reviewgpt.training.sft import TrainConfig, build_trainer
 
 from .random_llama8b import build, corpus_text
 

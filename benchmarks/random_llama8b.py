@@ -12,9 +12,9 @@ from pathlib import Path
 
 import torch
 
-from reviewgpt.data.papers import read_iclr2017
-from reviewgpt.local_tokenizer import build_llama31_tokenizer
-from reviewgpt.tiny_model import llama31_8b_config
+from reviewgpt.training.data.papers import read_iclr2017
+from reviewgpt.testing.local_tokenizer import build_llama31_tokenizer
+from reviewgpt.testing.tiny_model import llama31_8b_config
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "iclr2017"
 

@@ -10,9 +10,9 @@ import argparse
 import logging
 
 from reviewgpt.config import load_config
-from reviewgpt.evaluation.config import EvalConfig
-from reviewgpt.evaluation.report import report
-from reviewgpt.evaluation.stages import generate, judge
+from reviewgpt.compare.evaluation.config import EvalConfig
+from reviewgpt.compare.evaluation.report import report
+from reviewgpt.compare.evaluation.stages import generate, judge
 
 
 def main(argv: list[str] | None = None) -> None:

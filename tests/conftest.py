@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from reviewgpt.data.aggregate import ExtractiveAggregator
-from reviewgpt.data.papers import read_iclr2017
-from reviewgpt.local_tokenizer import build_llama31_tokenizer
-from reviewgpt.review_format import render
-from reviewgpt.tiny_model import build_tiny_llama
+from reviewgpt.training.data.aggregate import ExtractiveAggregator
+from reviewgpt.training.data.papers import read_iclr2017
+from reviewgpt.testing.local_tokenizer import build_llama31_tokenizer
+from reviewgpt.format.review_format import render
+from reviewgpt.testing.tiny_model import build_tiny_llama
 
 from .support.openai_server import API_KEY, OpenAIStubServer
 

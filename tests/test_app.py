@@ -11,7 +11,7 @@ from app.service import ReviewService
 from app.settings import AppSettings
 from app.ui import build
 from reviewgpt.config import OpenAIConfig
-from reviewgpt.review_format import parse
+from reviewgpt.format.review_format import parse
 
 from .conftest import EXAMPLE_PDFS
 from .support.openai_server import API_KEY

@@ -1,6 +1,6 @@
-from reviewgpt.budget import TRUNCATION_NOTE, fit_to_budget
-from reviewgpt.chat import encode_prompt
-from reviewgpt.document import Document, Section
+from reviewgpt.prepare.budget import TRUNCATION_NOTE, fit_to_budget
+from reviewgpt.prepare.chat import encode_prompt
+from reviewgpt.ingest.document import Document, Section
 
 
 def _doc():

@@ -1,7 +1,7 @@
-from reviewgpt.chat import (ASSISTANT_HEADER, BOS, EOT, FIXED_DATE, encode_example, encode_prompt, end_token_ids,
+from reviewgpt.prepare.chat import (ASSISTANT_HEADER, BOS, EOT, FIXED_DATE, encode_example, encode_prompt, end_token_ids,
                             render_example, render_prompt)
-from reviewgpt.local_tokenizer import llama31_chat_template
-from reviewgpt.schema import SEVEN_ASPECT
+from reviewgpt.testing.local_tokenizer import llama31_chat_template
+from reviewgpt.format.schema import SEVEN_ASPECT
 
 
 def test_tokenizer_carries_llama31_special_tokens_and_template(tokenizer):

@@ -10,7 +10,7 @@ import sys
 import pytest
 import yaml
 
-from reviewgpt.data.prepare import PrepareConfig, prepare
+from reviewgpt.training.data.prepare import PrepareConfig, prepare
 
 from .conftest import FIXTURES, ROOT
 

@@ -5,11 +5,11 @@ import threading
 import pytest
 import torch
 
-from reviewgpt.chat import encode_prompt
+from reviewgpt.prepare.chat import encode_prompt
 from reviewgpt.config import EngineConfig, GenerationConfig
-from reviewgpt.engine import ReviewEngine, _FastDecoder, get_engine, load_engine
+from reviewgpt.generate.engine import ReviewEngine, _FastDecoder, get_engine, load_engine
 from reviewgpt.errors import ModelLoadError
-from reviewgpt.tiny_model import build_tiny_llama
+from reviewgpt.testing.tiny_model import build_tiny_llama
 
 PAPER = "Title: A tiny paper\n\nAbstract: We test the engine on a tiny model. It has a method and experiments."
 
@@ -117,7 +117,7 @@ def test_gqa_decode_attention_matches_sdpa(model_dirs, tokenizer):
     """The GPU fast path's attention (no K/V expansion at decode) computes what stock SDPA does."""
     from transformers import AutoModelForCausalLM
 
-    from reviewgpt.attention import NAME
+    from reviewgpt.generate.attention import NAME
 
     ids = torch.tensor([encode_prompt(tokenizer, "4", PAPER)])
     outs = {}
@@ -136,7 +136,7 @@ def test_gqa_decode_attention_matches_sdpa(model_dirs, tokenizer):
 def test_gqa_decode_with_a_mask_equals_expanded_sdpa():
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    from reviewgpt.attention import sdpa_gqa_decode
+    from reviewgpt.generate.attention import sdpa_gqa_decode
 
     torch.manual_seed(0)
     module = torch.nn.Module()

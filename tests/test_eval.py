@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 
 from reviewgpt.config import OpenAIConfig
-from reviewgpt.data.prepare import PrepareConfig, prepare
-from reviewgpt.evaluation.config import EvalConfig, Matchup, SystemSpec
-from reviewgpt.evaluation.report import report
-from reviewgpt.evaluation.stages import generate, judge, judgement_store, make_system, review_store
-from reviewgpt.evaluation.stats import aspect_stats, length_controlled_win_rate, matchup_stats
-from reviewgpt.review_format import Review, ReviewItem, render
-from reviewgpt.schema import FOUR_ASPECT
+from reviewgpt.training.data.prepare import PrepareConfig, prepare
+from reviewgpt.compare.evaluation.config import EvalConfig, Matchup, SystemSpec
+from reviewgpt.compare.evaluation.report import report
+from reviewgpt.compare.evaluation.stages import generate, judge, judgement_store, make_system, review_store
+from reviewgpt.compare.evaluation.stats import aspect_stats, length_controlled_win_rate, matchup_stats
+from reviewgpt.format.review_format import Review, ReviewItem, render
+from reviewgpt.format.schema import FOUR_ASPECT
 
 from .conftest import FIXTURES
 from .support.openai_server import API_KEY, Step
@@ -118,8 +118,8 @@ def test_kill_midway_and_resume_loses_nothing_and_asks_nothing_twice(tmp_path, d
     assert len(keys) == len(set(keys)) == 12
     assert len(openai_env.state.requests) == 4  # the two written reviews were not asked again
 
-    from reviewgpt.judge import PairwiseJudge
-    from reviewgpt.openai_client import OpenAIChat
+    from reviewgpt.compare.judge import PairwiseJudge
+    from reviewgpt.generate.openai_client import OpenAIChat
 
     real_judge = PairwiseJudge(OpenAIChat(cfg.openai))
     seen = {"n": 0}

@@ -6,7 +6,7 @@ import pytest
 from reviewgpt.config import IngestConfig
 from reviewgpt.errors import (CorruptPDFError, EmptyPDFError, EncryptedPDFError, NotAPDFError, PDFTooLargeError,
                               ScannedPDFError)
-from reviewgpt.pdf import extract, join_lines
+from reviewgpt.ingest import extract, join_lines
 
 from .conftest import EXAMPLE_PDFS
 

@@ -1,5 +1,5 @@
-from reviewgpt.review_format import Review, ReviewItem, parse, render
-from reviewgpt.schema import EMPTY_MARKER, FOUR_ASPECT, SEVEN_ASPECT, get_schema
+from reviewgpt.format.review_format import Review, ReviewItem, parse, render
+from reviewgpt.format.schema import EMPTY_MARKER, FOUR_ASPECT, SEVEN_ASPECT, get_schema
 
 
 def _review(schema, empty=()):

@@ -3,9 +3,9 @@ import math
 import pytest
 import torch
 
-from reviewgpt.schema import EMPTY_MARKER
-from reviewgpt.suppression import SequenceSuppressionProcessor, marker_start_token_ids
-from reviewgpt.tiny_model import build_tiny_llama
+from reviewgpt.format.schema import EMPTY_MARKER
+from reviewgpt.generate.suppression import SequenceSuppressionProcessor, marker_start_token_ids
+from reviewgpt.testing.tiny_model import build_tiny_llama
 
 
 def _marker_prone_model(tokenizer, steps=200):
@@ -92,7 +92,7 @@ def test_bare_lt_then_continuation_is_suppressed(tokenizer):
 
 def test_strength_zero_installs_nothing_and_greedy_is_identical(prone, tokenizer):
     from reviewgpt.config import GenerationConfig
-    from reviewgpt.engine import build_logits_processors
+    from reviewgpt.generate.engine import build_logits_processors
     assert len(build_logits_processors(tokenizer, GenerationConfig(suppression=0.0))) == 0
     ctx = _context(tokenizer)
     plain = prone.generate(ctx, max_new_tokens=20, do_sample=False)

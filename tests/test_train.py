@@ -3,11 +3,11 @@ import json
 import pytest
 
 from reviewgpt.config import EngineConfig, GenerationConfig, load_config
-from reviewgpt.data.papers import split_of
-from reviewgpt.data.prepare import PrepareConfig, prepare, read_examples
-from reviewgpt.engine import load_engine
-from reviewgpt.review_format import parse
-from reviewgpt.training import TrainConfig, build_trainer, train
+from reviewgpt.training.data.papers import split_of
+from reviewgpt.training.data.prepare import PrepareConfig, prepare, read_examples
+from reviewgpt.generate.engine import load_engine
+from reviewgpt.format.review_format import parse
+from reviewgpt.training.sft import TrainConfig, build_trainer, train
 
 from .conftest import FIXTURES
 
@@ -78,7 +78,7 @@ def test_cpu_sft_smoke_run_learns_and_its_adapter_loads_in_the_engine(data_dir, 
                                       local_files_only=True))
     assert not any("BASE model" in n for n in engine.info.notes)
     ex = next(e for e in read_examples(data_dir / "train.jsonl") if e["schema"] == "4")
-    from reviewgpt.data.papers import PaperRecord
+    from reviewgpt.training.data.papers import PaperRecord
     paper = engine.fit(PaperRecord.from_json({"id": ex["id"], **ex["paper"]}).document, "4").text
     text = engine.generate(paper, "4", GenerationConfig(max_new_tokens=40, do_sample=False, suppression=0.0))
     assert text.startswith("## Significance")  # it learned how its reviews start

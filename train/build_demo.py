@@ -3,9 +3,9 @@
     python -m train.build_demo --config train/configs/demo.yaml
 
 The same pipeline as the 8B recipe, scaled down: extractive targets from the ICLR 2017 papers
-(reviewgpt.data.prepare) -> a Llama 3.1-style tokenizer built on that text -> a tiny Llama briefly
-pretrained as a plain LM (the stand-in for the base model) -> LoRA SFT with TRL (reviewgpt.training)
--> the empty-item rate of sampled reviews at suppression 0 and 0.95 (reviewgpt.engine), written to
+(reviewgpt.training.data.prepare) -> a Llama 3.1-style tokenizer built on that text -> a tiny Llama briefly
+pretrained as a plain LM (the stand-in for the base model) -> LoRA SFT with TRL (reviewgpt.training.sft)
+-> the empty-item rate of sampled reviews at suppression 0 and 0.95 (reviewgpt.generate.engine), written to
 metrics.json. It shows the pipeline working, not review quality.
 """
 
@@ -23,13 +23,13 @@ import yaml
 from tqdm.auto import tqdm
 
 from reviewgpt.config import EngineConfig, GenerationConfig, cli_args, from_dict, load_config
-from reviewgpt.data.papers import PaperRecord
-from reviewgpt.data.prepare import PrepareConfig, prepare, read_examples
-from reviewgpt.engine import load_engine
-from reviewgpt.local_tokenizer import build_llama31_tokenizer
-from reviewgpt.review_format import parse
-from reviewgpt.tiny_model import build_tiny_llama
-from reviewgpt.training import TrainConfig, train
+from reviewgpt.training.data.papers import PaperRecord
+from reviewgpt.training.data.prepare import PrepareConfig, prepare, read_examples
+from reviewgpt.generate.engine import load_engine
+from reviewgpt.testing.local_tokenizer import build_llama31_tokenizer
+from reviewgpt.format.review_format import parse
+from reviewgpt.testing.tiny_model import build_tiny_llama
+from reviewgpt.training.sft import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "iclr2017"

@@ -6,7 +6,7 @@
 import logging
 
 from reviewgpt.config import cli_args, load_config
-from reviewgpt.data.prepare import PrepareConfig, prepare
+from reviewgpt.training.data.prepare import PrepareConfig, prepare
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,7 +8,7 @@
 import logging
 
 from reviewgpt.config import cli_args, load_config
-from reviewgpt.training import TrainConfig, train
+from reviewgpt.training.sft import TrainConfig, train
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,7 +10,7 @@ import torch
 import torch.distributed as dist
 from transformers import TrainerCallback
 
-from reviewgpt.training import TrainConfig, build_trainer
+from reviewgpt.training.sft import TrainConfig, build_trainer
 
 base, data, out = sys.argv[1:4]
 cfg = TrainConfig(base_model=base, train_file=data, eval_file=None, output_dir=str(Path(out) / "run"),

@@ -6,7 +6,7 @@ Each output line is a training/eval example::
      "decision", "review": "<rendered target>", "aggregator": "extractive" | "llm:<model>"}
 
 The paper is kept structured so that training fits it to the prompt budget with the same code as
-the app (reviewgpt.budget) once the model's tokenizer is known. Output is written atomically per
+the app (reviewgpt.prepare.budget) once the model's tokenizer is known. Output is written atomically per
 split; the LLM aggregator caches per paper, so an interrupted run resumes without asking again.
 """
 
@@ -20,9 +20,9 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from ..config import OpenAIConfig
-from .aggregate import ExtractiveAggregator, LLMAggregator, estimate_cost
-from .papers import PaperRecord, read_papers, split
+from reviewgpt.config import OpenAIConfig
+from reviewgpt.training.data.aggregate import ExtractiveAggregator, LLMAggregator, estimate_cost
+from reviewgpt.training.data.papers import PaperRecord, read_papers, split
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def _aggregator(cfg: PrepareConfig, schema: str) -> Any:
     if cfg.aggregator == "extractive":
         return ExtractiveAggregator(schema, cfg.max_items, cfg.max_item_words)
     if cfg.aggregator == "llm":
-        from ..openai_client import OpenAIChat
+        from reviewgpt.generate.openai_client import OpenAIChat
         return LLMAggregator(schema, OpenAIChat(cfg.openai), cfg.llm_model, cfg.cache_dir)
     raise ValueError(f"unknown aggregator {cfg.aggregator!r}: use 'extractive' or 'llm'")
 

@@ -36,7 +36,7 @@ def format_corpus(repeats: int = 64) -> list[str]:
     A reviewer model writes these in every answer, so a tokenizer built for it should know them as
     merges; without this a small corpus leaves `<No related terms>` split into single letters.
     """
-    from .schema import EMPTY_MARKER, SCHEMAS
+    from reviewgpt.format.schema import EMPTY_MARKER, SCHEMAS
 
     texts = []
     for schema in SCHEMAS.values():

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..prompts import load_prompt
-from ..review_format import Review, ReviewItem, parse, render
-from ..schema import FOUR_ASPECT, SEVEN_ASPECT, ReviewSchema, get_schema
+from reviewgpt.prompts import load_prompt
+from reviewgpt.format.review_format import Review, ReviewItem, parse, render
+from reviewgpt.format.schema import FOUR_ASPECT, SEVEN_ASPECT, ReviewSchema, get_schema
 
 # Cue phrases per 7-aspect criterion (lower-case substrings); the 4-aspect schema maps onto these.
 _CUES_7: tuple[tuple[str, ...], ...] = (
@@ -107,7 +107,7 @@ class LLMAggregator:
     def __init__(self, schema: ReviewSchema | str, client: Any, model: str, cache_dir: str | Path,
                  temperature: float = 0.0, max_attempts: int = 2) -> None:
         self.schema = get_schema(schema)
-        self.client = client  # reviewgpt.openai_client.OpenAIChat
+        self.client = client  # reviewgpt.generate.openai_client.OpenAIChat
         self.model = model
         self.cache_dir = Path(cache_dir)
         self.cache_dir.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from ..document import Document, Section
+from reviewgpt.ingest.document import Document, Section
 
 
 @dataclass

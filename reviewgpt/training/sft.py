@@ -1,8 +1,8 @@
 """QLoRA supervised fine-tuning with TRL (the recipe), shared by train/ and its benchmark.
 
-Data: prepared examples (reviewgpt.data.prepare) -> the paper fitted to the prompt budget with the
-model's tokenizer (reviewgpt.budget, as in the app) -> Llama 3.1 chat ids with a completion mask
-(reviewgpt.chat.encode_example): loss on the review and its <|eot_id|> only.
+Data: prepared examples (reviewgpt.training.data.prepare) -> the paper fitted to the prompt budget with the
+model's tokenizer (reviewgpt.prepare.budget, as in the app) -> Llama 3.1 chat ids with a completion mask
+(reviewgpt.prepare.chat.encode_example): loss on the review and its <|eot_id|> only.
 
 Model: NF4 double-quant base with bf16 compute (bitsandbytes) on CUDA, else bf16/fp32; LoRA on
 all linear layers (peft); gradient checkpointing; FlashAttention-2 or SDPA. Memory: TRL's
@@ -20,11 +20,11 @@ from typing import Any
 
 import torch
 
-from .budget import fit_to_budget
-from .chat import encode_example
-from .config import DEFAULT_BASE_MODEL, RECIPE_MAX_PROMPT_TOKENS, RECIPE_MAX_RESPONSE_TOKENS, register
-from .data.papers import PaperRecord
-from .hardware import can_quantize_4bit, choose_attention, nf4_config
+from reviewgpt.prepare.budget import fit_to_budget
+from reviewgpt.prepare.chat import encode_example
+from reviewgpt.config import DEFAULT_BASE_MODEL, RECIPE_MAX_PROMPT_TOKENS, RECIPE_MAX_RESPONSE_TOKENS, register
+from reviewgpt.training.data.papers import PaperRecord
+from reviewgpt.generate.hardware import can_quantize_4bit, choose_attention, nf4_config
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def build_dataset(path: str | Path, tokenizer: Any, cfg: TrainConfig):
     max_response_tokens are dropped (cutting them would teach the model never to finish)."""
     from datasets import Dataset
 
-    from .data.prepare import read_examples
+    from reviewgpt.training.data.prepare import read_examples
 
     wanted = {str(s).split("-")[0] for s in cfg.schemas}
     examples = [e for e in read_examples(path) if str(e["schema"]).split("-")[0] in wanted]

@@ -14,7 +14,7 @@ from typing import Any
 
 import pymupdf
 
-from ..config import IngestConfig
+from reviewgpt.config import IngestConfig
 
 RGB = tuple[float, float, float]
 WHITE: RGB = (1.0, 1.0, 1.0)

@@ -6,9 +6,9 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from .config import EvalConfig
-from .stages import judgement_store, review_store
-from .stats import AspectStats, MatchupStats, aspect_stats, matchup_stats, review_length
+from reviewgpt.compare.evaluation.config import EvalConfig
+from reviewgpt.compare.evaluation.stages import judgement_store, review_store
+from reviewgpt.compare.evaluation.stats import AspectStats, MatchupStats, aspect_stats, matchup_stats, review_length
 
 
 def compute(cfg: EvalConfig) -> tuple[list[MatchupStats], list[AspectStats]]:

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .chat import encode_prompt
-from .document import Document, is_appendix, is_introduction
-from .schema import ReviewSchema
+from reviewgpt.prepare.chat import encode_prompt
+from reviewgpt.ingest.document import Document, is_appendix, is_introduction
+from reviewgpt.format.schema import ReviewSchema
 
 TRUNCATION_NOTE = " [...]"
 _SEP = "\n\n"

@@ -14,11 +14,11 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from ..config import EngineConfig, GenerationConfig
-from ..data.papers import PaperRecord
-from ..data.prepare import read_examples
-from .config import EvalConfig, SystemSpec
-from .store import JsonlStore
+from reviewgpt.config import EngineConfig, GenerationConfig
+from reviewgpt.training.data.papers import PaperRecord
+from reviewgpt.training.data.prepare import read_examples
+from reviewgpt.compare.evaluation.config import EvalConfig, SystemSpec
+from reviewgpt.compare.evaluation.store import JsonlStore
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def judgement_store(cfg: EvalConfig) -> JsonlStore:
 
 class _Local:
     def __init__(self, spec: SystemSpec) -> None:
-        from ..engine import get_engine
+        from reviewgpt.generate.engine import get_engine
 
         self.spec = spec
         self.engine = get_engine(EngineConfig(base_model=spec.base_model, adapter=spec.adapter,
@@ -70,8 +70,8 @@ class _OpenAI:
     batch_size = 1
 
     def __init__(self, spec: SystemSpec, cfg: EvalConfig) -> None:
-        from ..gpt_reviewer import GPTReviewer
-        from ..openai_client import OpenAIChat
+        from reviewgpt.generate.gpt_reviewer import GPTReviewer
+        from reviewgpt.generate.openai_client import OpenAIChat
 
         self.reviewer = GPTReviewer(OpenAIChat(cfg.openai), model=spec.model, temperature=spec.temperature)
 
@@ -117,8 +117,8 @@ def generate(cfg: EvalConfig, systems: dict[str, Any] | None = None) -> JsonlSto
 
 def judge(cfg: EvalConfig, judge_obj: Any = None) -> JsonlStore:
     """Judge every matchup on every paper both of whose reviews exist; both orders, reference-guided."""
-    from ..judge import PairwiseJudge
-    from ..openai_client import OpenAIChat
+    from reviewgpt.compare.judge import PairwiseJudge
+    from reviewgpt.generate.openai_client import OpenAIChat
 
     reviews = review_store(cfg)
     store = judgement_store(cfg)

@@ -57,6 +57,11 @@ class ReviewSchema:
     def n_aspects(self) -> int:
         return len(self.criteria)
 
+    @property
+    def key(self) -> str:
+        """'4' or '7': how configs, the API and result rows name the schema."""
+        return str(len(self.criteria))
+
     def aliases_for(self, index: int) -> tuple[str, ...]:
         return self.aliases[index] if self.aliases else ()
 

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pymupdf
 
-from ..config import IngestConfig
-from ..document import Document, HiddenSpan, Section
-from ..errors import (CorruptPDFError, EmptyPDFError, EncryptedPDFError, NotAPDFError, PDFTooLargeError,
+from reviewgpt.config import IngestConfig
+from reviewgpt.ingest.document import Document, HiddenSpan, Section
+from reviewgpt.errors import (CorruptPDFError, EmptyPDFError, EncryptedPDFError, NotAPDFError, PDFTooLargeError,
                       ScannedPDFError)
-from .hidden_text import classify_hidden, page_fills
+from reviewgpt.ingest.hidden_text import classify_hidden, page_fills
 
 # Text of all kinds, no images (images make "dict" slow and are not needed), and no clipping to
 # the media box so that text placed off the page reaches the hidden-text guard.

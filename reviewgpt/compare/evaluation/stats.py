@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..judge import NO_VERDICT
-from ..review_format import parse
-from ..schema import get_schema
+from reviewgpt.compare.judge import NO_VERDICT
+from reviewgpt.format.review_format import parse
+from reviewgpt.format.schema import get_schema
 
 
 @dataclass

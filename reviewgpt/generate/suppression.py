@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from transformers import LogitsProcessor
 
-from .schema import EMPTY_MARKER
+from reviewgpt.format.schema import EMPTY_MARKER
 
 _MIN_START = 2  # characters of the marker a token must reach to count as starting it
 

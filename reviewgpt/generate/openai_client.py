@@ -12,8 +12,8 @@ from typing import Any, Iterator
 
 import openai
 
-from .config import OpenAIConfig
-from .errors import OpenAIConfigError, OpenAIServiceError
+from reviewgpt.config import OpenAIConfig
+from reviewgpt.errors import OpenAIConfigError, OpenAIServiceError
 
 log = logging.getLogger(__name__)
 

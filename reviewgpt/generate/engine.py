@@ -24,14 +24,14 @@ import torch
 from transformers import (AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList, TemperatureLogitsWarper,
                           TextIteratorStreamer, TopPLogitsWarper)
 
-from .budget import BudgetResult, fit_to_budget
-from .chat import encode_prompt, end_token_ids
-from .config import EngineConfig, GenerationConfig
-from .document import Document
-from .errors import ModelLoadError
-from .hardware import can_quantize_4bit, choose_attention, nf4_config
-from .schema import ReviewSchema
-from .suppression import SequenceSuppressionProcessor
+from reviewgpt.prepare.budget import BudgetResult, fit_to_budget
+from reviewgpt.prepare.chat import encode_prompt, end_token_ids
+from reviewgpt.config import EngineConfig, GenerationConfig
+from reviewgpt.ingest.document import Document
+from reviewgpt.errors import ModelLoadError
+from reviewgpt.generate.hardware import can_quantize_4bit, choose_attention, nf4_config
+from reviewgpt.format.schema import ReviewSchema
+from reviewgpt.generate.suppression import SequenceSuppressionProcessor
 
 log = logging.getLogger(__name__)
 
@@ -314,7 +314,7 @@ def load_engine(config: EngineConfig) -> ReviewEngine:
     precision = _choose_precision(config, cuda, notes)
     attn = choose_attention(config.attn_implementation, cuda, notes)
     if attn == "sdpa" and cuda and config.fast_decoding:
-        from .attention import NAME as gqa_decode  # registers the attention with transformers
+        from reviewgpt.generate.attention import NAME as gqa_decode  # registers the attention with transformers
 
         attn = gqa_decode  # SDPA, minus the per-step K/V head expansion (see reviewgpt/attention.py)
     token = config.hf_token or os.environ.get("HF_TOKEN")

@@ -25,7 +25,7 @@ import difflib
 import re
 from dataclasses import asdict, dataclass, field
 
-from .schema import EMPTY_MARKER, ReviewSchema, get_schema
+from reviewgpt.format.schema import EMPTY_MARKER, ReviewSchema, get_schema
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .errors import OpenAIServiceError
-from .openai_client import OpenAIChat
-from .prompts import load_prompt
-from .schema import ReviewSchema, get_schema
+from reviewgpt.errors import OpenAIServiceError
+from reviewgpt.generate.openai_client import OpenAIChat
+from reviewgpt.prompts import load_prompt
+from reviewgpt.format.schema import ReviewSchema, get_schema
 
 NO_VERDICT = "no verdict"
 _CHARS_PER_TOKEN = 4  # rough; the budget only needs to keep the judge prompt within its context

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .schema import ReviewSchema, get_schema
+from reviewgpt.format.schema import ReviewSchema, get_schema
 
 FIXED_DATE = "26 Jul 2024"  # Llama 3.1's own default; any fixed value works, it must not drift
 ASSISTANT_HEADER = "<|start_header_id|>assistant<|end_header_id|>\n\n"

@@ -1,0 +1,1 @@
+"""Reviews -> verdicts: the pairwise judge and the evaluation stages (generate, judge, report)."""

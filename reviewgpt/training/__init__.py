@@ -1,0 +1,1 @@
+"""Reproduce the model: data prep (papers + human reviews -> targets) and QLoRA SFT with TRL."""
