@@ -47,7 +47,8 @@ class Step:
 class StubState:
     script: deque = field(default_factory=deque)
     requests: list = field(default_factory=list)
-    judge_rule: str = "longer"  # "longer" | "first" | "second" | "tie"
+    judge_rule: str = "longer"  # "longer" | "first" | "second" | "tie" | "hash" (per paper, order-free)
+    flavour_by_model: dict = field(default_factory=dict)  # model -> word the default review is written with
     default_delay_s: float = 0.0  # every request waits this long (to observe concurrency)
     in_flight: int = 0
     max_in_flight: int = 0
@@ -74,7 +75,14 @@ def _judge(state: StubState, user: str, system: str) -> str:
     b = re.search(r"\[Review B\]\n(.*)$", user, re.S)
     la, lb = len(a.group(1)) if a else 0, len(b.group(1)) if b else 0
     rule = state.judge_rule
-    if rule == "longer":
+    if rule == "hash":  # a verdict that differs between papers but not between the two orders
+        import hashlib
+
+        def h(r: str) -> str:
+            return hashlib.sha256((user.split("[Review A]")[0] + r).encode()).hexdigest()
+        ra, rb = (a.group(1) if a else ""), (b.group(1) if b else "")
+        winner = "A" if h(ra) > h(rb) else "B" if h(rb) > h(ra) else "tie"
+    elif rule == "longer":
         winner = "A" if la > lb else "B" if lb > la else "tie"
     elif rule == "first":
         winner = "A"
@@ -160,13 +168,15 @@ def make_app(state: StubState) -> FastAPI:
         body = await request.json()
         auth = request.headers.get("authorization", "")
         text = json.dumps(body["messages"])
-        state.requests.append({"body": body, "auth": auth, "path": "/v1/chat/completions", "t": time.monotonic()})
+        rec = {"body": body, "auth": auth, "path": "/v1/chat/completions", "t": time.monotonic()}
+        state.requests.append(rec)
         step = _take_step(state, text)
         async with _in_flight(state):
             await _wait(state, step)
         if auth != f"Bearer {API_KEY}":
             return _bad_key(auth)
         if step and step.status != 200:
+            rec["status"] = step.status
             return _error(step)
         system = body["messages"][0]["content"] if body["messages"][0]["role"] == "system" else ""
         user = body["messages"][-1]["content"]
@@ -177,7 +187,7 @@ def make_app(state: StubState) -> FastAPI:
         elif "area chair" in system:
             content = default_review(_criteria_from(system), flavour="aggregated")
         else:
-            content = default_review(_criteria_from(system))
+            content = default_review(_criteria_from(system), state.flavour_by_model.get(body.get("model"), "gpt"))
         model = body.get("model", "stub")
         if body.get("stream"):
             def events():
@@ -200,13 +210,15 @@ def make_app(state: StubState) -> FastAPI:
         body = await request.json()
         auth = request.headers.get("authorization", "")
         prompt = body.get("prompt", "")
-        state.requests.append({"body": body, "auth": auth, "path": "/v1/completions", "t": time.monotonic()})
+        rec = {"body": body, "auth": auth, "path": "/v1/completions", "t": time.monotonic()}
+        state.requests.append(rec)
         step = _take_step(state, json.dumps(prompt))
         async with _in_flight(state):
             await _wait(state, step)
         if auth != f"Bearer {API_KEY}":
             return _bad_key(auth)
         if step and step.status != 200:
+            rec["status"] = step.status
             return _error(step)
         if "logit_bias" in body:
             problem = ("logit_bias is not supported by this server" if state.reject_logit_bias
@@ -276,6 +288,7 @@ class OpenAIStubServer:
         self.state.script.clear()
         self.state.requests.clear()
         self.state.judge_rule = "longer"
+        self.state.flavour_by_model = {}
         self.state.default_delay_s = 0.0
         self.state.in_flight = 0
         self.state.max_in_flight = 0
