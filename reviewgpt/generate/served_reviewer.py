@@ -35,7 +35,6 @@ from typing import Any, Iterator
 
 from reviewgpt.config import RECIPE_MAX_PROMPT_TOKENS, RECIPE_MAX_RESPONSE_TOKENS, GenerationConfig, OpenAIConfig
 from reviewgpt.format.schema import EMPTY_MARKER, ReviewSchema
-from reviewgpt.generate.openai_client import OpenAIChat
 from reviewgpt.generate.suppression import marker_start_token_ids
 from reviewgpt.ingest.document import Document
 from reviewgpt.prepare.budget import BudgetResult, fit_to_budget
@@ -103,6 +102,8 @@ class ServedReviewer:
 
     def __init__(self, config: ServedConfig, tokenizer: Any | None = None) -> None:
         from transformers import AutoTokenizer
+
+        from reviewgpt.generate.openai_client import OpenAIChat  # here: the bias helpers above need no openai
 
         self.config = config
         self.tokenizer = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(config.tokenizer)
