@@ -144,3 +144,27 @@ def test_static_bias_equals_the_processor_except_after_a_bare_lt(tokenizer):
     changed = set(torch.nonzero(diff).flatten().tolist())
     assert changed and all(tokenizer.decode([i]).startswith(("N", "No")) for i in changed)
     assert torch.allclose(diff[list(changed)], torch.tensor(math.log1p(-s)))
+
+
+def test_app_settings_say_which_backend_to_build(monkeypatch, model_dirs, openai_env):
+    from app.settings import AppSettings
+
+    for var in ("REVIEWGPT_LOCAL_BASE_URL", "REVIEWGPT_LOCAL_MODEL", "REVIEWGPT_LOCAL_TOKENIZER",
+                "REVIEWGPT_LOCAL_SERVER_ADDS_BOS", "REVIEWGPT_ADAPTER", "REVIEWGPT_BASE_MODEL", "REVIEWGPT_DEMO"):
+        monkeypatch.delenv(var, raising=False)
+    assert AppSettings.from_env().local_backend() == "engine"
+    monkeypatch.setenv("REVIEWGPT_LOCAL_BASE_URL", openai_env.base_url)
+    s = AppSettings.from_env()
+    assert s.local_backend() == "served" and not s.use_demo()
+    with pytest.raises(ValueError, match="REVIEWGPT_LOCAL_MODEL"):
+        s.served_config()
+    monkeypatch.setenv("REVIEWGPT_LOCAL_MODEL", "reviewer")
+    monkeypatch.setenv("REVIEWGPT_LOCAL_TOKENIZER", str(model_dirs / "base"))
+    monkeypatch.setenv("REVIEWGPT_LOCAL_API_KEY", API_KEY)
+    cfg = AppSettings.from_env().served_config()
+    assert (cfg.base_url, cfg.model, cfg.tokenizer, cfg.server_adds_bos) == (
+        openai_env.base_url, "reviewer", str(model_dirs / "base"), False)
+    r = ServedReviewer(cfg)  # what the app builds, then uses like the engine
+    assert "".join(r.stream(PAPER, "4", _gen())) and r.config.max_new_tokens == cfg.max_new_tokens
+    monkeypatch.setenv("REVIEWGPT_LOCAL_SERVER_ADDS_BOS", "1")
+    assert AppSettings.from_env().served_config().server_adds_bos is True
