@@ -220,6 +220,10 @@ def test_config_rules_recipe_constants_and_per_schema_adapters(tmp_path, model_d
     text = (ROOT / "eval" / "configs" / "recipe.yaml").read_text()
     assert cfg.max_prompt_tokens == RECIPE_MAX_PROMPT_TOKENS and cfg.system("ft+supp").suppression == RECIPE_SUPPRESSION
     assert "11138" not in text and "11_138" not in text and "0.95" not in text and "1150" not in text
+    served = load_config(EvalConfig, ROOT / "eval" / "configs" / "served.yaml")
+    assert [s.kind for s in served.systems] == ["served", "served", "openai"]
+    assert [m.key for m in served.matchups] == [m.key for m in cfg.matchups]
+    assert served.system("ft+supp").suppression == RECIPE_SUPPRESSION
     spec = SystemSpec("ft", base_model=str(model_dirs / "base"), adapter=str(model_dirs / "adapter"),
                       per_schema={"7": {"adapter": str(model_dirs / "base")}})
     assert spec.for_schema("7").adapter == str(model_dirs / "base") and spec.for_schema("4").adapter.endswith("adapter")
