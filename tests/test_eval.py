@@ -3,10 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from reviewgpt.config import RECIPE_MAX_PROMPT_TOKENS, RECIPE_SUPPRESSION, OpenAIConfig
+from reviewgpt.config import OpenAIConfig
 from reviewgpt.training.data.prepare import PrepareConfig, prepare
 from reviewgpt.compare.evaluation.config import EvalConfig, Matchup, SystemSpec
-from reviewgpt.compare.evaluation.inputs import prepared_inputs
 from reviewgpt.compare.evaluation.report import report
 from reviewgpt.compare.evaluation.stages import generate, judge, judgement_store, review_store
 from reviewgpt.compare.evaluation.systems import make_runner

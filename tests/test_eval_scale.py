@@ -148,8 +148,10 @@ def test_judge_runs_n_requests_at_once_with_results_identical_to_serial(tmp_path
     wall = time.perf_counter() - t0
     assert openai_env.state.max_in_flight == 3
     drop = {"timestamp"}
-    rows = lambda c: sorted(json.dumps({k: v for k, v in r.items() if k not in drop}, sort_keys=True)
-                            for r in judgement_store(c))
+
+    def rows(c):
+        return sorted(json.dumps({k: v for k, v in r.items() if k not in drop}, sort_keys=True)
+                      for r in judgement_store(c))
     assert len(rows(parallel)) == 6 and rows(parallel) == rows(serial)
     assert {r["winner"] for r in judgement_store(serial)} == {"A", "B"}  # the comparison is not vacuous
     # the 429 was retried by the client after the server's Retry-After (1 s), not sooner
