@@ -116,6 +116,7 @@ def _settings(c: dict[str, Any]) -> str:
     st = dict(c["settings"])
     ident = c["identity"]
     kind = st.pop("kind")
+    st.pop("model", None)  # shown as `what`
     what = (ident.get("model") if kind == "openai" else
             f"{ident.get('base_model') or ident.get('model')} + {ident.get('adapter') or 'no adapter'}")
     return f"{kind}: {what}; " + ", ".join(f"{k}={v}" for k, v in st.items())
