@@ -65,7 +65,6 @@ class OpenAIConfig:
     max_retries: int = 4
     backoff_base_s: float = 1.0
     backoff_max_s: float = 30.0
-    judge_max_paper_tokens: int = 6_000  # the paper is cut to this many tokens in the judge prompt
     api_key: str | None = None  # default: OPENAI_API_KEY
     base_url: str | None = None  # default: OPENAI_BASE_URL, else the official API
 
