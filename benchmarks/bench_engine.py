@@ -214,7 +214,18 @@ def pick_cost(engine: ReviewEngine, precision: str) -> None:
             torch.multinomial(torch.softmax(procs(window, logits), -1), 1)
         b.record()
         b.synchronize()
-    emit({"part": "pick", "precision": precision, "pick_ms": round(a.elapsed_time(b) / 100, 3)})
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            for _ in range(20):
+                torch.multinomial(torch.softmax(procs(window, logits), -1), 1)
+            torch.cuda.synchronize()
+    kernels = [(getattr(e, "self_device_time_total", 0), e.count, e.key) for e in prof.key_averages()]
+    gpu_us = sum(t for t, _, _ in kernels) / 20
+    top = sorted(kernels, reverse=True)[:8]
+    emit({"part": "pick", "precision": precision, "host_loop_ms": round(a.elapsed_time(b) / 100, 3),
+          "gpu_us_per_token": round(gpu_us, 1), "kernels_per_token": sum(c for _, c, _ in kernels) / 20,
+          "top_kernels_us": [[round(t / 20, 1), k[:80]] for t, _, k in top]})
 
 
 # ---------------------------------------------------------------------------------- end to end
@@ -260,12 +271,16 @@ def batch8(engine: ReviewEngine, texts: list[str], precision: str, decoder: str,
 
 def step_variant(engine: ReviewEngine, precision: str, profile_dir: Path | None, name: str, **inductor) -> None:
     """The decode step compiled again under other inductor settings (a fresh decoder, same model),
-    e.g. freezing, which lets inductor concatenate the q/k/v and gate/up weights (one GEMV each)."""
+    e.g. freezing, which lets inductor concatenate the q/k/v and gate/up weights (one GEMV each).
+    Run last: it resets dynamo, so the engine's own step would compile again."""
     import torch._inductor.config as inductor_config
 
     from reviewgpt.generate.engine import _FastDecoder
 
+    import torch._dynamo
+
     kept = engine._fast
+    torch._dynamo.reset()  # else dynamo reuses the compiled step (same code, guards pass): nothing recompiles
     engine._fast = _FastDecoder(engine.model, max_cache_len=kept.max_cache_len)
     try:
         with torch.inference_mode():
