@@ -35,7 +35,12 @@ class EngineConfig:
     precision: str = "auto"  # "auto" | "nf4" | "bf16" | "fp32"; auto = nf4 on CUDA if bnb, else bf16/fp32
     merge_adapter: bool = False  # merge LoRA into bf16 weights for speed (not with nf4)
     attn_implementation: str = "auto"  # "auto" -> flash_attention_2 when importable on GPU, else sdpa
-    fast_decoding: bool = True  # static KV cache + compiled decode step with CUDA graphs (GPU only)
+    # Decoding on a GPU (README, "which path runs where"). fast_decoding=False is the off switch
+    # (ZeroGPU): eager generate(), no torch.compile. Otherwise `decoder` picks the compiled path:
+    # "engine" = this project's static-cache loop (batch 1 and batched), "generate-static" =
+    # transformers' generate() with a StaticCache, which compiles its own decode step.
+    fast_decoding: bool = True
+    decoder: str = "engine"
     max_prompt_tokens: int = RECIPE_MAX_PROMPT_TOKENS
     max_new_tokens: int = RECIPE_MAX_RESPONSE_TOKENS + 50
     warmup: bool = True
