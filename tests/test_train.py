@@ -1,13 +1,14 @@
 import json
 
 import pytest
+import yaml
 
 import torch
 from trl import get_peft_config, get_quantization_config
 
 from reviewgpt.config import (DEFAULT_BASE_MODEL, RECIPE_MAX_PROMPT_TOKENS, RECIPE_MAX_RESPONSE_TOKENS, EngineConfig,
                               GenerationConfig)
-from reviewgpt.training.data.papers import split_of
+from reviewgpt.training.data.papers import read_iclr2017, split_of
 from reviewgpt.training.data.prepare import PrepareConfig, prepare, read_examples
 from reviewgpt.generate.engine import load_engine
 from reviewgpt.format.review_format import parse
@@ -152,3 +153,20 @@ def test_interrupted_training_resumes_from_the_newest_checkpoint(data_dir, tiny_
     train(*_args(data_dir, tiny_base_dir, tmp_path, "--max_steps", "4", *kw), callbacks=[counter])
     assert counter.steps == [3, 4]  # continued from checkpoint-2; steps 1-2 were not trained again
     assert (tmp_path / "run" / "checkpoint-4").is_dir()
+
+
+def test_bundled_demo_model_reads_2048_tokens_fits_in_git_and_writes_the_layout():
+    demo = ROOT / "assets" / "demo-model"
+    spec = yaml.safe_load((demo / "engine.yaml").read_text())
+    assert set(spec) >= {"base_model", "adapter", "max_prompt_tokens", "max_new_tokens"}
+    assert spec["max_prompt_tokens"] >= 2048  # title, abstract, introduction
+    assert sum(f.stat().st_size for f in demo.rglob("*") if f.is_file()) <= 25 * 2**20
+    metrics = json.loads((demo / "metrics.json").read_text())
+    assert metrics["rates"]["held_out_papers"] == 50 and metrics["rates"]["prompt_tokens"]["min"] > 2000
+    engine = load_engine(EngineConfig(base_model=str(demo / spec["base_model"]), adapter=str(demo / spec["adapter"]),
+                                      max_prompt_tokens=spec["max_prompt_tokens"], local_files_only=True))
+    paper = next(read_iclr2017(FIXTURES / "iclr2017")).document
+    fitted = engine.fit(paper, "7")
+    assert fitted.prompt_tokens > 2000  # the fixture paper is long enough to fill the budget
+    text = engine.generate(fitted.text, "7", GenerationConfig(max_new_tokens=24, do_sample=False, suppression=0.0))
+    assert text.startswith("## How to evaluate the idea of the paper")

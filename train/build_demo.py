@@ -63,13 +63,13 @@ class DemoArguments:
     heads: int = 8
     kv_heads: int = 2
     intermediate: int = 768
-    pretrain_steps: int = field(default=3000, metadata={"help": "Plain-LM steps for the tiny base."})
+    pretrain_steps: int = field(default=2000, metadata={"help": "Plain-LM steps for the tiny base."})
     pretrain_seq: int = 1024
     pretrain_batch: int = 16
     pretrain_lr: float = 2e-3
     save_dtype: str = field(default="bfloat16", metadata={"help": "dtype of the saved base weights (size in git)."})
     eval_papers: int = field(default=50, metadata={"help": "Held-out papers sampled per schema and suppression."})
-    eval_batch: int = 25
+    eval_batch: int = 50
     timing_reviews: int = field(default=3, metadata={"help": "Full reviews timed on the CPU with cpu_threads."})
     cpu_threads: int = 2
     reuse_base: bool = field(default=False, metadata={"help": "Keep out_dir/base and only redo the SFT."})
@@ -211,6 +211,8 @@ def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--config" not in argv and not {"-h", "--help"} & set(argv):
         argv = ["--config", DEFAULT_CONFIG, *argv]
+    if not torch.cuda.is_available() and "--use_cpu" not in argv:
+        argv += ["--use_cpu", "true"] + ([] if "--bf16" in argv else ["--bf16", "false"])  # no GPU: the CPU, fp32
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     demo, data_args, training, model_args = parse_args(argv, extra=(DemoArguments,), prog="python -m train.build_demo")
     random.seed(training.seed)
