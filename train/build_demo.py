@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import platform
 import random
 import shutil
@@ -184,6 +185,7 @@ def time_reviews(engine, papers: list[dict], demo: DemoArguments, seed: int) -> 
     finally:
         torch.set_num_threads(threads)
     return {"threads": demo.cpu_threads, "cpu": platform.processor() or platform.machine(),
+            "load_average": [round(x, 2) for x in os.getloadavg()],  # other work sharing the cores slows this
             "max_seconds": max(r["seconds"] for r in rows), "reviews": rows}
 
 
