@@ -1,4 +1,7 @@
-"""Configuration dataclasses shared by app/, train/ and eval/ (loadable from YAML)."""
+"""Configuration dataclasses shared by app/ and eval/ (loadable from YAML), and the recipe's numbers.
+
+Training (train/) is configured by TRL's own TrlParser instead: see reviewgpt.training.sft.
+"""
 
 from __future__ import annotations
 
@@ -64,12 +67,9 @@ class GenerationConfig:
 class OpenAIConfig:
     reviewer_model: str = "gpt-4o"
     judge_model: str = "gpt-4o"
-    recipe_baseline_model: str = "gpt-4-1106-preview"  # the recipe's GPT-4, kept for reproduction
     temperature: float = 0.7
     timeout_s: float = 120.0
     max_retries: int = 4
-    backoff_base_s: float = 1.0
-    backoff_max_s: float = 30.0
     api_key: str | None = None  # default: OPENAI_API_KEY
     base_url: str | None = None  # default: OPENAI_BASE_URL, else the official API
 
@@ -122,10 +122,6 @@ def register(cls: type[T]) -> type[T]:
     """Make a dataclass defined elsewhere resolvable when nested (string annotations)."""
     _REGISTRY[cls.__name__] = cls
     return cls
-
-
-def to_dict(obj: Any) -> dict[str, Any]:
-    return dataclasses.asdict(obj)
 
 
 for _c in (IngestConfig, EngineConfig, GenerationConfig, OpenAIConfig):
