@@ -79,6 +79,9 @@ def test_report_numbers_equal_hand_computed_ones():
     assert m.win_rate_ci == pytest.approx((np.quantile(means, 0.025), np.quantile(means, 0.975)))
     assert m.win_rate_ci[0] <= m.win_rate <= m.win_rate_ci[1]
     assert (m.mean_len_a, m.mean_len_b) == (pytest.approx(101.5), 100)
+    assert not m.length_adjustment_extrapolated  # paper 0: equal lengths, so d = 0 is inside the data
+    longer = {k: v + 1 for k, v in lengths.items() if k.startswith("x")}
+    assert matchup_stats("m", rows, {**lengths, **longer}, samples=10, seed=0).length_adjustment_extrapolated
 
 
 def test_items_per_aspect_variance_and_empty_rate_by_hand():

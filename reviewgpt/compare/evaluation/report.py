@@ -108,6 +108,9 @@ def _plots(out: Path, matchups: list[MatchupStats], aspects: list[AspectStats]) 
     return names
 
 
+_EXTRAPOLATED = " (extrapolated)"
+
+
 def _pct(x: float) -> str:
     return "n/a" if x != x else f"{100 * x:.1f}%"
 
@@ -150,12 +153,14 @@ def markdown(res: Results, plots: list[str], cfg: EvalConfig) -> str:
         lines.append(f"| {m.matchup} | `{short(c['a'])}` / `{short(c['b'])}` | {m.n} | {m.wins} | {m.ties} | "
                      f"{m.losses} | {m.no_verdict} | {res.missing[m.matchup]} | "
                      f"{_pct(m.win_rate)} [{_pct(m.win_rate_ci[0])}, {_pct(m.win_rate_ci[1])}] | "
-                     f"{_pct(m.length_adjusted_win_rate)} | {_pct(m.order_consistency)} | "
+                     f"{_pct(m.length_adjusted_win_rate)}{_EXTRAPOLATED if m.length_adjustment_extrapolated else ''} | "
+                     f"{_pct(m.order_consistency)} | "
                      f"{m.mean_len_a:.0f} / {m.mean_len_b:.0f} |")
     lines += ["", "*Length-adjusted*: A's win rate at equal review length from a logistic regression of the "
                   "outcome on tanh(word-count difference / its std); this is AlpacaEval 2's length term only, "
                   "without its per-instruction difficulty term (which needs a leaderboard of models judged "
-                  "against one baseline), so it is not AlpacaEval's LC win rate.",
+                  "against one baseline), so it is not AlpacaEval's LC win rate. *(extrapolated)*: one side was "
+                  "longer in every pair, so equal length lies outside the data; read that number with care.",
               "", "## How much of each paper the reviews were written from", "",
               "| matchup | papers | A: cut | A: tokens cut (mean, when cut) | B: cut | B: tokens cut (mean, when cut) "
               "| same input text for A and B |", "|---|---|---|---|---|---|---|"]

@@ -29,6 +29,9 @@ class MatchupStats:
     length_adjusted_win_rate: float  # logistic regression on tanh(length difference), at equal length
     mean_len_a: float
     mean_len_b: float
+    # the length difference never changed sign: "equal length" lies outside the data and the
+    # adjusted rate is an extrapolation (AlpacaEval warns on such extreme changes too)
+    length_adjustment_extrapolated: bool = False
 
 
 def outcome(winner: str) -> float | None:
@@ -96,7 +99,8 @@ def matchup_stats(key: str, rows: list[dict], lengths: dict[str, int], samples: 
         losses_ci=bootstrap_ci((y == 0).astype(float), samples, seed),
         order_consistency=float(np.mean([r["consistent"] for r in judged])) if n else float("nan"),
         length_adjusted_win_rate=length_adjusted_win_rate(y, la, lb),
-        mean_len_a=float(la.mean()) if n else float("nan"), mean_len_b=float(lb.mean()) if n else float("nan"))
+        mean_len_a=float(la.mean()) if n else float("nan"), mean_len_b=float(lb.mean()) if n else float("nan"),
+        length_adjustment_extrapolated=bool(n) and (bool(np.all(la > lb)) or bool(np.all(la < lb))))
 
 
 @dataclass
