@@ -35,6 +35,7 @@ class Line:
     bold: bool
     bbox: Box
     page: int
+    gapped: bool = False  # words set far apart on the line, as in a table row
 
 
 @dataclass
@@ -105,7 +106,7 @@ def _keep_hyphen(head: str, tail: str, vocab: Counter[str] | None) -> bool:
 
 
 def _join(left: str, right: str, vocab: Counter[str] | None) -> str:
-    m = _HYPHENATED.search(left)
+    m = _HYPHENATED.search(left[-60:])  # the tail only: a search over the whole paragraph is quadratic
     if m and right[:1].islower():
         tail = _WORD.match(right)
         if _keep_hyphen(m.group(1), tail.group(0).split("-")[0] if tail else "", vocab):
@@ -130,7 +131,8 @@ def join_lines(lines: list[str], vocab: Counter[str] | None = None) -> str:
 # ---------------------------------------------------------------------------------------------
 # Styles
 
-_BOLD_WORD = re.compile(r"bold|black|heavy|semibold|demi|medi(?:um)?\b|-medi|cmbx|sfbx|ptmb|\bbx", re.I)
+# Heading weight: bold families, and small capitals (CMCSC) that some classes use for headings.
+_BOLD_WORD = re.compile(r"bold|black|heavy|semibold|demi|medi(?:um)?\b|-medi|cmbx|sfbx|ptmb|\bbx|cmcsc|smallcaps", re.I)
 _BOLD_SUFFIX = re.compile(r"(?:TB|SB|-B|,B|\.B|Bd|BX|BXI|Bol)\d*$")
 
 
@@ -161,18 +163,34 @@ def strip_running_lines(pages: list[list[Block]], sizes: list[tuple[float, float
     def key(text: str) -> str:
         return re.sub(r"\s+", " ", re.sub(r"\d+", "#", text.lower())).strip()
 
-    def near_edge(ln: Line, h: float) -> bool:
-        return ln.bbox[3] < edge * h or ln.bbox[1] > (1 - edge) * h
+    body = body_size([b for blocks in pages for b in blocks])
+
+    def near_edge(ln: Line, h: float) -> bool:  # running lines are set no larger than the body text
+        return (ln.bbox[3] < edge * h or ln.bbox[1] > (1 - edge) * h) and ln.size <= body + 0.6
 
     counts: Counter[str] = Counter()
     for blocks, (_, h) in zip(pages, sizes):
         counts.update({key(ln.text) for b in blocks for ln in b.lines if near_edge(ln, h)})
     threshold = max(2, math.ceil(0.25 * len(pages)))
+    # "44  Achim D. Brucker": an edge line led or ended by the printed page number, which runs with
+    # the page index (the same offset on two pages or more), is a running header even if its text
+    # appears once (even and odd pages carry different texts).
+    offsets: Counter[int] = Counter()
+    numbered: dict[int, int] = {}
+    for pno, (blocks, (_, h)) in enumerate(zip(pages, sizes)):
+        for b in blocks:
+            for ln in b.lines:
+                m = re.match(r"^(\d{1,4})\s+\S|.*\S\s+(\d{1,4})$", ln.text)
+                if m and near_edge(ln, h):
+                    off = int(m.group(1) or m.group(2)) - pno
+                    numbered[id(ln)] = off
+                    offsets[off] += 1
     removed = 0
     for blocks, (_, h) in zip(pages, sizes):
         for b in blocks:
             keep = [ln for ln in b.lines
-                    if not (near_edge(ln, h) and (_PAGE_NUMBER.match(ln.text) or counts[key(ln.text)] >= threshold))]
+                    if not (near_edge(ln, h) and (_PAGE_NUMBER.match(ln.text) or counts[key(ln.text)] >= threshold
+                                                  or offsets[numbered.get(id(ln), -10**6)] >= 2))]
             removed += len(b.lines) - len(keep)
             if len(keep) != len(b.lines) and keep:
                 b.lines = keep
@@ -252,24 +270,35 @@ def _mark_table_cells(blocks: list[Block], width: float) -> None:
                 break
 
 
-def _split_leading_heading(block: Block) -> list[Block]:
-    """A bold run of 1-3 lines at the top of a block, followed by plain lines, is a heading that
-    MuPDF merged with its paragraph: give it its own block."""
-    k = 0
-    while k < len(block.lines) and block.lines[k].bold:
-        k += 1
-    if 0 < k <= 3 and k < len(block.lines) and not block.lines[k - 1].text.endswith((".", ",", ";", ":")):
-        head = Block(block.page, block.bbox, block.lines[:k])
-        rest = Block(block.page, block.bbox, block.lines[k:])
-        head.refit()
-        rest.refit()
-        return [head, rest]
-    return [block]
+def _split_headings(block: Block) -> list[Block]:
+    """Bold runs of 1-3 lines inside a block (a heading that MuPDF merged with the paragraph
+    before or after it, or two headings in a row) become blocks of their own."""
+    pieces: list[list[Line]] = [[block.lines[0]]]
+    for prev, ln in zip(block.lines, block.lines[1:]):
+        if ln.bold != prev.bold or (ln.bold and (_NUMBERED.match(ln.text) or _LABEL.fullmatch(ln.text))):
+            pieces.append([ln])
+        else:
+            pieces[-1].append(ln)
+    if len(pieces) == 1:
+        return [block]
+    out: list[Block] = []
+    for piece in pieces:
+        heading_like = piece[0].bold and len(piece) <= 3 and not piece[-1].text.endswith((",", ";"))
+        if out and not heading_like and not out[-1].lines[0].bold:
+            out[-1].lines.extend(piece)  # plain text stays one block
+        elif out and not heading_like and out[-1].lines[0].bold and len(out[-1].lines) > 3:
+            out[-1].lines.extend(piece)
+        else:
+            out.append(Block(block.page, block.bbox, list(piece)))
+    for b in out:
+        b.refit()
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
 # Headings, captions, footnotes
 
+_LABEL = re.compile(r"(?:\d{1,2}(?:\.\d{1,2})*|[A-Z](?:\.\d{1,2})*|[IVX]{1,5})\.?")
 _NUMBERED = re.compile(r"^(?:\d{1,2}(?:\.\d{1,2})*\.?|[A-Z](?:\.\d{1,2})*\.?|[IVX]{1,5}\.|(?:appendix|chapter)\s+[A-Z0-9]{1,3}[.:]?)\s+\S", re.I)
 _NAMED = re.compile(
     r"^(abstract|introduction|related works?|background|preliminaries|methods?|methodology|approach|"
@@ -279,6 +308,8 @@ _NAMED = re.compile(
     r"broader impacts?|impact statement|reproducibility( statement)?|data availability|author contributions|"
     r"conflicts? of interest|funding|supplementary material)\b.{0,60}$", re.I)
 _CAPTION = re.compile(r"^(?:figure|fig\.|table|tab\.|algorithm|listing|scheme|chart|plate)\s*[A-Z]?\d+[a-z]?\s*[.:|—–-]", re.I)
+_THEOREM = re.compile(r"^(theorem|lemma|remark|corollary|definition|conjecture|axiom|example|proof|proposition|"
+                      r"claim|assumption|note|hypothesis|observation|problem|exercise|step|case)\b", re.I)
 _REFERENCES = re.compile(r"^(?:\d+\.?\s*)?(references|bibliography|literature cited|works cited)\s*$", re.I)
 _ABSTRACT = re.compile(r"^abstract\s*[:.—–-]?\s*", re.I)
 
@@ -288,40 +319,76 @@ def _heading_kind(b: Block, body: float, bold_is_style: bool) -> str | None:
     if len(b.lines) > 3 or b.table_cell:
         return None
     text = b.text.strip()
+    if re.fullmatch(r"abstract[.:]?", text, re.I):  # set in any size (small capitals, 6 pt)
+        return "named"
     words = text.split()
     if not text or len(text) > 120 or len(words) > 16 or _CAPTION.match(text) or text.endswith((",", ";")):
         return None
-    if sum(c.isalpha() for c in text) < 3:
+    if not re.search(r"[^\W\d_]{3}", text) or _THEOREM.match(text) or re.search(r"[=+<>|∼≤≥∑∫]", text):
+        return None
+    if any(ln.gapped for ln in b.lines):  # cells of a table row
         return None
     bold = bold_is_style and all(ln.bold for ln in b.lines)
     larger = b.size >= body + 0.9
     caps = text.isupper()
     if b.size < body - 1.3 and not bold:
         return None
-    if text.endswith(".") and not (bold and len(words) <= 6):
+    numbered = bool(_NUMBERED.match(text))
+    if text.endswith(".") and not numbered:  # "Data Classes." is a run-in paragraph heading
         return None
     if _NUMBERED.match(text) and (bold or larger or caps) and not text[-1].isdigit():
         return "numbered"
     if _NAMED.match(text) and (bold or larger or caps or len(words) <= 3):
         return "named"
-    if (bold or larger) and len(words) <= 12 and text[0].isupper():
+    if (bold or larger) and len(words) <= 12 and text[0].isupper() and not text.endswith(":"):
         return "styled"
     return None
 
 
+def _merge_heading_runs(blocks: list[Block], body: float, bold_is_style: bool) -> list[Block]:
+    """A heading broken over blocks ("IV. FLOATS: FIGURES, TABLES," / "ETC.") is one heading: join
+    a styled block to the styled block just above it when the first does not end a sentence."""
+    out: list[Block] = []
+    for b in blocks:
+        prev = out[-1] if out else None
+        if (prev is not None and prev.page == b.page and len(prev.lines) + len(b.lines) <= 3
+                and _styled(prev, body, bold_is_style) and _styled(b, body, bold_is_style)
+                and abs(prev.size - b.size) < 0.6 and 0 <= b.bbox[1] - prev.bbox[3] < 0.8 * b.size
+                and (not prev.lines[-1].text.endswith(".") or b.lines[0].text[:1].islower()) or (prev is not None and prev.page == b.page
+                and len(prev.lines) == 1 and re.fullmatch(r"(?:\d+(?:\.\d+)*|[A-Z]|[IVX]+)\.?", prev.lines[0].text)
+                and 0 <= b.bbox[1] - prev.bbox[3] < 0.8 * b.size)):
+            merged = Block(b.page, prev.bbox, prev.lines + b.lines)
+            merged.refit()
+            out[-1] = merged
+            continue
+        out.append(b)
+    return out
+
+
+def _styled(b: Block, body: float, bold_is_style: bool) -> bool:
+    text = b.text
+    return (not b.table_cell and len(text) < 100 and (bold_is_style and all(ln.bold for ln in b.lines)
+            or b.size >= body + 0.9 or (text.isupper() and b.size >= body - 1.3)))
+
+
 def _is_aside(b: Block, body: float, page_height: float) -> bool:
-    """Captions and footnotes: kept, but never inside a sentence."""
+    """Captions, footnotes and small print (figure labels, table cells, reference lists): kept,
+    but never inside a sentence of the body text."""
     text = b.text
     if _CAPTION.match(text):
         return True
-    return b.size <= body - 1.0 and b.bbox[1] > 0.6 * page_height
+    if b.size <= body - 1.5:
+        return True
+    return b.size <= body - 0.9 and b.bbox[1] > 0.6 * page_height and bool(re.match(r"^[\d∗*†‡§¶⋆]", text))
 
 
 _ENDS_SENTENCE = re.compile(r"[.!?:\u3002\uff01\uff1f][\"'\u201d\u2019)\]]*(?:\s*\[?\d+\]?)?$")
 
 
-def _continues(prev: str, nxt: str) -> bool:
-    """Does the paragraph ending in `prev` go on with the line `nxt` (column or page break)?"""
+def _continues(prev_line: Line, next_line: Line, right: float) -> bool:
+    """Does the paragraph ending in `prev_line` (of a block whose right edge is `right`) go on with
+    `next_line` (a column or page break, a float in between)?"""
+    prev, nxt = prev_line.text, next_line.text
     if not prev or not nxt:
         return False
     if prev.endswith("-") and nxt[:1].islower():
@@ -330,7 +397,9 @@ def _continues(prev: str, nxt: str) -> bool:
         return False
     if nxt[:1].islower() or nxt[:1] in "([{":
         return True
-    return bool(re.search(r"[a-z,;]$", prev)) and not nxt.startswith(("•", "-", "–", "∗", "*"))
+    # A sentence cut by a break fills its last line to the column edge.
+    full = prev_line.bbox[2] >= right - 2.5 * prev_line.size
+    return full and bool(re.search(r"[a-z,;]$", prev)) and not nxt.startswith(("•", "-", "–", "∗", "*"))
 
 
 def _paragraphs(b: Block) -> list[list[Line]]:
@@ -359,7 +428,7 @@ def _title_blocks(ordered: list[Block], body: float, sizes: list[tuple[float, fl
     """The largest text in the top 60% of page 1 (above body size), with same-size blocks after it."""
     first = [b for b in ordered if b.page == 1 and b.bbox[1] < 0.6 * sizes[0][1]
              and sum(c.isalpha() for c in b.text) >= 4 and len(b.lines) <= 4
-             and not _NAMED.match(b.text) and not _NUMBERED.match(b.text)]
+             and not _NAMED.match(b.text) and not re.match(r"^\d+(\.\d+)*\.?\s", b.text)]
     if not first:
         return []
     top = max(first, key=lambda b: b.size)
@@ -381,27 +450,42 @@ def assemble(pages: list[list[Block]], sizes: list[tuple[float, float]], cfg: In
         _mark_table_cells(blocks, w)
         page_blocks: list[Block] = []
         for b in reading_order(blocks, w):
-            page_blocks.extend(_split_leading_heading(b) if not b.table_cell else [b])
+            page_blocks.extend(_split_headings(b) if not b.table_cell else [b])
         ordered.extend(page_blocks)
     body = body_size(ordered)
     body_chars = [ln for b in ordered for ln in b.lines if abs(ln.size - body) < 0.6]
     bold_is_style = sum(len(ln.text) for ln in body_chars if ln.bold) < 0.5 * max(sum(len(ln.text) for ln in body_chars), 1)
+    ordered = _merge_heading_runs(ordered, body, bold_is_style)
     vocab = vocabulary([ln.text for b in ordered for ln in b.lines])
     title_blocks = _title_blocks(ordered, body, sizes)
+    col_right: dict[tuple[int, str], float] = {}  # right edge of each column of each page
+    for b in ordered:
+        k = (b.page, _column(b, sizes[b.page - 1][0]))
+        col_right[k] = max(col_right.get(k, 0.0), b.bbox[2])
     title = " ".join(b.text for b in title_blocks)
 
     front: list[str] = []
     sections: list[Section] = []
     bodies: list[list[str]] = []  # paragraphs of each section
     paras = front
-    open_para: list[str] = []
+    open_para: list[Line] = []
+    open_right = [0.0]  # right edge of the block that the open paragraph ends in
     asides: list[str] = []
     structured = False  # a numbered or named heading has been seen (front matter is over)
 
+    open_aside: list[Line] = []
+    aside_right = [0.0]
+
+    def close_aside() -> None:
+        if open_aside:
+            asides.append(join_lines([ln.text for ln in open_aside], vocab))
+            open_aside.clear()
+
     def close() -> None:
         if open_para:
-            paras.append(join_lines(open_para, vocab))
+            paras.append(join_lines([ln.text for ln in open_para], vocab))
             open_para.clear()
+        close_aside()
         paras.extend(asides)
         asides.clear()
 
@@ -409,8 +493,8 @@ def assemble(pages: list[list[Block]], sizes: list[tuple[float, float]], cfg: In
         if any(b is t for t in title_blocks):
             continue
         kind = _heading_kind(b, body, bold_is_style)
-        if kind == "styled" and not structured:
-            kind = None
+        if kind == "styled" and not structured or (structured and _ABSTRACT.match(b.text)):
+            kind = None  # bold lines among the authors; "ABSTRACT" inside a figure
         if kind:
             close()
             structured = True
@@ -419,15 +503,16 @@ def assemble(pages: list[list[Block]], sizes: list[tuple[float, float]], cfg: In
             bodies.append(paras)
             continue
         if _is_aside(b, body, sizes[b.page - 1][1]):
-            (asides if open_para else paras).append(b.text)
+            if not (open_aside and _continues(open_aside[-1], b.lines[0], aside_right[0])):
+                close_aside()
+            open_aside.extend(b.lines)
+            aside_right[0] = col_right.get((b.page, _column(b, sizes[b.page - 1][0])), b.bbox[2])
             continue
         for k, para in enumerate(_paragraphs(b)):
-            texts = [ln.text for ln in para]
-            if k == 0 and open_para and _continues(open_para[-1], texts[0]):
-                open_para.extend(texts)
-            else:
+            if not (k == 0 and open_para and _continues(open_para[-1], para[0], open_right[0])):
                 close()
-                open_para.extend(texts)
+            open_para.extend(para)
+        open_right[0] = col_right.get((b.page, _column(b, sizes[b.page - 1][0])), b.bbox[2])
     close()
     for s, body_paras in zip(sections, bodies):
         s.text = "\n\n".join(p for p in body_paras if p)
@@ -448,10 +533,11 @@ def _finish(title: str, front: list[str], sections: list[Section], cfg: IngestCo
                 abstract = _ABSTRACT.sub("", para).strip()
                 del front[i]
                 break
-        else:  # an abstract without a label: the longest paragraph of the front matter
-            longest = max(range(len(front)), key=lambda i: len(front[i]), default=None)
-            if longest is not None and len(front[longest]) >= 300:
-                abstract = front.pop(longest)
+        else:  # an abstract without a label: the front paragraph with the most running prose
+            prose = [len(re.findall(r"(?<![\w-])[a-z]{2,}(?![\w-])", p)) for p in front]
+            best = next((i for i, n in enumerate(prose) if n >= 12), None)
+            if best is not None:
+                abstract = front.pop(best)
     if any(p.strip() for p in front):  # authors, affiliations, notes before the first heading: kept
         sections.insert(0, Section("", "\n\n".join(p for p in front if p.strip())))
 

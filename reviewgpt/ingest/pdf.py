@@ -141,13 +141,34 @@ class _PageReader:
                 bbox = tuple(ln["bbox"])
                 if read_sideways:
                     bbox = _upright(bbox, ln["dir"], page.rect)
-                out.append(Line(text, max(s["size"] for s in vis), all(is_bold(s["font"], s["flags"]) for s in vis),
-                                bbox, pno))
+                # Bold when most of the line is (a heading may hold a word in another font).
+                n_bold = sum(len(s["text"].strip()) for s in vis if is_bold(s["font"], s["flags"]))
+                size = max(s["size"] for s in vis)
+                gaps = [b2["bbox"][0] - b1["bbox"][2] for b1, b2 in zip(vis, vis[1:])
+                        if not re.fullmatch(r"[\dA-Z.IVX]{1,8}", b1["text"].strip())]  # not after "3.2"
+                out.append(Line(text, size, n_bold >= 0.6 * sum(len(s["text"].strip()) for s in vis),
+                                bbox, pno, gapped=any(g > 1.5 * size for g in gaps)))
+            _mark_row_mates(out)
             if out:
                 x0 = min(ln.bbox[0] for ln in out)
                 blocks.append(Block(pno, (x0, min(ln.bbox[1] for ln in out), max(ln.bbox[2] for ln in out),
                                           max(ln.bbox[3] for ln in out)), out))
         return blocks
+
+
+def _mark_row_mates(lines: list[Line]) -> None:
+    """Lines of one block side by side on one row are table cells (or a run-in heading and its
+    text): `gapped`, never a heading. A section number beside its title does not count."""
+    label = re.compile(r"(?:\d+(?:\.\d+)*|[A-Z](?:\.\d+)*|[IVX]+)\.?")
+    for a in lines:
+        for b in lines:
+            if a is b or label.fullmatch(a.text) or label.fullmatch(b.text):
+                continue
+            overlap = min(a.bbox[3], b.bbox[3]) - max(a.bbox[1], b.bbox[1])
+            if overlap > 0.5 * min(a.bbox[3] - a.bbox[1], b.bbox[3] - b.bbox[1]) and (
+                    a.bbox[2] <= b.bbox[0] or b.bbox[2] <= a.bbox[0]):
+                a.gapped = True
+                break
 
 
 def _upright(bbox: tuple, direction: tuple[float, float], rect: pymupdf.Rect) -> tuple:
