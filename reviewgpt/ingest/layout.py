@@ -187,10 +187,16 @@ def strip_running_lines(pages: list[list[Block]], sizes: list[tuple[float, float
                     offsets[off] += 1
     removed = 0
     for blocks, (_, h) in zip(pages, sizes):
+        # A header set on one row with the page number ("44" ... "Achim D. Brucker") goes with it.
+        number_rows = [ln.bbox for b in blocks for ln in b.lines if near_edge(ln, h) and _PAGE_NUMBER.match(ln.text)]
+
+        def beside_number(ln: Line) -> bool:
+            return any(min(ln.bbox[3], r[3]) - max(ln.bbox[1], r[1]) > 0.5 * (ln.bbox[3] - ln.bbox[1]) for r in number_rows)
+
         for b in blocks:
             keep = [ln for ln in b.lines
                     if not (near_edge(ln, h) and (_PAGE_NUMBER.match(ln.text) or counts[key(ln.text)] >= threshold
-                                                  or offsets[numbered.get(id(ln), -10**6)] >= 2))]
+                                                  or offsets[numbered.get(id(ln), -10**6)] >= 2 or beside_number(ln)))]
             removed += len(b.lines) - len(keep)
             if len(keep) != len(b.lines) and keep:
                 b.lines = keep

@@ -144,16 +144,33 @@ class _PageReader:
                 # Bold when most of the line is (a heading may hold a word in another font).
                 n_bold = sum(len(s["text"].strip()) for s in vis if is_bold(s["font"], s["flags"]))
                 size = max(s["size"] for s in vis)
-                gaps = [b2["bbox"][0] - b1["bbox"][2] for b1, b2 in zip(vis, vis[1:])
-                        if not re.fullmatch(r"[\dA-Z.IVX]{1,8}", b1["text"].strip())]  # not after "3.2"
                 out.append(Line(text, size, n_bold >= 0.6 * sum(len(s["text"].strip()) for s in vis),
-                                bbox, pno, gapped=any(g > 1.5 * size for g in gaps)))
+                                bbox, pno))
+            out = _merge_close_on_row(out)
             _mark_row_mates(out)
             if out:
                 x0 = min(ln.bbox[0] for ln in out)
                 blocks.append(Block(pno, (x0, min(ln.bbox[1] for ln in out), max(ln.bbox[2] for ln in out),
                                           max(ln.bbox[3] for ln in out)), out))
         return blocks
+
+
+def _merge_close_on_row(lines: list[Line]) -> list[Line]:
+    """MuPDF splits a line at a wide space (justified headings): pieces on one row less than
+    1.5 em apart are one line again."""
+    out: list[Line] = []
+    for ln in lines:
+        prev = out[-1] if out else None
+        if prev is not None:
+            overlap = min(prev.bbox[3], ln.bbox[3]) - max(prev.bbox[1], ln.bbox[1])
+            gap = ln.bbox[0] - prev.bbox[2]
+            if overlap > 0.5 * min(prev.bbox[3] - prev.bbox[1], ln.bbox[3] - ln.bbox[1]) and 0 <= gap < 1.5 * ln.size:
+                out[-1] = Line(f"{prev.text} {ln.text}", max(prev.size, ln.size), prev.bold and ln.bold,
+                               (prev.bbox[0], min(prev.bbox[1], ln.bbox[1]), ln.bbox[2], max(prev.bbox[3], ln.bbox[3])),
+                               ln.page)
+                continue
+        out.append(ln)
+    return out
 
 
 def _mark_row_mates(lines: list[Line]) -> None:
