@@ -30,6 +30,7 @@ class IngestConfig:
     min_chars_per_page: int = 40  # fewer on a page that is mostly an image -> scanned, OCR it
     ocr_language: str = "eng"  # Tesseract language(s), e.g. "eng+chi_sim"
     ocr_dpi: int = 300
+    ocr_tessdata: str | None = None  # Tesseract's tessdata folder; None: found by PyMuPDF
 
 
 @dataclass

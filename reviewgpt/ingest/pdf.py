@@ -90,7 +90,8 @@ def _image_cover(page: pymupdf.Page) -> float:
 
 
 def _ocr_dict(page: pymupdf.Page, cfg: IngestConfig) -> dict:
-    tp = page.get_textpage_ocr(flags=_OCR_FLAGS, language=cfg.ocr_language, dpi=cfg.ocr_dpi, full=True)
+    tp = page.get_textpage_ocr(flags=_OCR_FLAGS, language=cfg.ocr_language, dpi=cfg.ocr_dpi, full=True,
+                               tessdata=cfg.ocr_tessdata)
     return page.get_text("dict", textpage=tp, flags=_OCR_FLAGS)
 
 
@@ -222,7 +223,7 @@ def extract(source: bytes | str | Path, config: IngestConfig | None = None) -> D
                 try:
                     blocks = reader.read(page, _ocr_dict(page, cfg), pno, check=False) or blocks
                     ocr_pages.append(pno)
-                except RuntimeError:  # PyMuPDF: no Tesseract / tessdata
+                except Exception:  # PyMuPDF/MuPDF: no Tesseract or no language data
                     no_ocr_pages.append(pno)
             pages.append(blocks)
             r = page.rect * page.derotation_matrix if page.rotation else page.rect
@@ -247,6 +248,9 @@ def extract(source: bytes | str | Path, config: IngestConfig | None = None) -> D
     n_chars = sum(len(t) for t in page_texts)
     if no_ocr_pages and n_chars < cfg.min_chars_per_page:
         raise ScannedPDFError("The PDF has no text layer (it looks scanned). " + TESSERACT_HINT)
+    if ocr_pages and n_chars < cfg.min_chars_per_page:
+        raise ScannedPDFError("The PDF's pages are images (it looks scanned) and OCR found no text in them. "
+                              "Upload the original PDF from the publisher or arXiv.")
     if n_chars == 0:
         if repaired:
             raise CorruptPDFError("The PDF is damaged (truncated or corrupt) and no text could be recovered. "
