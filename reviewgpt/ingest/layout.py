@@ -342,7 +342,7 @@ def _heading_kind(b: Block, body: float, bold_is_style: bool) -> str | None:
     numbered = bool(_NUMBERED.match(text))
     if text.endswith(".") and not numbered:  # "Data Classes." is a run-in paragraph heading
         return None
-    if _NUMBERED.match(text) and (bold or larger or caps) and not text[-1].isdigit():
+    if numbered and (bold or larger or caps):
         return "numbered"
     if _NAMED.match(text) and (bold or larger or caps or len(words) <= 3):
         return "named"

@@ -174,6 +174,18 @@ def _merge_close_on_row(lines: list[Line]) -> list[Line]:
     return out
 
 
+def _plain(blocks: list[Block]) -> list[Block]:
+    """OCR gives no font weight and noisy sizes: its lines all get the page's median size, so
+    that only numbered or named lines can become headings."""
+    sizes = sorted(ln.size for b in blocks for ln in b.lines)
+    if sizes:
+        median = sizes[len(sizes) // 2]
+        for b in blocks:
+            for ln in b.lines:
+                ln.size, ln.bold = median, False
+    return blocks
+
+
 def _mark_row_mates(lines: list[Line]) -> None:
     """Lines of one block side by side on one row are table cells (or a run-in heading and its
     text): `gapped`, never a heading. A section number beside its title does not count."""
@@ -221,7 +233,7 @@ def extract(source: bytes | str | Path, config: IngestConfig | None = None) -> D
             n_chars = sum(len(ln.text) for b in blocks for ln in b.lines)
             if n_chars < cfg.min_chars_per_page and _image_cover(page) > 0.3:
                 try:
-                    blocks = reader.read(page, _ocr_dict(page, cfg), pno, check=False) or blocks
+                    blocks = _plain(reader.read(page, _ocr_dict(page, cfg), pno, check=False)) or blocks
                     ocr_pages.append(pno)
                 except Exception:  # PyMuPDF/MuPDF: no Tesseract or no language data
                     no_ocr_pages.append(pno)
