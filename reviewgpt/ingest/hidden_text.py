@@ -97,6 +97,18 @@ def _pixels(page: pymupdf.Page, dpi: int) -> np.ndarray:
     return np.frombuffer(pix.samples, dtype=np.uint8).reshape(pix.height, pix.width, pix.n)
 
 
+def _drawn_under_text(page: pymupdf.Page, boxes: list[Box]) -> bool:
+    """Does anything but text (paths, images, shadings) touch a text box? MuPDF's log of what the
+    page draws answers without rendering; only then is the text-removed page worth rendering."""
+    other = np.array([r for kind, r in page.get_bboxlog() if "text" not in kind], dtype=np.float32).reshape(-1, 4)
+    if not len(other):
+        return False
+    b = np.array(boxes, dtype=np.float32).reshape(-1, 4)
+    touch = ((other[:, None, 0] < b[None, :, 2]) & (b[None, :, 0] < other[:, None, 2])
+             & (other[:, None, 1] < b[None, :, 3]) & (b[None, :, 1] < other[:, None, 3]))
+    return bool(touch.any())
+
+
 def _cheap_reason(p: SpanProbe, page_box: Box, cfg: IngestConfig) -> str | None:
     """Reasons that rendering cannot decide (legibility, position)."""
     x0, y0, x1, y1 = p.bbox
@@ -132,7 +144,10 @@ def classify_page(page: pymupdf.Page, without_text: TextRemoved | None, spans: l
     if not todo or without_text is None:
         return reasons
     with_px = _pixels(page, cfg.guard_dpi)
-    without_px = _pixels(without_text.page(page.number), cfg.guard_dpi)
+    if _drawn_under_text(page, [spans[i].bbox for i in todo]):
+        without_px = _pixels(without_text.page(page.number), cfg.guard_dpi)
+    else:  # nothing but text where the text is: without it the page is blank there
+        without_px = np.full_like(with_px, 255)
     if with_px.shape != without_px.shape:  # cannot compare; keep the text (never drop on doubt)
         return reasons
     see = cfg.min_visible_change
