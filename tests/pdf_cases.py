@@ -65,27 +65,37 @@ def _gradient(arr):
     arr[..., 0] = 20
 
 
+def _box(page, fill):
+    page.draw_rect(pymupdf.Rect(60, 630, 560, 660), color=fill, fill=fill)
+
+
+def _picture(page, fill_fn):
+    page.insert_image(pymupdf.Rect(60, 630, 560, 660), keep_proportion=False, pixmap=_image(fill_fn))
+
+
+def _solid(rgb):
+    return lambda arr: arr.__setitem__(Ellipsis, rgb)
+
+
 # name -> (how to hide the injection on page 1, the reason the guard must give)
 HIDDEN_CASES = {
     "white-on-white": (lambda pg, d: _text(pg, color=(1, 1, 1)), "low-contrast"),
     "near-white": (lambda pg, d: _text(pg, color=(0.97, 0.98, 0.97)), "low-contrast"),
-    "same-colour-box-below": (lambda pg, d: (pg.draw_rect(pymupdf.Rect(60, 630, 560, 660), color=(0, 0, 0), fill=(0, 0, 0)),
-                                             _text(pg, color=(0, 0, 0))), "low-contrast"),
+    "same-colour-box-below": (lambda pg, d: (_box(pg, (0, 0, 0)), _text(pg, color=(0, 0, 0))), "low-contrast"),
     "tiny-font": (lambda pg, d: _text(pg, fontsize=1), "too-small"),
-    "squeezed": (lambda pg, d: (_text(pg), _wrap_last(pg, d, b"q 1 Tz\n", b"\nQ 100 Tz\n")), "too-"),  # MuPDF scales the size: too small or too squeezed
+    # MuPDF scales the size of squeezed text: too small or too squeezed
+    "squeezed": (lambda pg, d: (_text(pg), _wrap_last(pg, d, b"q 1 Tz\n", b"\nQ 100 Tz\n")), "too-"),
     "render-mode-3": (lambda pg, d: _text(pg, render_mode=3), "invisible-render-mode"),
     "opacity-0": (lambda pg, d: _text(pg, fill_opacity=0.0), "invisible-render-mode"),
     "nearly-transparent": (lambda pg, d: _text(pg, fill_opacity=0.04), "low-contrast"),
     "off-page": (lambda pg, d: pg.insert_text((72, 1500), INJECTION, fontsize=10), "off-page"),
-    "covered-by-shape-after": (lambda pg, d: (_text(pg), pg.draw_rect(pymupdf.Rect(60, 630, 560, 660), color=(1, 1, 1),
-                                                                      fill=(1, 1, 1))), "not-drawn"),
-    "covered-by-image-after": (lambda pg, d: (_text(pg), pg.insert_image(pymupdf.Rect(60, 630, 560, 660), keep_proportion=False, pixmap=_image(_noise))),
-                               "not-drawn"),
+    "covered-by-shape-after": (lambda pg, d: (_text(pg), _box(pg, (1, 1, 1))), "not-drawn"),
+    "covered-by-image-after": (lambda pg, d: (_text(pg), _picture(pg, _noise)), "not-drawn"),
     "outside-clip-path": (lambda pg, d: (_text(pg), _wrap_last(pg, d, b"q 0 0 1 1 re W n\n", b"\nQ\n")), "not-drawn"),
-    "image-background-colour": (lambda pg, d: (pg.insert_image(pymupdf.Rect(60, 630, 560, 660), keep_proportion=False, pixmap=_image(lambda a: a.__setitem__(Ellipsis, (20, 40, 90)))),
+    "image-background-colour": (lambda pg, d: (_picture(pg, _solid((20, 40, 90))),
                                                _text(pg, color=(20 / 255, 42 / 255, 92 / 255))), "low-contrast"),
-    "gradient-background": (lambda pg, d: (pg.insert_image(pymupdf.Rect(60, 630, 560, 660), keep_proportion=False, pixmap=_image(_gradient)),
-                                           _text(pg, color=(20 / 255, 0, 130 / 255))), "low-contrast"),
+    "gradient-background": (lambda pg, d: (_picture(pg, _gradient), _text(pg, color=(20 / 255, 0, 130 / 255))),
+                            "low-contrast"),
     "hidden-layer": (lambda pg, d: pg.insert_text((72, 650), INJECTION, fontsize=10, oc=d.add_ocg("Hidden", on=False)),
                      "hidden-layer"),
     "hidden-annotation": (lambda pg, d: _hidden_annot(pg), "hidden-annotation"),
@@ -107,11 +117,14 @@ def metadata_title_only() -> bytes:
 
 # Visible: never reported.
 VISIBLE_CASES = {
-    "on-light-box": lambda pg, d: (pg.draw_rect(pymupdf.Rect(60, 630, 560, 660), color=(0.9, 0.9, 0.9), fill=(0.9, 0.9, 0.9)),
+    "on-light-box": lambda pg, d: (_box(pg, (0.9, 0.9, 0.9)),
                                    pg.insert_text((72, 650), "A highlighted but visible remark.", fontsize=10)),
-    "white-on-dark-image": lambda pg, d: (pg.insert_image(pymupdf.Rect(60, 630, 560, 660), keep_proportion=False, pixmap=_image(lambda a: a.__setitem__(Ellipsis, (10, 10, 30)))),
-                                          pg.insert_text((72, 650), "White label on a dark figure.", fontsize=10, color=(1, 1, 1))),
-    "grey-text": lambda pg, d: pg.insert_text((72, 650), "Grey but readable text.", fontsize=10, color=(0.55, 0.55, 0.55)),
+    "white-on-dark-image": lambda pg, d: (_picture(pg, _solid((10, 10, 30))),
+                                          pg.insert_text((72, 650), "White label on a dark figure.", fontsize=10,
+                                                         color=(1, 1, 1))),
+    "grey-text": lambda pg, d: pg.insert_text((72, 650), "Grey but readable text.", fontsize=10,
+                                              color=(0.55, 0.55, 0.55)),
     "six-point": lambda pg, d: pg.insert_text((72, 650), "Six point footnote text is legible.", fontsize=6),
-    "semi-transparent": lambda pg, d: pg.insert_text((72, 650), "Forty percent opaque text.", fontsize=10, fill_opacity=0.4),
+    "semi-transparent": lambda pg, d: pg.insert_text((72, 650), "Forty percent opaque text.", fontsize=10,
+                                                     fill_opacity=0.4),
 }

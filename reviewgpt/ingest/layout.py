@@ -188,15 +188,12 @@ def strip_running_lines(pages: list[list[Block]], sizes: list[tuple[float, float
     removed = 0
     for blocks, (_, h) in zip(pages, sizes):
         # A header set on one row with the page number ("44" ... "Achim D. Brucker") goes with it.
-        number_rows = [ln.bbox for b in blocks for ln in b.lines if near_edge(ln, h) and _PAGE_NUMBER.match(ln.text)]
-
-        def beside_number(ln: Line) -> bool:
-            return any(min(ln.bbox[3], r[3]) - max(ln.bbox[1], r[1]) > 0.5 * (ln.bbox[3] - ln.bbox[1]) for r in number_rows)
-
+        rows = [ln.bbox for b in blocks for ln in b.lines if near_edge(ln, h) and _PAGE_NUMBER.match(ln.text)]
         for b in blocks:
             keep = [ln for ln in b.lines
                     if not (near_edge(ln, h) and (_PAGE_NUMBER.match(ln.text) or counts[key(ln.text)] >= threshold
-                                                  or offsets[numbered.get(id(ln), -10**6)] >= 2 or beside_number(ln)))]
+                                                  or offsets[numbered.get(id(ln), -10**6)] >= 2
+                                                  or _beside(ln, rows)))]
             removed += len(b.lines) - len(keep)
             if len(keep) != len(b.lines) and keep:
                 b.lines = keep
@@ -204,6 +201,10 @@ def strip_running_lines(pages: list[list[Block]], sizes: list[tuple[float, float
             b.lines = keep
         blocks[:] = [b for b in blocks if b.lines]
     return removed
+
+
+def _beside(ln: Line, rows: list[Box]) -> bool:
+    return any(min(ln.bbox[3], r[3]) - max(ln.bbox[1], r[1]) > 0.5 * (ln.bbox[3] - ln.bbox[1]) for r in rows)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -244,12 +245,12 @@ def _merge_number_labels(blocks: list[Block]) -> list[Block]:
     out: list[Block] = []
     for b in sorted(blocks, key=lambda b: (round(b.bbox[1]), b.bbox[0])):
         prev = out[-1] if out else None
-        if (prev and len(prev.lines) == 1 and re.fullmatch(r"(?:\d+(?:\.\d+)*|[A-Z](?:\.\d+)*|[IVX]+)\.?", prev.lines[0].text)
+        if (prev and len(prev.lines) == 1 and _LABEL.fullmatch(prev.lines[0].text)
                 and abs(prev.bbox[1] - b.bbox[1]) < 2 and 0 <= b.bbox[0] - prev.bbox[2] < 40):
             first = b.lines[0]
-            prev.lines[0] = Line(f"{prev.lines[0].text} {first.text}", max(first.size, prev.lines[0].size),
-                                 first.bold and prev.lines[0].bold, (prev.bbox[0], first.bbox[1], first.bbox[2], first.bbox[3]),
-                                 first.page)
+            label = prev.lines[0]
+            prev.lines[0] = Line(f"{label.text} {first.text}", max(first.size, label.size), first.bold and label.bold,
+                                 (prev.bbox[0], first.bbox[1], first.bbox[2], first.bbox[3]), first.page)
             prev.lines.extend(b.lines[1:])
             prev.refit()
             continue
@@ -305,7 +306,8 @@ def _split_headings(block: Block) -> list[Block]:
 # Headings, captions, footnotes
 
 _LABEL = re.compile(r"(?:\d{1,2}(?:\.\d{1,2})*|[A-Z](?:\.\d{1,2})*|[IVX]{1,5})\.?")
-_NUMBERED = re.compile(r"^(?:\d{1,2}(?:\.\d{1,2})*\.?|[A-Z](?:\.\d{1,2})*\.?|[IVX]{1,5}\.|(?:appendix|chapter)\s+[A-Z0-9]{1,3}[.:]?)\s+\S", re.I)
+_NUMBERED = re.compile(r"^(?:\d{1,2}(?:\.\d{1,2})*\.?|[A-Z](?:\.\d{1,2})*\.?|[IVX]{1,5}\."
+                       r"|(?:appendix|chapter)\s+[A-Z0-9]{1,3}[.:]?)\s+\S", re.I)
 _NAMED = re.compile(
     r"^(abstract|introduction|related works?|background|preliminaries|methods?|methodology|approach|"
     r"experiments?|experimental (setup|results)|results|evaluation|analysis|discussion|conclusions?|"
@@ -313,7 +315,8 @@ _NAMED = re.compile(
     r"limitations|future work|keywords|index terms|ccs concepts|ethics statement|ethical considerations|"
     r"broader impacts?|impact statement|reproducibility( statement)?|data availability|author contributions|"
     r"conflicts? of interest|funding|supplementary material)\b.{0,60}$", re.I)
-_CAPTION = re.compile(r"^(?:figure|fig\.|table|tab\.|algorithm|listing|scheme|chart|plate)\s*[A-Z]?\d+[a-z]?\s*[.:|—–-]", re.I)
+_CAPTION = re.compile(r"^(?:figure|fig\.|table|tab\.|algorithm|listing|scheme|chart|plate)\s*[A-Z]?\d+[a-z]?\s*[.:|—–-]",
+                      re.I)
 _THEOREM = re.compile(r"^(theorem|lemma|remark|corollary|definition|conjecture|axiom|example|proof|proposition|"
                       r"claim|assumption|note|hypothesis|observation|problem|exercise|step|case)\b", re.I)
 _REFERENCES = re.compile(r"^(?:\d+\.?\s*)?(references|bibliography|literature cited|works cited)\s*$", re.I)
@@ -352,21 +355,21 @@ def _heading_kind(b: Block, body: float, bold_is_style: bool) -> str | None:
 
 
 def _merge_heading_runs(blocks: list[Block], body: float, bold_is_style: bool) -> list[Block]:
-    """A heading broken over blocks ("IV. FLOATS: FIGURES, TABLES," / "ETC.") is one heading: join
-    a styled block to the styled block just above it when the first does not end a sentence."""
+    """A heading broken over blocks ("IV. FLOATS: FIGURES, TABLES," / "ETC.", or a lone "3.2"
+    above its title) is one heading: join such a block to the one just above it."""
     out: list[Block] = []
     for b in blocks:
         prev = out[-1] if out else None
-        if (prev is not None and prev.page == b.page and len(prev.lines) + len(b.lines) <= 3
-                and _styled(prev, body, bold_is_style) and _styled(b, body, bold_is_style)
-                and abs(prev.size - b.size) < 0.6 and 0 <= b.bbox[1] - prev.bbox[3] < 0.8 * b.size
-                and (not prev.lines[-1].text.endswith(".") or b.lines[0].text[:1].islower()) or (prev is not None and prev.page == b.page
-                and len(prev.lines) == 1 and re.fullmatch(r"(?:\d+(?:\.\d+)*|[A-Z]|[IVX]+)\.?", prev.lines[0].text)
-                and 0 <= b.bbox[1] - prev.bbox[3] < 0.8 * b.size)):
-            merged = Block(b.page, prev.bbox, prev.lines + b.lines)
-            merged.refit()
-            out[-1] = merged
-            continue
+        if prev is not None and prev.page == b.page and 0 <= b.bbox[1] - prev.bbox[3] < 0.8 * b.size:
+            lone_number = len(prev.lines) == 1 and _LABEL.fullmatch(prev.lines[0].text)
+            goes_on = not prev.lines[-1].text.endswith(".") or b.lines[0].text[:1].islower()
+            styled_pair = (len(prev.lines) + len(b.lines) <= 3 and abs(prev.size - b.size) < 0.6
+                           and _styled(prev, body, bold_is_style) and _styled(b, body, bold_is_style))
+            if lone_number or (styled_pair and goes_on):
+                merged = Block(b.page, prev.bbox, prev.lines + b.lines)
+                merged.refit()
+                out[-1] = merged
+                continue
         out.append(b)
     return out
 
@@ -460,7 +463,9 @@ def assemble(pages: list[list[Block]], sizes: list[tuple[float, float]], cfg: In
         ordered.extend(page_blocks)
     body = body_size(ordered)
     body_chars = [ln for b in ordered for ln in b.lines if abs(ln.size - body) < 0.6]
-    bold_is_style = sum(len(ln.text) for ln in body_chars if ln.bold) < 0.5 * max(sum(len(ln.text) for ln in body_chars), 1)
+    # Bold marks headings only when the body text is not bold itself (e.g. a "-Medium" body font).
+    body_bold = sum(len(ln.text) for ln in body_chars if ln.bold)
+    bold_is_style = body_bold < 0.5 * max(sum(len(ln.text) for ln in body_chars), 1)
     ordered = _merge_heading_runs(ordered, body, bold_is_style)
     vocab = vocabulary([ln.text for b in ordered for ln in b.lines])
     title_blocks = _title_blocks(ordered, body, sizes)

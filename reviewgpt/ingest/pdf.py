@@ -62,7 +62,8 @@ def _open(data: bytes, cfg: IngestConfig) -> pymupdf.Document:
     try:  # MuPDF skips junk before "%PDF-" itself (and repairs what it can)
         doc = pymupdf.open(stream=data, filetype="pdf")
     except Exception as e:  # MuPDF raises its own error types for broken files
-        raise CorruptPDFError(f"The PDF is damaged and cannot be read ({e}). Try re-downloading or re-exporting it.") from e
+        raise CorruptPDFError(f"The PDF is damaged and cannot be read ({e}). "
+                              "Try re-downloading or re-exporting it.") from e
     if doc.needs_pass:
         raise EncryptedPDFError("The PDF is password-protected. Please upload a copy without a password.")
     if doc.page_count == 0:
