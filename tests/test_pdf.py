@@ -188,6 +188,9 @@ def test_paths_get_clear_messages(tmp_path):
         extract(tmp_path)
     with pytest.raises(NotAPDFError, match="no file at"):
         extract(tmp_path / "missing.pdf")
+    if Path("/proc/self/mem").exists():  # a file that exists but cannot be read (EIO), even as root
+        with pytest.raises(NotAPDFError, match="cannot be read"):
+            extract("/proc/self/mem")
     (tmp_path / "p.pdf").write_bytes(paper())
     assert extract(tmp_path / "p.pdf").title == "A Study of Hidden Things"
     assert extract(str(tmp_path / "p.pdf")).title == "A Study of Hidden Things"
