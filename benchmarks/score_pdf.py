@@ -127,7 +127,8 @@ def score(p: Parsed, case: Case, seen: Counter[str]) -> dict[str, float]:
     leaks = sum(max(0, body.count(r) - 1) for r in case.running)
     n_pages = pymupdf.open(case.pdf).page_count
     parts["running"] = max(0.0, 1 - leaks / max(n_pages - 1, 1))
-    defects = (len(re.findall(r"[a-z]- (?!and\b|or\b|to\b)[a-z]", body))  # not "one- and two-page" + len(re.findall(r"[\ufb00-\ufb06]", body))
+    broken_hyphens = re.findall(r"[a-z]- (?!and\b|or\b|to\b)[a-z]", body)  # not "one- and two-page"
+    defects = (len(broken_hyphens) + len(re.findall(r"[\ufb00-\ufb06]", body))
                + len(re.findall(r"[\x00-\x08\x0b\x0c\x0e-\x1f]", body)))
     parts["clean"] = max(0.0, 1 - defects / 20)
     parts["total"] = sum(WEIGHTS[k] * parts[k] for k in WEIGHTS)
@@ -198,7 +199,8 @@ def main() -> None:
         importlib.import_module("pymupdf.layout")  # switches pymupdf4llm 2.0 to its layout model
     parse = parse_ours if args.engine == "ours" else parse_pymupdf4llm
     rows = []
-    print(f"engine: {args.engine}\n| case | pages | s | title | abstract | headings | coverage | running | clean | score /10 |")
+    print(f"engine: {args.engine}")
+    print("| case | pages | s | title | abstract | headings | coverage | running | clean | score /10 |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for case in load_cases():
         t = time.perf_counter()
@@ -210,7 +212,8 @@ def main() -> None:
         print(f"| {case.name} | {pages} | {secs:.2f} | " + " | ".join(f"{parts[k]:.2f}" for k in WEIGHTS)
               + f" | {parts['total']:.2f} |")
     mean = sum(r["total"] for r in rows) / len(rows)
-    print(f"mean score {mean:.2f}/10, total {sum(r['seconds'] for r in rows):.1f} s for {sum(r['pages'] for r in rows)} pages")
+    seconds, pages = sum(r["seconds"] for r in rows), sum(r["pages"] for r in rows)
+    print(f"mean score {mean:.2f}/10, total {seconds:.1f} s for {pages} pages")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
 
