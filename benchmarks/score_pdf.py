@@ -155,14 +155,14 @@ def _strip_md(s: str) -> str:
 
 
 def from_markdown(md: str) -> Parsed:
-    """pymupdf4llm's Markdown in the same terms: '#' lines are headings, the first is the title."""
+    """pymupdf4llm's Markdown in the same terms: '#' lines are headings (the first one, unless it
+    is "Abstract", is the title); lines between blank lines are one paragraph, as Markdown reads."""
     title, abstract, headings, body = "", "", [], []
-    current: list[str] | None = None
     in_abstract = False
-    for line in md.split("\n"):
-        m = re.match(r"^#{1,6}\s+(.*)$", line)
-        if m:
-            text = _strip_md(m.group(1)).strip()
+    for block in re.split(r"\n\s*\n", md):
+        lines = [ln for ln in block.split("\n") if ln.strip()]
+        while lines and re.match(r"^#{1,6}\s+", lines[0]):
+            text = _strip_md(re.sub(r"^#{1,6}\s+", "", lines.pop(0))).strip()
             if not title and not headings and not re.match(r"abstract", text, re.I):
                 title = text
                 continue
@@ -170,17 +170,15 @@ def from_markdown(md: str) -> Parsed:
             if not in_abstract:
                 headings.append(text)
                 body.append(text)
-            continue
-        clean = _strip_md(line).strip()
-        if not clean:
+        para = " ".join(_strip_md(ln).strip() for ln in lines).strip()
+        if not para:
             continue
         if in_abstract:
-            abstract = f"{abstract} {clean}".strip()
-        elif not abstract and re.match(r"^abstract\b", clean, re.I) and len(clean) > 60:
-            abstract = re.sub(r"^abstract\s*[:.—-]?\s*", "", clean, flags=re.I)
+            abstract = f"{abstract} {para}".strip()
+        elif not abstract and re.match(r"^abstract\b", para, re.I) and len(para) > 60:
+            abstract = re.sub(r"^abstract\s*[:.—-]?\s*", "", para, flags=re.I)
         else:
-            body.append(clean)
-    del current
+            body.append(para)
     return Parsed(title, abstract, headings, "\n".join(body))
 
 
@@ -194,9 +192,9 @@ def main() -> None:
     ap.add_argument("--engine", default="ours", choices=["ours", "pymupdf4llm", "pymupdf4llm-legacy"])
     ap.add_argument("--json", type=Path, help="also write the rows here")
     args = ap.parse_args()
-    if args.engine == "pymupdf4llm":
-        import importlib
-        importlib.import_module("pymupdf.layout")  # switches pymupdf4llm 2.0 to its layout model
+    if args.engine.startswith("pymupdf4llm"):
+        import pymupdf4llm
+        pymupdf4llm.use_layout(args.engine == "pymupdf4llm")  # 2.0 uses pymupdf-layout by default
     parse = parse_ours if args.engine == "ours" else parse_pymupdf4llm
     rows = []
     print(f"engine: {args.engine}")
