@@ -211,7 +211,7 @@ def _drawn_otherwise(page: pymupdf.Page, without_text: TextRemoved, with_px: np.
                 reasons[i] = None
 
 
-def hidden_sources(doc: pymupdf.Document, page: pymupdf.Page) -> list[tuple[str, str]]:
+def hidden_sources(page: pymupdf.Page) -> list[tuple[str, str]]:
     """(text, reason) of what this page holds but never shows: hidden annotations."""
     found = []
     for annot in page.annots():

@@ -245,7 +245,7 @@ def extract(source: bytes | str | Path, config: IngestConfig | None = None) -> D
                 reader.rotated_pages.append(pno)
             page_texts.append("\n".join(ln.text for b in blocks for ln in b.lines))
         for pno, page in enumerate(doc, start=1):
-            for text, why in guard.hidden_sources(doc, page):
+            for text, why in guard.hidden_sources(page):
                 reader.hidden.append(HiddenSpan(pno, clean_text(text), why))
         if doc.get_ocgs():
             for pno, text in guard.hidden_layer_text(data, [p.get_text() for p in doc]):
