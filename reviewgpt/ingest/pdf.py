@@ -230,12 +230,15 @@ def extract(source: bytes | str | Path, config: IngestConfig | None = None) -> D
                 data_dict = page.get_text("dict", flags=_FLAGS, clip=pymupdf.INFINITE_RECT())
             except Exception as e:
                 raise CorruptPDFError(f"Page {pno} of the PDF cannot be read ({e}).") from e
+            n_hidden = len(reader.hidden)
             blocks = reader.read(page, data_dict, pno, check=without_text is not None)
             n_chars = sum(len(ln.text) for b in blocks for ln in b.lines)
             if n_chars < cfg.min_chars_per_page and _image_cover(page) > 0.3:
                 try:
                     blocks = _plain(reader.read(page, _ocr_dict(page, cfg), pno, check=False)) or blocks
                     ocr_pages.append(pno)
+                    # A scan's own invisible text layer (an earlier OCR) is replaced by ours, not read.
+                    del reader.hidden[n_hidden:]
                 except Exception:  # PyMuPDF/MuPDF: no Tesseract or no language data
                     no_ocr_pages.append(pno)
             pages.append(blocks)
@@ -271,7 +274,8 @@ def extract(source: bytes | str | Path, config: IngestConfig | None = None) -> D
         raise EmptyPDFError("The PDF contains no readable text.")
     if ocr_pages:
         warnings.append(f"Page(s) {_ranges(ocr_pages)} are scanned images; their text was read by OCR "
-                        "(Tesseract) and may contain recognition errors.")
+                        "(Tesseract) and may contain recognition errors (an invisible text layer, if any, "
+                        "was not used).")
     if no_ocr_pages:
         warnings.append(f"Page(s) {_ranges(no_ocr_pages)} are scanned images and were NOT read: {TESSERACT_HINT}")
     if reader.rotated_pages:
