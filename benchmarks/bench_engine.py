@@ -29,14 +29,15 @@ from pathlib import Path
 
 import torch
 
-from reviewgpt.config import EngineConfig, GenerationConfig
+from reviewgpt.config import (RECIPE_MAX_PROMPT_TOKENS, RECIPE_MAX_RESPONSE_TOKENS, RECIPE_SUPPRESSION, EngineConfig,
+                              GenerationConfig)
 from reviewgpt.generate.engine import ReviewEngine, load_engine
 
 from .random_llama8b import build, corpus_texts
 
-PROMPT_TOKENS = 11_138  # the recipe's budget: prompts fit to it come out at 11,137 tokens
+PROMPT_TOKENS = RECIPE_MAX_PROMPT_TOKENS  # the recipe's budget: prompts fit to it come out at 11,137 tokens
 NEW_TOKENS = 1_000
-MAX_NEW = 1_200  # cache = 12,338 slots (budget + the recipe's response limit + margin)
+MAX_NEW = RECIPE_MAX_RESPONSE_TOKENS + 50  # cache = 12,338 slots (budget + the recipe's response limit + margin)
 OUT: Path = Path(".")
 ROWS: list[dict] = []
 
@@ -201,7 +202,7 @@ def step_only(engine: ReviewEngine, precision: str, profile_dir: Path | None, ta
 
 def pick_cost(engine: ReviewEngine, precision: str) -> None:
     """GPU time of one token's processors + sampling (suppression 0.95, T 0.6, top-p 0.9)."""
-    gen = GenerationConfig(suppression=0.95)
+    gen = GenerationConfig(suppression=RECIPE_SUPPRESSION)
     procs = engine._processors(gen)
     logits = torch.randn(1, engine.model.config.vocab_size, device="cuda")
     window = torch.tensor([[11, 12]], device="cuda")
@@ -308,18 +309,18 @@ def run(precision: str, ckpt: str, parts: set[str], profile_dir: Path | None) ->
                                       max_prompt_tokens=PROMPT_TOKENS, max_new_tokens=MAX_NEW, local_files_only=True))
     print(f"[{precision}] loaded + warmed up in {time.perf_counter() - t0:.0f} s: {engine.info.describe()} "
           f"fast={engine.info.fast_decoding} notes={engine.info.notes}", flush=True)
-    texts = [engine.fit(t, "7").text for t in corpus_texts(8)]
+    texts = [engine.prepare(t, "7").text for t in corpus_texts(8)]
     if "b1" in parts:
-        for s in (0.0, 0.95):
+        for s in (0.0, RECIPE_SUPPRESSION):
             batch1(engine, texts[0], precision, "engine", s)
     if "step" in parts:
         step_only(engine, precision, profile_dir)
         pick_cost(engine, precision)
     if "b8" in parts:
         t = time.perf_counter()
-        batch8(engine, texts, precision, "engine", 0.95)  # first call compiles the batch-8 step
+        batch8(engine, texts, precision, "engine", RECIPE_SUPPRESSION)  # first call compiles the batch-8 step
         print(f"[{precision}] batch-8 compile + run {time.perf_counter() - t:.0f} s", flush=True)
-        batch8(engine, texts, precision, "engine", 0.95)
+        batch8(engine, texts, precision, "engine", RECIPE_SUPPRESSION)
         batch8(engine, texts, precision, "engine", 0.0)
         if profile_dir is not None:
             dec = engine._fast_batches[8]
@@ -338,13 +339,13 @@ def run(precision: str, ckpt: str, parts: set[str], profile_dir: Path | None) ->
         torch.cuda.empty_cache()
         lib = static_engine(engine)
         t = time.perf_counter()
-        lib.generate(texts[0], "7", GenerationConfig(max_new_tokens=16, suppression=0.95))  # compiles
+        lib.generate(texts[0], "7", GenerationConfig(max_new_tokens=16, suppression=RECIPE_SUPPRESSION))  # compiles
         print(f"[{precision}] generate-static warm-up {time.perf_counter() - t:.0f} s", flush=True)
-        for s in (0.0, 0.95):
+        for s in (0.0, RECIPE_SUPPRESSION):
             batch1(lib, texts[0], precision, "generate-static", s)
         if "static8" in parts:
-            batch8(lib, texts, precision, "generate-static", 0.95)
-            batch8(lib, texts, precision, "generate-static", 0.95)
+            batch8(lib, texts, precision, "generate-static", RECIPE_SUPPRESSION)
+            batch8(lib, texts, precision, "generate-static", RECIPE_SUPPRESSION)
         del lib
     if "freeze" in parts:
         step_variant(engine, precision, profile_dir, "freezing", freezing=True)

@@ -95,7 +95,7 @@ def test_prompt_over_budget_is_refused(model_dirs):
     engine = _engine(model_dirs)
     with pytest.raises(ValueError, match="over the budget"):
         engine.prompt_ids("word " * 5000, "4")
-    fitted = engine.fit("word " * 5000, "4")
+    fitted = engine.prepare("word " * 5000, "4")
     assert fitted.was_cut and len(engine.prompt_ids(fitted.text, "4")) <= 2048
 
 

@@ -107,7 +107,7 @@ def test_over_budget_prompt_is_refused_before_sending(openai_env, model_dirs):
     with pytest.raises(ValueError, match="over the budget"):
         r.generate(PAPER * 20, "4", _gen())
     assert not openai_env.state.requests
-    fitted = r.fit(PAPER * 20, "4")
+    fitted = r.prepare(PAPER * 20, "4")
     assert fitted.was_cut and r.generate(fitted.text, "4", _gen())
 
 

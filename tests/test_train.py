@@ -94,7 +94,7 @@ def test_cpu_sft_smoke_run_learns_and_its_adapter_loads_in_the_engine(data_dir, 
     assert not any("BASE model" in n for n in engine.info.notes)
     ex = next(e for e in read_examples(data_dir / "train.jsonl") if e["schema"] == "4")
     from reviewgpt.training.data.papers import PaperRecord
-    paper = engine.fit(PaperRecord.from_json({"id": ex["id"], **ex["paper"]}).document, "4").text
+    paper = engine.prepare(PaperRecord.from_json({"id": ex["id"], **ex["paper"]}).document, "4").text
     text = engine.generate(paper, "4", GenerationConfig(max_new_tokens=40, do_sample=False, suppression=0.0))
     assert text.startswith("## Significance")  # it learned how its reviews start
 
@@ -166,7 +166,7 @@ def test_bundled_demo_model_reads_2048_tokens_fits_in_git_and_writes_the_layout(
     engine = load_engine(EngineConfig(base_model=str(demo / spec["base_model"]), adapter=str(demo / spec["adapter"]),
                                       max_prompt_tokens=spec["max_prompt_tokens"], local_files_only=True))
     paper = next(read_iclr2017(FIXTURES / "iclr2017")).document
-    fitted = engine.fit(paper, "7")
-    assert fitted.prompt_tokens > 2000  # the fixture paper is long enough to fill the budget
+    fitted = engine.prepare(paper, "7")
+    assert fitted.budget.prompt_tokens > 2000  # the fixture paper is long enough to fill the budget
     text = engine.generate(fitted.text, "7", GenerationConfig(max_new_tokens=24, do_sample=False, suppression=0.0))
     assert text.startswith("## How to evaluate the idea of the paper")

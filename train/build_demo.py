@@ -151,9 +151,9 @@ def sample_rates(engine, papers: list[dict], demo: DemoArguments, seed: int) -> 
     for schema in ("7", "4"):
         texts = []
         for p in papers:
-            fitted = engine.fit(PaperRecord.from_json({"id": p["id"], **p["paper"]}).document, schema)
+            fitted = engine.prepare(PaperRecord.from_json({"id": p["id"], **p["paper"]}).document, schema)
             texts.append(fitted.text)
-            prompt_tokens.append(fitted.prompt_tokens)
+            prompt_tokens.append(fitted.budget.prompt_tokens)
         for s in (0.0, RECIPE_SUPPRESSION):
             gen = GenerationConfig(max_new_tokens=engine.config.max_new_tokens, temperature=temperature,
                                    suppression=s, seed=seed)
@@ -175,7 +175,7 @@ def time_reviews(engine, papers: list[dict], demo: DemoArguments, seed: int) -> 
     rows = []
     try:
         for p in papers[: demo.timing_reviews]:
-            text = engine.fit(PaperRecord.from_json({"id": p["id"], **p["paper"]}).document, "7").text
+            text = engine.prepare(PaperRecord.from_json({"id": p["id"], **p["paper"]}).document, "7").text
             prompt = len(engine.prompt_ids(text, "7"))
             t0 = time.perf_counter()
             review = engine.generate(text, "7", GenerationConfig(max_new_tokens=engine.config.max_new_tokens, seed=seed))

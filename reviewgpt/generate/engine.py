@@ -27,9 +27,9 @@ import torch
 from transformers import (AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList, RepetitionPenaltyLogitsProcessor,
                           TemperatureLogitsWarper, TextIteratorStreamer, TopPLogitsWarper)
 
-from reviewgpt.prepare.budget import BudgetResult, fit_to_budget
+from reviewgpt.prepare.model_input import ModelInput, prepare
 from reviewgpt.prepare.chat import encode_prompt, end_token_ids
-from reviewgpt.config import EngineConfig, GenerationConfig
+from reviewgpt.config import RECIPE_SUPPRESSION, EngineConfig, GenerationConfig
 from reviewgpt.ingest.document import Document
 from reviewgpt.errors import ModelLoadError
 from reviewgpt.generate.hardware import can_quantize_4bit, choose_attention, nf4_config
@@ -133,8 +133,9 @@ class ReviewEngine:
         return self.config.max_prompt_tokens + self.config.max_new_tokens
 
     # ------------------------------------------------------------------ prompt building
-    def fit(self, paper: Document | str, schema: ReviewSchema | str) -> BudgetResult:
-        return fit_to_budget(paper, self.tokenizer, schema, self.config.max_prompt_tokens)
+    def prepare(self, paper: Document | str, schema: ReviewSchema | str, edited: bool = False) -> ModelInput:
+        """The paper as this model reads it: `prepare()` with this model's tokenizer and budget."""
+        return prepare(paper, schema, self.tokenizer, self.config.max_prompt_tokens, edited=edited)
 
     def prompt_ids(self, paper_text: str, schema: ReviewSchema | str) -> list[int]:
         ids = encode_prompt(self.tokenizer, schema, paper_text)
@@ -271,7 +272,7 @@ class ReviewEngine:
     def warmup(self) -> float:
         """Run one short generation so the first user does not pay compilation; returns seconds."""
         t0 = time.perf_counter()
-        self.generate("Warm-up.", "4", GenerationConfig(max_new_tokens=8, do_sample=False, suppression=0.95))
+        self.generate("Warm-up.", "4", GenerationConfig(max_new_tokens=8, do_sample=False, suppression=RECIPE_SUPPRESSION))
         return time.perf_counter() - t0
 
 

@@ -37,7 +37,7 @@ from reviewgpt.config import RECIPE_MAX_PROMPT_TOKENS, RECIPE_MAX_RESPONSE_TOKEN
 from reviewgpt.format.schema import EMPTY_MARKER, ReviewSchema
 from reviewgpt.generate.suppression import marker_start_token_ids
 from reviewgpt.ingest.document import Document
-from reviewgpt.prepare.budget import BudgetResult, fit_to_budget
+from reviewgpt.prepare.model_input import ModelInput, prepare
 from reviewgpt.prepare.chat import BOS, encode_prompt, end_token_ids, render_prompt
 
 LOGIT_BIAS_FLOOR = -100.0  # the OpenAI API's range is [-100, 100]
@@ -115,8 +115,9 @@ class ServedReviewer:
         self.info = ServedInfo(config.base_url, config.model, config.tokenizer, config.adapter)
 
     # ------------------------------------------------------------------ the request
-    def fit(self, paper: Document | str, schema: ReviewSchema | str) -> BudgetResult:
-        return fit_to_budget(paper, self.tokenizer, schema, self.config.max_prompt_tokens)
+    def prepare(self, paper: Document | str, schema: ReviewSchema | str, edited: bool = False) -> ModelInput:
+        """The paper as this model reads it: `prepare()` with this model's tokenizer and budget."""
+        return prepare(paper, schema, self.tokenizer, self.config.max_prompt_tokens, edited=edited)
 
     def prompt(self, paper_text: str, schema: ReviewSchema | str) -> str:
         """The exact string sent: the in-process prompt (minus BOS when the server adds its own)."""
