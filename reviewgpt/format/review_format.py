@@ -176,6 +176,11 @@ def _heading_of(line: str, schema: ReviewSchema) -> tuple[str | None, int | None
     return None, None
 
 
+def criterion_of_header(line: str, schema: ReviewSchema | str | int) -> int | None:
+    """The schema index of the criterion a header line names, or None (not a header / unknown)."""
+    return _heading_of(line, get_schema(schema))[1]
+
+
 def _split_item(body: str) -> ReviewItem:
     body = body.strip()
     m = _BOLD_TITLE.match(body)

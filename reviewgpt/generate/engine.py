@@ -31,6 +31,7 @@ from reviewgpt.ingest.document import Document
 from reviewgpt.errors import ModelLoadError
 from reviewgpt.generate.hardware import can_quantize_4bit, choose_attention, nf4_config
 from reviewgpt.format.schema import ReviewSchema
+from reviewgpt.generate.marker_probe import MarkerProbe
 from reviewgpt.generate.suppression import SequenceSuppressionProcessor
 
 log = logging.getLogger(__name__)
@@ -52,12 +53,13 @@ class LoadInfo:
         return f"{name}{adapter} · {self.precision} · {self.device} · {self.attn_implementation}"
 
 
-def build_logits_processors(tokenizer: Any, gen: GenerationConfig) -> LogitsProcessorList:
+def build_logits_processors(tokenizer: Any, gen: GenerationConfig, probe: MarkerProbe | None = None
+                            ) -> LogitsProcessorList:
     """Suppression first (on raw logits, so its semantics hold for the model's distribution), then
-    the sampling warpers. s = 0 installs no suppression processor at all."""
+    the sampling warpers. s = 0 installs no suppression processor, unless a probe records P(marker)."""
     procs = LogitsProcessorList()
-    if gen.suppression > 0:
-        procs.append(SequenceSuppressionProcessor(tokenizer, gen.suppression))
+    if gen.suppression > 0 or probe is not None:
+        procs.append(SequenceSuppressionProcessor(tokenizer, gen.suppression, probe=probe))
     return procs
 
 
@@ -99,8 +101,8 @@ class ReviewEngine:
 
     # ------------------------------------------------------------------ generation
     def stream(self, paper_text: str, schema: ReviewSchema | str, gen: GenerationConfig | None = None,
-               stop: threading.Event | None = None) -> Iterator[str]:
-        """Yield the review text as it is written (incremental pieces)."""
+               stop: threading.Event | None = None, probe: MarkerProbe | None = None) -> Iterator[str]:
+        """Yield the review text as it is written (incremental pieces); `probe` records P(marker)."""
         gen = gen or GenerationConfig()
         ids = self.prompt_ids(paper_text, schema)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
@@ -108,7 +110,7 @@ class ReviewEngine:
 
         def run() -> None:
             try:
-                self._generate_ids(ids, gen, streamer=streamer, stop=stop)
+                self._generate_ids(ids, gen, streamer=streamer, stop=stop, probe=probe)
             except BaseException as e:  # surfaced to the caller below
                 errors.append(e)
                 streamer.end()
@@ -121,13 +123,14 @@ class ReviewEngine:
         if errors:
             raise errors[0]
 
-    def generate(self, paper_text: str, schema: ReviewSchema | str, gen: GenerationConfig | None = None) -> str:
+    def generate(self, paper_text: str, schema: ReviewSchema | str, gen: GenerationConfig | None = None,
+                 probe: MarkerProbe | None = None) -> str:
         gen = gen or GenerationConfig()
-        out = self._generate_ids(self.prompt_ids(paper_text, schema), gen)
+        out = self._generate_ids(self.prompt_ids(paper_text, schema), gen, probe=probe)
         return self.tokenizer.decode(out, skip_special_tokens=True)
 
     def generate_batch(self, paper_texts: list[str], schema: ReviewSchema | str,
-                       gen: GenerationConfig | None = None) -> list[str]:
+                       gen: GenerationConfig | None = None, probe: MarkerProbe | None = None) -> list[str]:
         """Batched generation with left padding (eval throughput)."""
         gen = gen or GenerationConfig()
         prompts = [self.prompt_ids(t, schema) for t in paper_texts]
@@ -137,7 +140,7 @@ class ReviewEngine:
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device)
         with self._lock, torch.inference_mode():
             self._seed(gen)
-            out = self.model.generate(input_ids=input_ids, attention_mask=mask, **self._hf_kwargs(gen, pad))
+            out = self.model.generate(input_ids=input_ids, attention_mask=mask, **self._hf_kwargs(gen, pad, probe))
         return self.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
 
     # ------------------------------------------------------------------ internals
@@ -147,12 +150,12 @@ class ReviewEngine:
             if torch.cuda.is_available():
                 torch.cuda.manual_seed_all(gen.seed)
 
-    def _hf_kwargs(self, gen: GenerationConfig, pad_id: int) -> dict[str, Any]:
+    def _hf_kwargs(self, gen: GenerationConfig, pad_id: int, probe: MarkerProbe | None = None) -> dict[str, Any]:
         sample = gen.do_sample and gen.temperature > 0
         kw: dict[str, Any] = dict(
             max_new_tokens=gen.max_new_tokens, do_sample=sample, pad_token_id=pad_id, eos_token_id=self.end_ids,
             min_new_tokens=gen.max_new_tokens if gen.ignore_eos else None,
-            logits_processor=build_logits_processors(self.tokenizer, gen),
+            logits_processor=build_logits_processors(self.tokenizer, gen, probe),
             repetition_penalty=gen.repetition_penalty,
         )
         if sample:
@@ -162,13 +165,13 @@ class ReviewEngine:
         return kw
 
     def _generate_ids(self, ids: list[int], gen: GenerationConfig, streamer: Any = None,
-                      stop: threading.Event | None = None) -> list[int]:
+                      stop: threading.Event | None = None, probe: MarkerProbe | None = None) -> list[int]:
         with self._lock, torch.inference_mode():
             self._seed(gen)
             if self._fast is not None and gen.repetition_penalty == 1.0:
-                return self._fast.generate(ids, gen, self._processors(gen), self.end_ids, streamer, stop)
+                return self._fast.generate(ids, gen, self._processors(gen, probe), self.end_ids, streamer, stop)
             input_ids = torch.tensor([ids], device=self.device)
-            kw = self._hf_kwargs(gen, self.tokenizer.pad_token_id or self.end_ids[0])
+            kw = self._hf_kwargs(gen, self.tokenizer.pad_token_id or self.end_ids[0], probe)
             if stop is not None:
                 from transformers import StoppingCriteria, StoppingCriteriaList
 
@@ -180,8 +183,8 @@ class ReviewEngine:
                                       streamer=streamer, **kw)
             return out[0, len(ids):].tolist()
 
-    def _processors(self, gen: GenerationConfig) -> LogitsProcessorList:
-        return LogitsProcessorList([*build_logits_processors(self.tokenizer, gen), *_sampling_warpers(gen)])
+    def _processors(self, gen: GenerationConfig, probe: MarkerProbe | None = None) -> LogitsProcessorList:
+        return LogitsProcessorList([*build_logits_processors(self.tokenizer, gen, probe), *_sampling_warpers(gen)])
 
     def warmup(self) -> float:
         """Run one short generation so the first user does not pay compilation; returns seconds."""

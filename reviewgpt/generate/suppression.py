@@ -16,6 +16,11 @@ tokenizer and for every way the marker can be split after the text before it:
   continues "<" into the marker ("No", "No related", ...). Either way each marker occurrence
   gets the factor once, at the token where the text first becomes an unambiguous marker start.
 The id sets are computed once per tokenizer from its vocabulary.
+
+Look-back: the processor reads the last two tokens of `input_ids` (`lookback = 2`), so a decoder
+may hand it a window of that many. Given a `MarkerProbe` it also records, per step, the marker-start
+probability before and after the penalty (marker_probe.py); with a probe it is installed even at
+s = 0, where it changes nothing and only records.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import torch
 from transformers import LogitsProcessor
 
 from reviewgpt.format.schema import EMPTY_MARKER
+from reviewgpt.generate.marker_probe import MarkerProbe, marker_mass
 
 _MIN_START = 2  # characters of the marker a token must reach to count as starting it
 
@@ -62,8 +68,10 @@ def marker_start_token_ids(tokenizer: Any, marker: str = EMPTY_MARKER) -> list[i
 class SequenceSuppressionProcessor(LogitsProcessor):
     """Multiply the probability of starting `marker` by (1 - strength) at every position."""
 
+    lookback = 2  # trailing tokens of input_ids read by __call__ (the last one and the one before)
+
     def __init__(self, tokenizer: Any, strength: float, marker: str = EMPTY_MARKER,
-                 device: torch.device | str | None = None) -> None:
+                 device: torch.device | str | None = None, probe: MarkerProbe | None = None) -> None:
         if not 0.0 <= strength <= 1.0:
             raise ValueError(f"suppression strength must be in [0, 1], got {strength}")
         sets = _marker_token_sets(tokenizer, marker)
@@ -75,6 +83,7 @@ class SequenceSuppressionProcessor(LogitsProcessor):
         self._device = device
         self._sets = sets
         self._tensors: dict[str, torch.Tensor] | None = None
+        self.probe = probe
 
     def _on(self, device: torch.device) -> dict[str, torch.Tensor]:
         if self._tensors is None or self._tensors["start"].device != device:
@@ -87,6 +96,15 @@ class SequenceSuppressionProcessor(LogitsProcessor):
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         t = self._on(scores.device)
+        raw = scores
+        if self.strength > 0:
+            scores = self._penalise(input_ids, scores, t)
+        if self.probe is not None:
+            self.probe.record(input_ids[:, -1], marker_mass(raw, t["start"]), marker_mass(scores, t["start"]))
+        return scores
+
+    def _penalise(self, input_ids: torch.LongTensor, scores: torch.FloatTensor,
+                  t: dict[str, torch.Tensor]) -> torch.FloatTensor:
         scores = scores.clone()
         scores[:, t["start"]] += self.penalty
         if t["after_lt"].numel() and input_ids.shape[1] >= 1:
