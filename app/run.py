@@ -176,13 +176,25 @@ def drive(run: Run, local: Stream | None, gpt: Stream | None, judge: Callable[[s
     else:
         run.phase = RunPhase.JUDGING
         yield run
-        try:
-            run.verdict = judge(run.local.text, run.gpt.text)
-        except ReviewGPTError as e:
-            run.verdict_note = f"No verdict: {e}"
+        verdict: list = []
+
+        def ask() -> None:
+            try:
+                verdict.append(judge(run.local.text, run.gpt.text))
+            except ReviewGPTError as e:
+                run.verdict_note = f"No verdict: {e}"
+            except Exception as e:
+                log.exception("judge failed")
+                run.verdict_note = f"No verdict: {type(e).__name__}: {e}"
+
+        t = threading.Thread(target=contextvars.copy_context().run, args=(ask,), daemon=True)
+        t.start()
+        while t.is_alive() and not run.stop.is_set():  # Stop must not wait for the judge's answer
+            t.join(poll_s)
         if run.stop.is_set():
             finish(run, RunPhase.STOPPED)
         else:
+            run.verdict = verdict[0] if verdict else None
             finish(run, RunPhase.DONE)
     yield run
 

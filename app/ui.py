@@ -37,8 +37,13 @@ CSS = """
 .empty-note { font-size: 0.8em; color: #9a3412; font-style: italic; }
 .model-detail { font-size: 0.8em; color: var(--body-text-color-subdued, #6b7280); }
 .review-col h3 { margin-bottom: 0; }
-.stats table { table-layout: auto; width: 100%; }
-.stats td, .stats th { white-space: normal !important; overflow-wrap: anywhere; max-width: none !important; }
+#local-review h2, #gpt-review h2 { font-size: 1.05rem !important; margin: 0.9em 0 0.3em !important; }
+#local-review, #gpt-review { font-size: 0.95rem; }
+.stats table { table-layout: auto !important; width: 100%; }
+.stats td, .stats th { white-space: normal !important; overflow-wrap: normal !important; word-break: normal !important;
+  max-width: none !important; padding: 4px 8px !important; }
+.stats td:not(:first-child), .stats th:not(:first-child) { white-space: nowrap !important; width: 1%; }
+.copy-btn { max-width: 140px; align-self: flex-end; }
 #status { min-height: 1.5em; }
 #paper-info p { margin: 2px 0; }
 """
@@ -80,17 +85,17 @@ def build(service: ReviewService) -> gr.Blocks:
                 gr.Markdown(render.column_title(local), elem_id="local-title")
                 local_md = gr.Markdown(elem_id="local-review", max_height=560)
                 local_raw = gr.Textbox(visible="hidden", elem_id="local-raw")
-                local_copy = gr.Button("Copy review", size="sm", elem_id="local-copy")
+                local_copy = gr.Button("Copy review", size="sm", elem_id="local-copy", elem_classes="copy-btn")
                 local_stats = gr.Markdown(elem_id="local-stats", elem_classes="stats")
             with gr.Column(elem_classes="review-col", min_width=300):
                 gr.Markdown(render.column_title(gpt), elem_id="gpt-title")
                 gpt_md = gr.Markdown(elem_id="gpt-review", max_height=560)
                 gpt_raw = gr.Textbox(visible="hidden", elem_id="gpt-raw")
-                gpt_copy = gr.Button("Copy review", size="sm", elem_id="gpt-copy")
+                gpt_copy = gr.Button("Copy review", size="sm", elem_id="gpt-copy", elem_classes="copy-btn")
                 gpt_stats = gr.Markdown(elem_id="gpt-stats", elem_classes="stats")
         verdict = gr.Markdown(elem_id="verdict", elem_classes="stats")
         files = gr.File(label="Downloads (named after the paper; each records the run)", file_count="multiple",
-                        interactive=False, elem_id="downloads")
+                        interactive=False, elem_id="downloads", visible=False)
         with gr.Accordion("Paper text the models read (editable) and first page", open=False):
             with gr.Row():
                 text = gr.Textbox(label="Extracted text: fix a bad parse here (your edit is used and recorded)",
@@ -107,7 +112,7 @@ def build(service: ReviewService) -> gr.Blocks:
             gr.Examples([[str(p)] for p in examples], inputs=[pdf], label="Example papers")
 
         results = [local_md, local_raw, local_stats, gpt_md, gpt_raw, gpt_stats, verdict, files]
-        cleared = ("", "", "", "", "", "", "", None)
+        cleared = ("", "", "", "", "", "", "", gr.update(value=None, visible=False))
 
         # ------------------------------------------------------------ upload
         def stop_current(s: Session) -> None:
@@ -164,7 +169,8 @@ def build(service: ReviewService) -> gr.Blocks:
             else:
                 v = render.escape(run.verdict_note)
             return (column(run.local), run.local.text, stats(run.local, run.local.markers),
-                    column(run.gpt), run.gpt.text, stats(run.gpt), v, run.files or None, run.status())
+                    column(run.gpt), run.gpt.text, stats(run.gpt), v,
+                    gr.update(value=run.files or None, visible=bool(run.files)), run.status())
 
         def on_queue(s: Session):
             """Runs at once (no queue): clears the old results and says the run is waiting for the GPU."""
@@ -193,37 +199,36 @@ def build(service: ReviewService) -> gr.Blocks:
             s.run = run
             try:
                 for r in service.execute(run):
-                    if r.phase is RunPhase.STOPPED:
-                        return  # Stop (or a new upload) owns the page now
+                    if s.run is not run:
+                        return  # a new paper (or a new run) owns the page now: nothing stale is shown
                     if not r.phase.active:
                         r.files = export_run(r, service.models(), service.version)
-                        if r.phase is RunPhase.PARTIAL or r.phase is RunPhase.FAILED:
+                        if r.phase in (RunPhase.PARTIAL, RunPhase.FAILED):
                             gr.Warning(r.status())
                     yield outputs_for(r)
             finally:
-                run.stop.set()  # also on Stop / a closed tab: the model stops writing
+                run.stop.set()  # also on a closed tab: the model stops writing
 
         gen_inputs = [session, text, aspects, suppression, temperature, seed]
         pressed = go.click(on_queue, [session], [*results, status], queue=False, api_visibility="private")
         gen_event = pressed.then(on_generate, gen_inputs, [*results, status], api_visibility="private",
-                                 concurrency_id=GPU_QUEUE, concurrency_limit=1, show_progress="minimal")
+                                 concurrency_id=GPU_QUEUE, concurrency_limit=1,
+                                 show_progress_on=[local_md, gpt_md])
 
         # ------------------------------------------------------------ stop
         def on_stop(s: Session):
+            """Stop tells the run; the run itself ends, keeps what was written and exports it marked partial."""
             run = s.run
             if run is None or not run.phase.active:
                 if s.queued:
-                    s.queued = False
-                    return cleared + ("Cancelled before it started.",)
-                return (gr.update(),) * len(results) + ("Nothing is running.",)
+                    s.queued = False  # the queued event finds this and does nothing
+                    return "Cancelled before it started."
+                return "Nothing is running."
             run.stop.set()
-            finish(run, RunPhase.STOPPED)
-            run.files = export_run(run, service.models(), service.version)
-            return outputs_for(run)
+            return "Stopping..."
 
-        stop_btn.click(on_stop, [session], [*results, status], cancels=[gen_event], queue=False,
-                       api_visibility="private")
-        pdf.change(on_pdf, [pdf, aspects, session], upload_outputs, cancels=[gen_event], api_visibility="private")
+        stop_btn.click(on_stop, [session], [status], queue=False, api_visibility="private")
+        pdf.change(on_pdf, [pdf, aspects, session], upload_outputs, api_visibility="private")
 
         # ------------------------------------------------------------ copy buttons (the raw review text)
         copy_js = "(t) => { if (t) navigator.clipboard.writeText(t); return []; }"
