@@ -6,9 +6,11 @@ text-only caller gets the same cut and the same model input as a user of the pag
 
 from __future__ import annotations
 
+import random
 from typing import Any, Iterator
 
 import gradio as gr
+from gradio.data_classes import FileData
 
 from reviewgpt.errors import PDFError, ReviewGPTError
 from reviewgpt.prepare.model_input import ModelInput
@@ -17,7 +19,16 @@ from .service import Paper, ReviewService, read_paper
 
 
 def _path(file: Any) -> str:
-    return file if isinstance(file, str) else getattr(file, "name", None) or file["path"]
+    """A local path from what Gradio hands over: a path, a FileData, or its dict form."""
+    if isinstance(file, str):
+        return file
+    return getattr(file, "path", None) or getattr(file, "name", None) or file["path"]
+
+
+def _text(paper_text: str | None) -> str:
+    if not (paper_text or "").strip():
+        raise gr.Error("The paper text is empty: pass the paper as text (e.g. the 'text' that parse returns).")
+    return paper_text
 
 
 def paper_dict(paper: Paper, mi: ModelInput) -> dict[str, Any]:
@@ -32,11 +43,11 @@ def paper_dict(paper: Paper, mi: ModelInput) -> dict[str, Any]:
 def endpoints(service: ReviewService) -> list[tuple[Any, str]]:
     """(function, api_name) pairs; the docstrings are what API and MCP clients read."""
 
-    def parse(pdf_file: str, aspects: str = "7") -> dict:
+    def parse(pdf_file: FileData, aspects: str = "7") -> dict:
         """Parse a paper PDF into text.
 
         Args:
-            pdf_file: the paper as a PDF file (URL or upload).
+            pdf_file: the paper as a PDF file (an http(s) URL, a base64 data URL, or an upload).
             aspects: "7" or "4": the review schema whose prompt budget is reported.
 
         Returns:
@@ -67,11 +78,9 @@ def endpoints(service: ReviewService) -> list[tuple[Any, str]]:
             not; filled in the last update), model, settings, model_input.
         """
         try:
-            mi = service.prepare(paper_text or "", aspects)
+            mi = service.prepare(_text(paper_text), aspects)
             gen = service.generation(suppression, temperature, seed if seed is not None and seed >= 0 else None)
             if gen.seed is None:
-                import random
-
                 gen.seed = random.randrange(2**31)
             result = {"review": "", "markers": None, "model": service.local_label.detail,
                       "settings": {"aspects": mi.schema, "suppression": suppression, "temperature": temperature,
@@ -96,7 +105,7 @@ def endpoints(service: ReviewService) -> list[tuple[Any, str]]:
         """
         try:
             out = ""
-            for piece in service.stream_gpt(service.prepare(paper_text or "", aspects), temperature):
+            for piece in service.stream_gpt(service.prepare(_text(paper_text), aspects), temperature):
                 out += piece
                 yield out
         except ReviewGPTError as e:
@@ -115,7 +124,9 @@ def endpoints(service: ReviewService) -> list[tuple[Any, str]]:
             winner ("A", "B", "tie" or "no verdict"), consistent (both orders agree), rationale, aspects.
         """
         try:
-            return service.judge(service.prepare(paper_text or "", aspects), review_a, review_b).to_dict()
+            if not (review_a or "").strip() or not (review_b or "").strip():
+                raise gr.Error("Both reviews are needed: review_a or review_b is empty.")
+            return service.judge(service.prepare(_text(paper_text), aspects), review_a, review_b).to_dict()
         except ReviewGPTError as e:
             raise gr.Error(str(e)) from None
 

@@ -83,13 +83,13 @@ def build(service: ReviewService) -> gr.Blocks:
         with gr.Row(equal_height=False):
             with gr.Column(elem_classes="review-col", min_width=300):
                 gr.Markdown(render.column_title(local), elem_id="local-title")
-                local_md = gr.Markdown(elem_id="local-review", max_height=560)
+                local_md = gr.Markdown(elem_id="local-review", min_height=80, max_height=560)
                 local_raw = gr.Textbox(visible="hidden", elem_id="local-raw")
                 local_copy = gr.Button("Copy review", size="sm", elem_id="local-copy", elem_classes="copy-btn")
                 local_stats = gr.Markdown(elem_id="local-stats", elem_classes="stats")
             with gr.Column(elem_classes="review-col", min_width=300):
                 gr.Markdown(render.column_title(gpt), elem_id="gpt-title")
-                gpt_md = gr.Markdown(elem_id="gpt-review", max_height=560)
+                gpt_md = gr.Markdown(elem_id="gpt-review", min_height=80, max_height=560)
                 gpt_raw = gr.Textbox(visible="hidden", elem_id="gpt-raw")
                 gpt_copy = gr.Button("Copy review", size="sm", elem_id="gpt-copy", elem_classes="copy-btn")
                 gpt_stats = gr.Markdown(elem_id="gpt-stats", elem_classes="stats")
