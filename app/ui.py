@@ -42,7 +42,8 @@ CSS = """
 .stats table { table-layout: auto !important; width: 100%; }
 .stats td, .stats th { white-space: normal !important; overflow-wrap: normal !important; word-break: normal !important;
   max-width: none !important; padding: 4px 8px !important; }
-.stats td:not(:first-child), .stats th:not(:first-child) { white-space: nowrap !important; width: 1%; }
+.stats td:not(:first-child) { white-space: nowrap !important; width: 1%; }
+.stats th:not(:first-child) { width: 1%; }
 .copy-btn { max-width: 140px; align-self: flex-end; }
 #status { min-height: 1.5em; }
 #paper-info p { margin: 2px 0; }

@@ -298,3 +298,17 @@ def test_stop_copy_and_full_aspect_names(open_page, openai_server):
     assert files and all("PARTIAL" in name for name in files), list(files)
     data = json.loads(next(v for k, v in files.items() if k.endswith(".json")))
     assert data["status"] == "partial" and data["phase"] == "stopped"
+
+
+def test_an_edit_of_the_text_is_what_the_models_read_and_is_recorded(open_page, openai_server):
+    page = open_page()
+    upload(page, EXAMPLE_PDFS[1])
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Parsed')")
+    page.get_by_text("Paper text the models read").click()
+    box = page.locator("#paper-text textarea")
+    box.fill("Title: My corrected title\n\n" + box.input_value().split("\n\n", 1)[1])
+    generate_and_wait(page)
+    data = json.loads(next(v for k, v in downloads(page).items() if k.endswith("results.json")))
+    assert data["model_input"]["source"] == "edited"
+    sent = [r["body"]["messages"][1]["content"] for r in openai_server.state.requests]
+    assert sent and all("My corrected title" in s for s in sent)  # GPT-4 and the judge read the edit
