@@ -25,6 +25,7 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
 STATUS = "document.querySelector('#status').innerText"
 FINISHED = f"/Done|failed|Stopped|No verdict|Both reviews done/.test({STATUS})"
+RUNNING = f"/Waiting for the GPU|Writing|judge is/.test({STATUS})"
 
 pytestmark = pytest.mark.browser
 
@@ -104,6 +105,7 @@ def upload(page, path) -> None:
 
 def generate_and_wait(page) -> str:
     page.locator("#generate").click()
+    page.wait_for_function(RUNNING)  # not the previous run's final status
     page.wait_for_function(FINISHED)
     return page.locator("#status").inner_text()
 
@@ -192,6 +194,7 @@ def test_errors_and_the_start_of_the_reviews_are_where_the_eye_is(open_page, tmp
     upload(page, bad)
     toast = page.locator(".toast-body, [data-testid='toast-body']").first
     toast.wait_for()
+    page.wait_for_timeout(600)  # let the toast finish sliding in before measuring where it is
     assert "not a PDF" in toast.inner_text()
     msg = page.locator("#upload-msg")
     assert "not a PDF" in msg.inner_text()
