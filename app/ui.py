@@ -212,9 +212,10 @@ def build(service: ReviewService) -> gr.Blocks:
 
         gen_inputs = [session, text, aspects, suppression, temperature, seed]
         pressed = go.click(on_queue, [session], [*results, status], queue=False, api_visibility="private")
-        gen_event = pressed.then(on_generate, gen_inputs, [*results, status], api_visibility="private",
-                                 concurrency_id=GPU_QUEUE, concurrency_limit=1,
-                                 show_progress_on=[local_md, gpt_md])
+        # Stop and a new upload end a run through its phase (no `cancels`: a cancelled generator's last
+        # output could still land after the page was cleared).
+        pressed.then(on_generate, gen_inputs, [*results, status], api_visibility="private",
+                     concurrency_id=GPU_QUEUE, concurrency_limit=1, show_progress_on=[local_md, gpt_md])
 
         # ------------------------------------------------------------ stop
         def on_stop(s: Session):

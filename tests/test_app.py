@@ -3,7 +3,6 @@ server, real PDFs."""
 
 import hashlib
 import socket
-import threading
 import time
 
 import pytest
@@ -16,7 +15,6 @@ from app.settings import AppSettings
 from app.ui import build, launch
 from reviewgpt.config import OpenAIConfig
 from reviewgpt.format.review_format import parse
-from reviewgpt.format.schema import EMPTY_MARKER
 
 from .conftest import EXAMPLE_PDFS
 from .support.openai_server import API_KEY
