@@ -49,7 +49,7 @@ def export_run(run: Run, models: dict[str, Any], app_version: str, folder: Path 
     folder = folder or Path(tempfile.mkdtemp(prefix="review-"))
     meta = provenance(run, models, app_version)
     name = slug(run.paper_title or Path(run.pdf_name or "").stem)
-    tag = "-PARTIAL" if meta["status"] == "partial" else ""
+    tag = "-PARTIAL" if run.partial else ""  # stopped before the end: the text is incomplete
     note = ("> **Partial:** the run was stopped before it finished; this is what had been written.\n\n"
             if tag else "")
     files: list[Path] = []

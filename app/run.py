@@ -1,9 +1,9 @@
 """One review run: both reviews side by side, then the verdict, with an explicit phase.
 
 The phase says what the page shows (nothing is guessed from empty fields): QUEUED until the GPU
-slot is free, GENERATING while either review is written, JUDGING, then one of DONE, PARTIAL (a side
-failed; the other's review stands), STOPPED (the user stopped it; what was written is kept and
-marked partial) or FAILED (neither side produced a review).
+slot is free, GENERATING while either review is written, JUDGING, then one of DONE,
+ONE_SIDE_FAILED (the other side's review stands, no verdict), STOPPED (the user stopped it; what
+was written is kept and marked partial) or FAILED (neither side produced a review).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class RunPhase(str, Enum):
     GENERATING = "generating"
     JUDGING = "judging"
     DONE = "done"
-    PARTIAL = "partial"
+    ONE_SIDE_FAILED = "one_side_failed"
     STOPPED = "stopped"
     FAILED = "failed"
 
@@ -86,7 +86,8 @@ class Run:
 
     @property
     def partial(self) -> bool:
-        return self.phase in (RunPhase.STOPPED,) or self.phase.active
+        """The reviews are incomplete: stopped, or still being written."""
+        return self.phase is RunPhase.STOPPED or self.phase.active
 
     def status(self) -> str:
         """One line for the status bar, naming the side that failed and why."""
@@ -103,7 +104,7 @@ class Run:
         failed = [f"{s.label.title} failed: {s.error}" for s in (a, b) if s.error]
         if self.phase is RunPhase.FAILED:
             return "Both sides failed. " + " ".join(failed)
-        if self.phase is RunPhase.PARTIAL:
+        if self.phase is RunPhase.ONE_SIDE_FAILED:
             ok = [s.label.title for s in (a, b) if not s.error]
             return f"{' and '.join(ok)} finished; " + " ".join(failed) + " No verdict."
         return "Done: both reviews and the verdict." if self.verdict else f"Both reviews done. {self.verdict_note}"
@@ -169,7 +170,7 @@ def drive(run: Run, local: Stream | None, gpt: Stream | None, judge: Callable[[s
         finish(run, RunPhase.FAILED)
     elif errors:
         run.verdict_note = "No verdict: it needs both reviews."
-        finish(run, RunPhase.PARTIAL)
+        finish(run, RunPhase.ONE_SIDE_FAILED)
     elif judge is None:
         run.verdict_note = "No verdict: " + unavailable.get("judge", "the judge is not configured.")
         finish(run, RunPhase.DONE)

@@ -204,7 +204,7 @@ def build(service: ReviewService) -> gr.Blocks:
                         return  # a new paper (or a new run) owns the page now: nothing stale is shown
                     if not r.phase.active:
                         r.files = export_run(r, service.models(), service.version)
-                        if r.phase in (RunPhase.PARTIAL, RunPhase.FAILED):
+                        if r.phase in (RunPhase.ONE_SIDE_FAILED, RunPhase.FAILED):
                             gr.Warning(r.status())
                     yield outputs_for(r)
             finally:

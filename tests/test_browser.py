@@ -239,6 +239,10 @@ def test_labels_say_which_model_and_which_side_failed(open_page, openai_server):
     assert "Done" not in status and "GPT-4o baseline failed" in status and "API key" in status
     assert "GPT-4o baseline failed" in page.locator("#gpt-review").inner_text()
     assert page.locator("#local-review").inner_text().strip()  # the other side's review stands
+    files = downloads(page)  # complete, not partial: the local review finished
+    assert files and not any("PARTIAL" in name for name in files), list(files)
+    data = json.loads(next(v for k, v in files.items() if k.endswith("results.json")))
+    assert data["status"] == "one_side_failed" and "API key" in data["gpt"]["error"]
 
 
 def test_downloads_are_named_after_the_paper_and_record_the_run(open_page):
