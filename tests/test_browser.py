@@ -82,6 +82,8 @@ def set_number(page, elem_id: str, value) -> None:
     box = page.locator(f"#{elem_id} input[type=number]")
     box.fill(str(value))
     box.press("Enter")
+    box.blur()
+    page.wait_for_function(f"Number(document.querySelector('#{elem_id} input[type=range]').value) === {float(value)}")
 
 
 def paste_paper(page, text: str) -> None:
