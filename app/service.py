@@ -74,9 +74,13 @@ class ReviewService:
         """Load the local model once, placed on the GPU at start-up (ZeroGPU's convention too).
         Errors are kept and shown; the rest of the app still works."""
         try:
+            if engine is None and self.settings.local_backend() == "served":  # an inference server
+                from reviewgpt.generate.served_reviewer import ServedReviewer
+
+                engine = ServedReviewer(self.settings.served_config())
             self.engine = engine if engine is not None else get_engine(self.settings.engine_config())
             self.engine_key = gpu.register(self.engine)
-        except (ModelLoadError, FileNotFoundError) as e:
+        except (ModelLoadError, FileNotFoundError, ValueError, OSError) as e:
             self.load_error = str(e)
             log.error("local model not loaded: %s", e)
 

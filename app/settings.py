@@ -9,6 +9,14 @@
     REVIEWGPT_JUDGE_MODEL  the judge model (default gpt-4o)
     OPENAI_API_KEY, OPENAI_BASE_URL, HF_TOKEN   as usual
     SPACES_ZERO_GPU        set by Hugging Face on ZeroGPU hardware: eager decoding (no runtime torch.compile)
+
+The fine-tuned model on an OpenAI-compatible inference server instead of in this process:
+    REVIEWGPT_LOCAL_BASE_URL   e.g. http://127.0.0.1:8000/v1 (vLLM, SGLang, llama.cpp); setting it means "served"
+    REVIEWGPT_LOCAL_MODEL      the served name (vLLM: the NAME of --lora-modules NAME=adapter)
+    REVIEWGPT_LOCAL_TOKENIZER  the reviewer's tokenizer (folder or Hub id); default: REVIEWGPT_ADAPTER's
+                               folder when it holds one, else REVIEWGPT_BASE_MODEL, else the 8B's
+    REVIEWGPT_LOCAL_API_KEY    if the server wants one (vLLM --api-key)
+    REVIEWGPT_LOCAL_SERVER_ADDS_BOS  1 for llama.cpp's server (it prepends BOS itself)
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import torch
 import yaml
 
 from reviewgpt.config import DEFAULT_BASE_MODEL, EngineConfig, OpenAIConfig
+from reviewgpt.generate.served_reviewer import ServedConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_DIR = ROOT / "assets" / "demo-model"
@@ -48,6 +57,10 @@ class AppSettings:
     openai: OpenAIConfig = field(default_factory=OpenAIConfig)
     host: str | None = None
     port: int = 7860
+    local_base_url: str | None = None  # set: the local reviewer runs on this OpenAI-compatible server
+    local_model: str | None = None
+    local_tokenizer: str | None = None
+    local_server_adds_bos: bool = False
 
     @classmethod
     def from_env(cls) -> "AppSettings":
@@ -58,12 +71,39 @@ class AppSettings:
                    adapter=os.environ.get("REVIEWGPT_ADAPTER") or None,
                    precision=os.environ.get("REVIEWGPT_PRECISION") or "auto",
                    max_new_tokens=int(os.environ["REVIEWGPT_MAX_NEW_TOKENS"]) if os.environ.get("REVIEWGPT_MAX_NEW_TOKENS") else None,
-                   demo=_env_flag("REVIEWGPT_DEMO"), openai=oa)
+                   demo=_env_flag("REVIEWGPT_DEMO"), openai=oa,
+                   local_base_url=os.environ.get("REVIEWGPT_LOCAL_BASE_URL") or None,
+                   local_model=os.environ.get("REVIEWGPT_LOCAL_MODEL") or None,
+                   local_tokenizer=os.environ.get("REVIEWGPT_LOCAL_TOKENIZER") or None,
+                   local_server_adds_bos=bool(_env_flag("REVIEWGPT_LOCAL_SERVER_ADDS_BOS")))
+
+    def local_backend(self) -> str:
+        """Which local reviewer to build: "served" (ServedReviewer, from served_config()) or
+        "engine" (ReviewEngine in this process, from engine_config())."""
+        return "served" if self.local_base_url else "engine"
+
+    def served_config(self) -> ServedConfig:
+        """The served reviewer's settings; a clear message when the server's model name is missing."""
+        if not self.local_base_url:
+            raise ValueError("REVIEWGPT_LOCAL_BASE_URL is not set: the local reviewer runs in this process")
+        if not self.local_model:
+            raise ValueError(f"REVIEWGPT_LOCAL_BASE_URL is set ({self.local_base_url}) but REVIEWGPT_LOCAL_MODEL is "
+                             "not: set it to the served model's name (vLLM: the NAME in --lora-modules NAME=adapter)")
+        tokenizer = self.local_tokenizer
+        if not tokenizer and self.adapter and (Path(self.adapter) / "tokenizer_config.json").exists():
+            tokenizer = self.adapter
+        cfg = ServedConfig(base_url=self.local_base_url, model=self.local_model,
+                           tokenizer=tokenizer or self.base_model or DEFAULT_BASE_MODEL, adapter=self.adapter,
+                           server_adds_bos=self.local_server_adds_bos,
+                           vllm_extras=not self.local_server_adds_bos)  # llama.cpp: plain OpenAI fields only
+        if self.max_new_tokens:
+            cfg.max_new_tokens = self.max_new_tokens
+        return cfg
 
     def use_demo(self) -> bool:
         if self.demo is not None:
             return self.demo
-        return self.base_model is None and not torch.cuda.is_available()
+        return self.base_model is None and self.local_base_url is None and not torch.cuda.is_available()
 
     def engine_config(self) -> EngineConfig:
         """The 8B (or whatever base_model names) with its adapter, or the bundled demo model."""

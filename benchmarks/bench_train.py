@@ -20,9 +20,10 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
+from reviewgpt.config import RECIPE_MAX_RESPONSE_TOKENS
 from reviewgpt.format.review_format import Review, ReviewItem, render
 from reviewgpt.format.schema import SEVEN_ASPECT
-from reviewgpt.training.sft import TrainConfig, build_trainer
+from reviewgpt.training.sft import build_trainer, parse_args
 
 from .random_llama8b import build, corpus_text
 
@@ -59,11 +60,12 @@ def run(seq: int, ckpt: str, steps: int) -> dict:
     data = Path(f"/tmp/bench_train_{seq}.jsonl")
     from transformers import AutoTokenizer
     synthetic_data(data, steps, AutoTokenizer.from_pretrained(ckpt))
-    cfg = TrainConfig(base_model=ckpt, train_file=str(data), eval_file=None, output_dir=f"/tmp/bench_run_{seq}",
-                      max_prompt_tokens=seq - 1150, max_response_tokens=1150, gradient_accumulation_steps=1,
-                      max_steps=steps, save_steps=10**9, logging_steps=1, report_to=[], resume=False)
+    args = parse_args(["--config", "train/configs/recipe.yaml", "--model_name_or_path", ckpt, "--train_file", str(data),
+                       "--eval_strategy", "no", "--output_dir", f"/tmp/bench_run_{seq}",
+                       "--max_prompt_tokens", str(seq - RECIPE_MAX_RESPONSE_TOKENS), "--gradient_accumulation_steps", "1",
+                       "--max_steps", str(steps), "--save_steps", str(10**9), "--logging_steps", "1", "--report_to", "none"])
     clock = StepClock()
-    trainer = build_trainer(cfg, callbacks=[clock])
+    trainer = build_trainer(*args, callbacks=[clock])
     tokens = len(trainer.train_dataset[0]["input_ids"])
     trained = sum(1 for x in trainer.train_dataset[0]["labels"] if x != -100)
     torch.cuda.reset_peak_memory_stats()

@@ -23,6 +23,12 @@ def corpus_text() -> str:
     return "\n\n".join(p.document.to_text() for p in read_iclr2017(FIXTURES))
 
 
+def corpus_texts(n: int) -> list[str]:
+    """n different long texts (the fixture papers, each starting at a different paper) for batches."""
+    docs = [p.document.to_text() for p in read_iclr2017(FIXTURES)]
+    return ["\n\n".join(docs[i % len(docs):] + docs[:i % len(docs)]) for i in range(n)]
+
+
 def build(path: str | Path) -> Path:
     from transformers import LlamaForCausalLM
 

@@ -4,6 +4,10 @@
     python -m eval judge    --config eval/configs/recipe.yaml    # judgements.jsonl (resumable)
     python -m eval report   --config eval/configs/recipe.yaml    # report.md, results.json, PNGs
     python -m eval all      --config eval/configs/recipe.yaml    # the three in turn
+
+Any config key can be overridden as key=value (limit=20 judge_concurrency=16). Results are keyed by
+fingerprints of their configuration: a rerun does exactly what changed settings require.
+The fine-tuned model on a server: eval/configs/served.yaml (README, "Scaling out").
 """
 
 import argparse

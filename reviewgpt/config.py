@@ -1,4 +1,7 @@
-"""Configuration dataclasses shared by app/, train/ and eval/ (loadable from YAML)."""
+"""Configuration dataclasses shared by app/ and eval/ (loadable from YAML), and the recipe's numbers.
+
+Training (train/) is configured by TRL's own TrlParser instead: see reviewgpt.training.sft.
+"""
 
 from __future__ import annotations
 
@@ -35,7 +38,12 @@ class EngineConfig:
     precision: str = "auto"  # "auto" | "nf4" | "bf16" | "fp32"; auto = nf4 on CUDA if bnb, else bf16/fp32
     merge_adapter: bool = False  # merge LoRA into bf16 weights for speed (not with nf4)
     attn_implementation: str = "auto"  # "auto" -> flash_attention_2 when importable on GPU, else sdpa
-    fast_decoding: bool = True  # static KV cache + compiled decode step with CUDA graphs (GPU only)
+    # Decoding on a GPU (README, "which path runs where"). fast_decoding=False is the off switch
+    # (ZeroGPU): eager generate(), no torch.compile. Otherwise `decoder` picks the compiled path:
+    # "engine" = this project's static-cache loop (batch 1 and batched), "generate-static" =
+    # transformers' generate() with a StaticCache, which compiles its own decode step.
+    fast_decoding: bool = True
+    decoder: str = "engine"
     max_prompt_tokens: int = RECIPE_MAX_PROMPT_TOKENS
     max_new_tokens: int = RECIPE_MAX_RESPONSE_TOKENS + 50
     warmup: bool = True
@@ -59,13 +67,9 @@ class GenerationConfig:
 class OpenAIConfig:
     reviewer_model: str = "gpt-4o"
     judge_model: str = "gpt-4o"
-    recipe_baseline_model: str = "gpt-4-1106-preview"  # the recipe's GPT-4, kept for reproduction
     temperature: float = 0.7
     timeout_s: float = 120.0
     max_retries: int = 4
-    backoff_base_s: float = 1.0
-    backoff_max_s: float = 30.0
-    judge_max_paper_tokens: int = 6_000  # the paper is cut to this many tokens in the judge prompt
     api_key: str | None = None  # default: OPENAI_API_KEY
     base_url: str | None = None  # default: OPENAI_BASE_URL, else the official API
 
@@ -118,10 +122,6 @@ def register(cls: type[T]) -> type[T]:
     """Make a dataclass defined elsewhere resolvable when nested (string annotations)."""
     _REGISTRY[cls.__name__] = cls
     return cls
-
-
-def to_dict(obj: Any) -> dict[str, Any]:
-    return dataclasses.asdict(obj)
 
 
 for _c in (IngestConfig, EngineConfig, GenerationConfig, OpenAIConfig):

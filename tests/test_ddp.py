@@ -31,7 +31,7 @@ def test_two_cpu_processes_keep_identical_weights(tmp_path, tiny_base_dir):
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
-    assert all(r["world"] == 2 and r["backend"] == "gloo" for r in ranks)
+    assert all(r["world"] == 2 and r["backend"] == "gloo" for r in ranks), ranks
     assert len(ranks[0]["inputs"]) == 3 and set(ranks[0]["inputs"]).isdisjoint(ranks[1]["inputs"])  # own shards
     assert ranks[0]["lora_b_abs"] > 0  # LoRA B starts at zero: the weights really moved
     assert ranks[0]["lora_sum"] == pytest.approx(ranks[1]["lora_sum"], rel=1e-9)  # gradients were synchronised

@@ -7,8 +7,9 @@ from reviewgpt.config import OpenAIConfig
 from reviewgpt.training.data.prepare import PrepareConfig, prepare
 from reviewgpt.compare.evaluation.config import EvalConfig, Matchup, SystemSpec
 from reviewgpt.compare.evaluation.report import report
-from reviewgpt.compare.evaluation.stages import generate, judge, judgement_store, make_system, review_store
-from reviewgpt.compare.evaluation.stats import aspect_stats, length_controlled_win_rate, matchup_stats
+from reviewgpt.compare.evaluation.stages import generate, judge, judgement_store, review_store
+from reviewgpt.compare.evaluation.systems import make_runner
+from reviewgpt.compare.evaluation.stats import aspect_stats, length_adjusted_win_rate, matchup_stats
 from reviewgpt.format.review_format import Review, ReviewItem, render
 from reviewgpt.format.schema import FOUR_ASPECT
 
@@ -24,11 +25,12 @@ def data_file(tmp_path_factory):
     return out / "test.jsonl"
 
 
-def _cfg(tmp_path, data_file, model_dirs, server, limit=3):
+def _cfg(tmp_path, data_file, model_dirs, server, limit=3, max_prompt_tokens=2048):
     local = dict(kind="local", base_model=str(model_dirs / "base"), adapter=str(model_dirs / "adapter"),
-                 max_new_tokens=40, batch_size=2, temperature=0.0, max_prompt_tokens=2048)
+                 max_new_tokens=40, batch_size=2, temperature=0.0)
     return EvalConfig(
         data=str(data_file), out_dir=str(tmp_path / "eval"), limit=limit, schemas=["4"], bootstrap_samples=200,
+        max_prompt_tokens=max_prompt_tokens,
         systems=[SystemSpec("ft", suppression=0.0, **local), SystemSpec("ft+supp", suppression=0.95, **local),
                  SystemSpec("gpt4", kind="openai", model="gpt-4-1106-preview")],
         matchups=[Matchup("ft+supp", "gpt4", "4"), Matchup("ft", "gpt4", "4"), Matchup("ft+supp", "ft", "4")],
@@ -44,6 +46,13 @@ def test_whole_pipeline_on_a_tiny_model_and_the_local_server(tmp_path, data_file
     assert len(rows) == 9 and len(openai_env.state.requests) == 3 + 9 * 2  # 3 GPT-4 reviews, 2 orders each
     judge_bodies = [r["body"] for r in openai_env.state.requests if "meta-reviewer" in r["body"]["messages"][0]["content"]]
     assert all("[Human reviews: ground truth]" in b["messages"][1]["content"] for b in judge_bodies)
+    # rows explain themselves: settings, prompt hashes, input record, both raw judge outputs, time
+    rev = next(r for r in review_store(cfg) if r["system"] == "ft+supp")
+    assert rev["system_config"]["settings"]["suppression"] == 0.95 and len(rev["system_config"]["prompt_sha256"]) == 64
+    assert rev["system_config"]["identity"]["adapter_id"].startswith("dir:") and rev["input"]["text_sha256"]
+    assert rev["timestamp"] and rev["input"]["budget"] == 2048
+    assert all(r["first"]["raw"] and r["second"]["raw"] and r["judge"]["model"] == cfg.judge_model
+               and len(r["judge"]["prompt_sha256"]) == 64 and r["timestamp"] for r in rows)
     path = report(cfg)
     text = path.read_text()
     res = json.loads((path.parent / "results.json").read_text())
@@ -56,9 +65,10 @@ def test_whole_pipeline_on_a_tiny_model_and_the_local_server(tmp_path, data_file
 
 
 def test_report_numbers_equal_hand_computed_ones():
-    rows = [{"matchup": "m", "a": "x", "b": "y", "schema": "4", "id": str(i), "winner": w, "consistent": c}
+    rows = [{"matchup": "m", "review_a": f"x{i}", "review_b": f"y{i}", "schema": "4", "id": str(i), "winner": w,
+             "consistent": c}
             for i, (w, c) in enumerate([("A", True), ("A", True), ("tie", False), ("B", True), ("no verdict", False)])]
-    lengths = {(s, "4", str(i)): n for i in range(5) for s, n in (("x", 100 + i), ("y", 100))}
+    lengths = {f"{s}{i}": n for i in range(5) for s, n in (("x", 100 + i), ("y", 100))}
     m = matchup_stats("m", rows, lengths, samples=1000, seed=0)
     assert (m.n, m.wins, m.ties, m.losses, m.no_verdict) == (4, 2, 1, 1, 1)  # no verdict is not a win
     assert m.win_rate == pytest.approx((2 + 0.5) / 4)
@@ -69,6 +79,9 @@ def test_report_numbers_equal_hand_computed_ones():
     assert m.win_rate_ci == pytest.approx((np.quantile(means, 0.025), np.quantile(means, 0.975)))
     assert m.win_rate_ci[0] <= m.win_rate <= m.win_rate_ci[1]
     assert (m.mean_len_a, m.mean_len_b) == (pytest.approx(101.5), 100)
+    assert not m.length_adjustment_extrapolated  # paper 0: equal lengths, so d = 0 is inside the data
+    longer = {k: v + 1 for k, v in lengths.items() if k.startswith("x")}
+    assert matchup_stats("m", rows, {**lengths, **longer}, samples=10, seed=0).length_adjustment_extrapolated
 
 
 def test_items_per_aspect_variance_and_empty_rate_by_hand():
@@ -82,12 +95,12 @@ def test_items_per_aspect_variance_and_empty_rate_by_hand():
     assert s.empty_by_aspect[c[1]] == 0.5 and s.empty_rate == pytest.approx(0.125)
 
 
-def test_length_control_discounts_wins_explained_by_length():
+def test_length_adjustment_discounts_wins_explained_by_length():
     rng = np.random.default_rng(1)
     diff = rng.normal(40, 50, 400)  # A is usually longer...
     y = (diff + rng.normal(0, 20, 400) > 0).astype(float)  # ...and wins exactly by being longer
     raw = y.mean()
-    lc = length_controlled_win_rate(y, 200 + diff, np.full(400, 200.0))
+    lc = length_adjusted_win_rate(y, 200 + diff, np.full(400, 200.0))
     assert raw > 0.7 and abs(lc - 0.5) < 0.15
 
 
@@ -97,17 +110,17 @@ def test_kill_midway_and_resume_loses_nothing_and_asks_nothing_twice(tmp_path, d
     class Killed(Exception):
         pass
 
-    real = make_system(cfg.system("gpt4"), cfg)
+    real = make_runner(cfg.system("gpt4"), cfg)
     calls = {"n": 0}
 
     class Flaky:
         batch_size = 1
 
-        def review(self, exs, schema):
+        def review(self, texts, schema):
             calls["n"] += 1
             if calls["n"] == 3:
                 raise Killed()  # the process dies while writing the third GPT-4 review
-            return real.review(exs, schema)
+            return real.review(texts, schema)
 
     with pytest.raises(Killed):
         generate(cfg, systems={"gpt4": Flaky()})
@@ -131,6 +144,7 @@ def test_kill_midway_and_resume_loses_nothing_and_asks_nothing_twice(tmp_path, d
                 raise Killed()
             return real_judge.compare(*a, **kw)
 
+    cfg.judge_concurrency = 1  # serial here, so the count of calls is exact (the parallel case is below)
     with pytest.raises(Killed):
         judge(cfg, FlakyJudge())
     judge(cfg)
@@ -143,8 +157,9 @@ def test_malformed_judge_output_is_no_verdict_in_the_report(tmp_path, data_file,
     cfg = _cfg(tmp_path, data_file, model_dirs, openai_env, limit=2)
     cfg.systems = [cfg.system("gpt4"), SystemSpec("gpt4b", kind="openai", model="other")]
     cfg.matchups = [Matchup("gpt4", "gpt4b", "4")]
+    cfg.judge_concurrency = 1  # the scripted answers go to the first paper's first order, in turn
     generate(cfg)
-    openai_env.state.script.extend([Step(content="I cannot decide.")] * 3)  # the first paper's first order
+    openai_env.state.script.extend([Step(content="I cannot decide.")] * 3)
     judge(cfg)
     m = json.loads((report(cfg).parent / "results.json").read_text())["matchups"][0]
     assert m["no_verdict"] == 1 and m["n"] == 1 and m["wins"] + m["ties"] + m["losses"] == 1

@@ -1,15 +1,22 @@
 import json
 
 import pytest
+import yaml
 
-from reviewgpt.config import EngineConfig, GenerationConfig, load_config
-from reviewgpt.training.data.papers import split_of
+import torch
+from trl import get_peft_config, get_quantization_config
+
+from reviewgpt.config import (DEFAULT_BASE_MODEL, RECIPE_MAX_PROMPT_TOKENS, RECIPE_MAX_RESPONSE_TOKENS, EngineConfig,
+                              GenerationConfig)
+from reviewgpt.training.data.papers import read_iclr2017, split_of
 from reviewgpt.training.data.prepare import PrepareConfig, prepare, read_examples
 from reviewgpt.generate.engine import load_engine
 from reviewgpt.format.review_format import parse
-from reviewgpt.training.sft import TrainConfig, build_trainer, train
+from reviewgpt.training.sft import CONFIG_FILE, build_trainer, parse_args, train
 
-from .conftest import FIXTURES
+from .conftest import FIXTURES, ROOT
+
+RECIPE = str(ROOT / "train" / "configs" / "recipe.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -44,14 +51,17 @@ def test_llm_aggregation_through_the_openai_client_is_cached(openai_env, tmp_pat
     assert len(openai_env.state.requests) == 3
 
 
-def _cfg(data_dir, tiny_base_dir, tmp_path, **kw):
-    return TrainConfig(base_model=str(tiny_base_dir), train_file=str(data_dir / "train.jsonl"),
-                       eval_file=str(data_dir / "val.jsonl"), output_dir=str(tmp_path / "run"),
-                       max_prompt_tokens=384, max_response_tokens=1150, report_to=[], **kw)
+def _args(data_dir, tiny_base_dir, tmp_path, *flags):
+    """The recipe's YAML with the overrides a CPU run needs, as a user would pass them."""
+    return parse_args(["--config", RECIPE, "--model_name_or_path", str(tiny_base_dir),
+                       "--train_file", str(data_dir / "train.jsonl"), "--eval_file", str(data_dir / "val.jsonl"),
+                       "--output_dir", str(tmp_path / "run"), "--max_prompt_tokens", "384",
+                       "--load_in_4bit", "false", "--dtype", "float32", "--bf16", "false", "--optim", "adamw_torch",
+                       "--gradient_checkpointing", "false", "--report_to", "none", *flags])
 
 
 def test_labels_mask_the_prompt_and_train_the_review_and_end_token(data_dir, tiny_base_dir, tmp_path, tokenizer):
-    trainer = build_trainer(_cfg(data_dir, tiny_base_dir, tmp_path))
+    trainer = build_trainer(*_args(data_dir, tiny_base_dir, tmp_path))
     row = trainer.train_dataset[0]
     ids, labels = row["input_ids"], row["labels"]
     eot = tokenizer.convert_tokens_to_ids("<|eot_id|>")
@@ -64,16 +74,21 @@ def test_labels_mask_the_prompt_and_train_the_review_and_end_token(data_dir, tin
 
 
 def test_cpu_sft_smoke_run_learns_and_its_adapter_loads_in_the_engine(data_dir, tiny_base_dir, tmp_path):
-    cfg = _cfg(data_dir, tiny_base_dir, tmp_path, max_steps=40, learning_rate=1e-2, gradient_accumulation_steps=1,
-               per_device_batch_size=2, save_steps=20, eval_steps=20, logging_steps=10, warmup_steps=0,
-               lr_scheduler_type="constant", limit=4, schemas=["4"])
-    cfg.lora.r, cfg.lora.alpha = 16, 32
-    final = train(cfg)
+    args = _args(data_dir, tiny_base_dir, tmp_path, "--max_steps", "40", "--learning_rate", "1e-2",
+                 "--gradient_accumulation_steps", "1", "--per_device_train_batch_size", "2", "--save_steps", "20",
+                 "--eval_steps", "20", "--logging_steps", "10", "--warmup_steps", "0", "--lr_scheduler_type", "constant",
+                 "--limit", "4", "--schemas", "4")
+    final = train(*args)
     losses = [h["loss"] for h in json.load(open(tmp_path / "run" / "checkpoint-40" / "trainer_state.json"))["log_history"]
               if "loss" in h]
     assert len(losses) == 4 and losses[-1] < losses[0] * 0.8, losses
     assert (final / "adapter_config.json").exists() and (final / "adapter_model.safetensors").exists()
     assert (tmp_path / "run" / "checkpoint-20").is_dir()  # saved every save_steps
+    # The adapter carries its training config, and that file replays the run's settings.
+    replay = parse_args(["--config", str(final / CONFIG_FILE)])
+    assert replay[0].limit == 4 and replay[0].schemas == ["4"] and replay[0].max_prompt_tokens == 384
+    assert replay[1].max_steps == 40 and replay[1].learning_rate == 1e-2 and replay[2].lora_r == 16
+    assert replay[2].model_name_or_path == str(tiny_base_dir) and replay[2].load_in_4bit is False
     engine = load_engine(EngineConfig(base_model=str(tiny_base_dir), adapter=str(final), max_prompt_tokens=384,
                                       local_files_only=True))
     assert not any("BASE model" in n for n in engine.info.notes)
@@ -84,13 +99,41 @@ def test_cpu_sft_smoke_run_learns_and_its_adapter_loads_in_the_engine(data_dir, 
     assert text.startswith("## Significance")  # it learned how its reviews start
 
 
-def test_config_from_yaml_with_overrides(tmp_path):
-    cfg = load_config(TrainConfig, "train/configs/recipe.yaml", ["lora.r=8", "learning_rate=2e-4"])
-    assert cfg.lora.r == 8 and cfg.lora.alpha == 32 and cfg.learning_rate == 2e-4
-    assert (cfg.max_prompt_tokens, cfg.max_response_tokens, cfg.gradient_accumulation_steps, cfg.save_steps,
-            cfg.num_train_epochs) == (11138, 1150, 16, 100, 3)
-    with pytest.raises(ValueError, match="unknown"):
-        load_config(TrainConfig, None, ["nonsense=1"])
+def test_recipe_yaml_parses_to_the_recipe():
+    data, training, model = parse_args(["--config", RECIPE, "--use_cpu", "true"])  # use_cpu: bf16 check on CPU
+    assert (data.max_prompt_tokens, data.max_response_tokens) == (RECIPE_MAX_PROMPT_TOKENS, RECIPE_MAX_RESPONSE_TOKENS)
+    assert (data.max_prompt_tokens, data.max_response_tokens) == (11_138, 1_150)
+    assert training.per_device_train_batch_size * training.gradient_accumulation_steps == 16  # effective batch
+    assert training.learning_rate == 1e-4 and training.num_train_epochs == 3
+    assert training.save_strategy == "steps" and training.save_steps == 100 and training.bf16
+    assert training.max_length is None and training.gradient_checkpointing and training.optim == "paged_adamw_8bit"
+    assert model.model_name_or_path == DEFAULT_BASE_MODEL and model.use_peft and model.lora_r == 16
+    quant = get_quantization_config(model)  # TRL's own translation of ModelConfig
+    assert quant.load_in_4bit and quant.bnb_4bit_quant_type == "nf4" and quant.bnb_4bit_use_double_quant
+    assert quant.bnb_4bit_compute_dtype == torch.bfloat16
+    peft = get_peft_config(model)
+    assert (peft.r, peft.lora_alpha, peft.lora_dropout, peft.target_modules) == (16, 32, 0.05, "all-linear")
+
+
+def test_command_line_overrides_win_over_the_yaml():
+    data, training, model = parse_args(["--config", RECIPE, "--use_cpu", "true", "--learning_rate", "2e-4",
+                                        "--lora_r", "8", "--schemas", "4", "--max_prompt_tokens", "4096"])
+    assert training.learning_rate == 2e-4 and model.lora_r == 8 and model.lora_alpha == 32
+    assert data.schemas == ["4"] and data.max_prompt_tokens == 4096 and training.save_steps == 100
+
+
+def test_unknown_keys_are_refused_by_name(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown key 'learning_rat' in the command line \(did you mean 'learning_rate'"):
+        parse_args(["--config", RECIPE, "--learning_rat", "1e-4"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("learning_rate: 1.0e-4\nquantization: nf4\n")  # a key of the old home-grown config
+    with pytest.raises(ValueError, match="unknown key 'quantization' in"):
+        parse_args(["--config", str(bad)])
+
+
+def test_a_short_max_length_that_would_cut_examples_is_refused(data_dir, tiny_base_dir, tmp_path):
+    with pytest.raises(ValueError, match="max_length=1024 would cut"):
+        build_trainer(*_args(data_dir, tiny_base_dir, tmp_path, "--max_length", "1024"))
 
 
 def test_interrupted_training_resumes_from_the_newest_checkpoint(data_dir, tiny_base_dir, tmp_path):
@@ -103,14 +146,27 @@ def test_interrupted_training_resumes_from_the_newest_checkpoint(data_dir, tiny_
         def on_step_end(self, args, state, control, **kw):
             self.steps.append(state.global_step)
 
-    kw = dict(per_device_batch_size=1, gradient_accumulation_steps=1, save_steps=2, logging_steps=1, limit=3,
-              schemas=["4"])
-    first = _cfg(data_dir, tiny_base_dir, tmp_path, max_steps=2, **kw)
-    first.eval_file = None
-    train(first)  # "interrupted" after step 2: checkpoint-2 is on disk
-    second = _cfg(data_dir, tiny_base_dir, tmp_path, max_steps=4, **kw)
-    second.eval_file = None
+    kw = ["--per_device_train_batch_size", "1", "--gradient_accumulation_steps", "1", "--save_steps", "2",
+          "--logging_steps", "1", "--limit", "3", "--schemas", "4", "--eval_strategy", "no"]
+    train(*_args(data_dir, tiny_base_dir, tmp_path, "--max_steps", "2", *kw))  # "interrupted": checkpoint-2 on disk
     counter = CountSteps()
-    train(second, callbacks=[counter])
+    train(*_args(data_dir, tiny_base_dir, tmp_path, "--max_steps", "4", *kw), callbacks=[counter])
     assert counter.steps == [3, 4]  # continued from checkpoint-2; steps 1-2 were not trained again
     assert (tmp_path / "run" / "checkpoint-4").is_dir()
+
+
+def test_bundled_demo_model_reads_2048_tokens_fits_in_git_and_writes_the_layout():
+    demo = ROOT / "assets" / "demo-model"
+    spec = yaml.safe_load((demo / "engine.yaml").read_text())
+    assert set(spec) >= {"base_model", "adapter", "max_prompt_tokens", "max_new_tokens"}
+    assert spec["max_prompt_tokens"] >= 2048  # title, abstract, introduction
+    assert sum(f.stat().st_size for f in demo.rglob("*") if f.is_file()) <= 25 * 2**20
+    metrics = json.loads((demo / "metrics.json").read_text())
+    assert metrics["rates"]["held_out_papers"] == 50 and metrics["rates"]["prompt_tokens"]["min"] > 2000
+    engine = load_engine(EngineConfig(base_model=str(demo / spec["base_model"]), adapter=str(demo / spec["adapter"]),
+                                      max_prompt_tokens=spec["max_prompt_tokens"], local_files_only=True))
+    paper = next(read_iclr2017(FIXTURES / "iclr2017")).document
+    fitted = engine.fit(paper, "7")
+    assert fitted.prompt_tokens > 2000  # the fixture paper is long enough to fill the budget
+    text = engine.generate(fitted.text, "7", GenerationConfig(max_new_tokens=24, do_sample=False, suppression=0.0))
+    assert text.startswith("## How to evaluate the idea of the paper")

@@ -1,12 +1,18 @@
-"""Build the demo-scale reviewer bundled in assets/demo-model (CPU, a few minutes).
+"""Build the demo-scale reviewer bundled in assets/demo-model (the app's model on a machine without a GPU).
 
-    python -m train.build_demo --config train/configs/demo.yaml
+    python -m train.build_demo                                     # = --config train/configs/demo.yaml
+    python -m train.build_demo --num_train_epochs 2 --pretrain_steps 500    # any key of the four below
+    python -m train.build_demo --measure_only true                 # re-measure the bundled model only
 
 The same pipeline as the 8B recipe, scaled down: extractive targets from the ICLR 2017 papers
-(reviewgpt.training.data.prepare) -> a Llama 3.1-style tokenizer built on that text -> a tiny Llama briefly
-pretrained as a plain LM (the stand-in for the base model) -> LoRA SFT with TRL (reviewgpt.training.sft)
--> the empty-item rate of sampled reviews at suppression 0 and 0.95 (reviewgpt.generate.engine), written to
-metrics.json. It shows the pipeline working, not review quality.
+(reviewgpt.training.data.prepare) -> a Llama 3.1-style tokenizer built on that text -> a tiny Llama
+pretrained as a plain LM (the stand-in for the base model) -> LoRA SFT with TRL through the recipe's own
+code (reviewgpt.training.sft.train) -> sampled reviews of held-out papers at the app's default
+temperature, suppression 0 and the recipe's, measured into metrics.json. It shows the pipeline and the
+suppression slider working, not review quality. Runs on a GPU when there is one, else on the CPU.
+
+Configuration: TRL's parser over (DemoArguments, ReviewDataArguments, SFTConfig, ModelConfig); the
+builder itself sets the paths it owns (train/eval files, model_name_or_path = out_dir/base).
 """
 
 from __future__ import annotations
@@ -14,7 +20,12 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import platform
 import random
+import shutil
+import sys
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -22,148 +33,255 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
-from reviewgpt.config import EngineConfig, GenerationConfig, cli_args, from_dict, load_config
-from reviewgpt.training.data.papers import PaperRecord
-from reviewgpt.training.data.prepare import PrepareConfig, prepare, read_examples
+from reviewgpt.config import RECIPE_SUPPRESSION, EngineConfig, GenerationConfig
+from reviewgpt.format.review_format import parse
+from reviewgpt.format.schema import EMPTY_MARKER, get_schema
 from reviewgpt.generate.engine import load_engine
 from reviewgpt.testing.local_tokenizer import build_llama31_tokenizer
-from reviewgpt.format.review_format import parse
 from reviewgpt.testing.tiny_model import build_tiny_llama
-from reviewgpt.training.sft import TrainConfig, train
+from reviewgpt.training.data.papers import PaperRecord
+from reviewgpt.training.data.prepare import PrepareConfig, prepare, read_examples
+from reviewgpt.training.sft import non_default_values, parse_args, train
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "iclr2017"
+DEFAULT_CONFIG = "train/configs/demo.yaml"
 
 
 @dataclass
-class DemoConfig:
-    source: str = "../shared/data/iclr2017"
-    out_dir: str = "assets/demo-model"
-    work_dir: str = "outputs/demo"
+class DemoArguments:
+    """The demo build's own settings (the SFT stage takes SFTConfig / ModelConfig keys)."""
+
+    source: str = field(default="../shared/data/iclr2017", metadata={
+        "help": "ICLR layout folder or JSONL of papers with human reviews; tests/fixtures/iclr2017 when absent."})
+    out_dir: str = field(default="assets/demo-model", metadata={"help": "Where base/, adapter/, engine.yaml go."})
+    work_dir: str = field(default="outputs/demo", metadata={"help": "Prepared data and SFT checkpoints."})
+    max_items: int = field(default=2, metadata={"help": "Extractive targets: items per aspect at most."})
+    max_item_words: int = field(default=20, metadata={"help": "Extractive targets: longer sentences are skipped."})
     vocab_size: int = 4096
-    hidden: int = 128
+    hidden: int = 256
     layers: int = 4
-    heads: int = 4
+    heads: int = 8
     kv_heads: int = 2
-    intermediate: int = 384
-    pretrain_steps: int = 300
-    pretrain_seq: int = 512
-    pretrain_lr: float = 3e-3
-    max_prompt_tokens: int = 384
-    max_response_tokens: int = 512
-    # TrainConfig keys for the SFT stage (validated by from_dict: unknown keys are refused)
-    sft: dict = field(default_factory=lambda: {
-        "num_train_epochs": 3, "learning_rate": 2e-3, "per_device_batch_size": 8, "gradient_accumulation_steps": 1,
-        "gradient_checkpointing": False,  # a tiny model needs no memory saving; it only costs time
-        "lora": {"r": 64, "alpha": 128, "dropout": 0.0, "target_modules": "all-linear"}})
-    eval_reviews: int = 50
-    max_items: int = 2  # short extractive targets: a tiny model learns the layout, not long content
-    max_item_words: int = 30
-    reuse_base: bool = False  # keep out_dir/base (tokenizer + pretrained tiny base) and only redo SFT
-    measure_only: bool = False  # only re-measure the bundled model's empty-item rates
-    seed: int = 0
+    intermediate: int = 768
+    pretrain_steps: int = field(default=2000, metadata={"help": "Plain-LM steps for the tiny base."})
+    pretrain_seq: int = 1024
+    pretrain_batch: int = 16
+    pretrain_lr: float = 2e-3
+    save_dtype: str = field(default="bfloat16", metadata={"help": "dtype of the saved base weights (size in git)."})
+    eval_papers: int = field(default=50, metadata={"help": "Held-out papers sampled per schema and suppression."})
+    eval_batch: int = 50
+    timing_reviews: int = field(default=3, metadata={"help": "Full reviews timed on the CPU with cpu_threads."})
+    cpu_threads: int = 2
+    reuse_base: bool = field(default=False, metadata={"help": "Keep out_dir/base and only redo the SFT."})
+    measure_only: bool = field(default=False, metadata={"help": "Only re-measure the bundled model."})
 
 
-def pretrain(model, tokenizer, texts: list[str], cfg: DemoConfig) -> None:
-    """A short plain-LM run so the base knows some English before SFT, as a real base model does."""
-    ids = [t for text in texts for t in tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]]
-    n = cfg.pretrain_seq
+def pretrain(model, tokenizer, texts: list[str], demo: DemoArguments, seed: int) -> list[float]:
+    """A plain-LM run so the base knows the corpus's English before SFT, as a real base model does."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model.to(device).train()
+    eos = tokenizer.eos_token_id
+    ids = [t for text in texts for t in tokenizer(text, add_special_tokens=False)["input_ids"] + [eos]]
+    n = demo.pretrain_seq
     chunks = torch.tensor(ids[: len(ids) // n * n]).view(-1, n)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.pretrain_lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 20) * 0.5 * (1 + math.cos(math.pi * s / cfg.pretrain_steps)))
-    gen = torch.Generator().manual_seed(cfg.seed)
-    model.train()
-    bar = tqdm(range(cfg.pretrain_steps), desc="pretrain tiny base")
+    opt = torch.optim.AdamW(model.parameters(), lr=demo.pretrain_lr, weight_decay=0.01, betas=(0.9, 0.95))
+    warm = max(1, demo.pretrain_steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * s / demo.pretrain_steps))))
+    gen = torch.Generator().manual_seed(seed)
+    losses = []
+    bar = tqdm(range(demo.pretrain_steps), desc=f"pretrain tiny base ({device})")
     for _ in bar:
-        batch = chunks[torch.randint(len(chunks), (8,), generator=gen)]
-        loss = model(input_ids=batch, labels=batch).loss
-        opt.zero_grad()
+        batch = chunks[torch.randint(len(chunks), (demo.pretrain_batch,), generator=gen)].to(device)
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
+            loss = model(input_ids=batch, labels=batch).loss
+        opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
-        bar.set_postfix(loss=f"{loss.item():.3f}")
-    model.eval()
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    model.to("cpu").eval()
+    return losses
 
 
-def empty_rates(engine, examples: list[dict], n: int, seed: int) -> dict:
-    """Over n sampled reviews: the share of aspects written as the empty marker, the share missing
-    altogether, their sum (the parser's empty_rate), and the number of markers written."""
-    out = {}
-    picked = (examples * (n // max(len(examples), 1) + 1))[:n]
-    for s in (0.0, 0.95):
-        rates, markers, marker_aspects, missing, aspects = [], 0, 0, 0, 0
-        gen = GenerationConfig(max_new_tokens=engine.config.max_new_tokens, suppression=s, seed=seed)
-        for i in tqdm(range(0, n, 10), desc=f"sample reviews, suppression {s}"):
-            batch = picked[i:i + 10]
-            for schema in {e["schema"] for e in batch}:
-                group = [e for e in batch if e["schema"] == schema]
-                texts = [engine.fit(PaperRecord.from_json({"id": e["id"], **e["paper"]}).document, schema).text
-                         for e in group]
-                for review in engine.generate_batch(texts, schema, gen):
-                    report = parse(review, schema).report
-                    rates.append(report.empty_rate)
-                    markers += review.count("<No related terms>")
-                    marker_aspects += len(report.empty)
-                    missing += len(report.missing)
-                    aspects += len(report.criteria)
-        out[str(s)] = {"reviews": len(rates), "aspects": aspects,
-                       "marker_empty_rate": round(marker_aspects / aspects, 4),
-                       "missing_rate": round(missing / aspects, 4),
-                       "empty_or_missing_rate": round(sum(rates) / len(rates), 4), "markers_written": markers}
-    return out
+def review_stats(reviews: list[str], schema: str) -> dict:
+    """Over sampled reviews: every header written in order, aspects with items / the marker / missing."""
+    crit = len(get_schema(schema).criteria)
+    reports = [parse(r, schema).report for r in reviews]
+    aspects = len(reports) * crit
+    return {
+        "reviews": len(reports),
+        "all_headers_in_order": round(sum(not r.missing and r.in_order for r in reports) / len(reports), 4),
+        "aspects_with_items": round(sum(c.item_count > 0 for r in reports for c in r.criteria) / aspects, 4),
+        "marker_empty_rate": round(sum(len(r.empty) for r in reports) / aspects, 4),
+        "missing_rate": round(sum(len(r.missing) for r in reports) / aspects, 4),
+        "empty_or_missing_rate": round(sum(r.empty_rate for r in reports) / len(reports), 4),
+        "markers_written": sum(r.count(EMPTY_MARKER) for r in reviews),
+    }
+
+
+def held_out_papers(data: dict[str, Path], n: int) -> list[dict]:
+    rows = read_examples(data["test"]) + read_examples(data["val"])
+    papers = list({r["id"]: r for r in rows}.values())
+    if len(papers) < n:
+        logging.warning("only %d held-out papers (asked for %d)", len(papers), n)
+    return papers[:n]
+
+
+def load_demo_engine(out: Path):
+    """The model as the app loads it from engine.yaml (fp32 on the CPU)."""
+    spec = yaml.safe_load((out / "engine.yaml").read_text())
+    return load_engine(EngineConfig(base_model=str(out / spec["base_model"]), adapter=str(out / spec["adapter"]),
+                                    max_prompt_tokens=spec["max_prompt_tokens"], max_new_tokens=spec["max_new_tokens"],
+                                    local_files_only=True, precision="fp32", fast_decoding=False, warmup=False))
+
+
+def sample_rates(engine, papers: list[dict], demo: DemoArguments, seed: int) -> dict:
+    """Sample reviews of held-out papers, both schemas, suppression 0 and the recipe's, at the app's default
+    temperature. Same fp32 weights as the app; moved to the build's GPU, if any, only for speed."""
+    if torch.cuda.is_available():
+        engine.model.to("cuda")
+        engine.device = torch.device("cuda")
+    temperature = GenerationConfig().temperature  # the app's default
+    rates: dict = {"held_out_papers": len(papers), "temperature": temperature, "device": str(engine.device)}
+    prompt_tokens = []
+    for schema in ("7", "4"):
+        texts = []
+        for p in papers:
+            fitted = engine.fit(PaperRecord.from_json({"id": p["id"], **p["paper"]}).document, schema)
+            texts.append(fitted.text)
+            prompt_tokens.append(fitted.prompt_tokens)
+        for s in (0.0, RECIPE_SUPPRESSION):
+            gen = GenerationConfig(max_new_tokens=engine.config.max_new_tokens, temperature=temperature,
+                                   suppression=s, seed=seed)
+            reviews = []
+            for i in tqdm(range(0, len(texts), demo.eval_batch), desc=f"sample {schema}-aspect reviews, s={s}"):
+                reviews += engine.generate_batch(texts[i:i + demo.eval_batch], schema, gen)
+            rates[f"{schema}-aspect, s={s}"] = review_stats(reviews, schema)
+    rates["prompt_tokens"] = {"min": min(prompt_tokens), "max": max(prompt_tokens),
+                              "mean": round(sum(prompt_tokens) / len(prompt_tokens))}
+    engine.model.to("cpu")
+    engine.device = torch.device("cpu")
+    return rates
+
+
+def time_reviews(engine, papers: list[dict], demo: DemoArguments, seed: int) -> dict:
+    """Wall time of full 7-aspect reviews (app default sampling) on `cpu_threads` CPU threads."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(demo.cpu_threads)
+    rows = []
+    try:
+        for p in papers[: demo.timing_reviews]:
+            text = engine.fit(PaperRecord.from_json({"id": p["id"], **p["paper"]}).document, "7").text
+            prompt = len(engine.prompt_ids(text, "7"))
+            t0 = time.perf_counter()
+            review = engine.generate(text, "7", GenerationConfig(max_new_tokens=engine.config.max_new_tokens, seed=seed))
+            rows.append({"seconds": round(time.perf_counter() - t0, 2), "prompt_tokens": prompt,
+                         "new_tokens": len(engine.tokenizer(review, add_special_tokens=False)["input_ids"]),
+                         "all_headers": not parse(review, "7").report.missing})
+    finally:
+        torch.set_num_threads(threads)
+    return {"threads": demo.cpu_threads, "cpu": platform.processor() or platform.machine(),
+            "load_average": [round(x, 2) for x in os.getloadavg()],  # other work sharing the cores slows this
+            "max_seconds": max(r["seconds"] for r in rows), "reviews": rows}
+
+
+def measure(demo: DemoArguments, data: dict[str, Path], seed: int, metrics: dict) -> dict:
+    engine = load_demo_engine(Path(demo.out_dir))
+    papers = held_out_papers(data, max(demo.eval_papers, demo.timing_reviews))
+    if demo.eval_papers:
+        metrics["rates"] = sample_rates(engine, papers[: demo.eval_papers], demo, seed)
+    if demo.timing_reviews:
+        metrics["cpu_review_timing"] = time_reviews(engine, papers, demo, seed)
+    return metrics
+
+
+def write_engine_yaml(out: Path, data_args) -> None:
+    spec = {"base_model": "base", "adapter": "adapter", "max_prompt_tokens": data_args.max_prompt_tokens,
+            "max_new_tokens": data_args.max_response_tokens, "local_files_only": True}
+    (out / "engine.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+
+
+def size_mb(out: Path) -> float:
+    return round(sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 2**20, 2)
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = cli_args(__doc__, "train/configs/demo.yaml").parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--config" not in argv and not {"-h", "--help"} & set(argv):
+        argv = ["--config", DEFAULT_CONFIG, *argv]
+    if not torch.cuda.is_available() and "--use_cpu" not in argv:
+        argv += ["--use_cpu", "true"] + ([] if "--bf16" in argv else ["--bf16", "false"])  # no GPU: the CPU, fp32
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    cfg = load_config(DemoConfig, args.config, args.overrides)
-    random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
-    source = Path(cfg.source) if Path(cfg.source).exists() else FIXTURES
-    work, out = Path(cfg.work_dir), Path(cfg.out_dir)
-    data = prepare(PrepareConfig(source=str(source), out_dir=str(work / "data"), seed=cfg.seed,
-                                 max_items=cfg.max_items, max_item_words=cfg.max_item_words))
+    demo, data_args, training, model_args = parse_args(argv, extra=(DemoArguments,), prog="python -m train.build_demo")
+    random.seed(training.seed)
+    torch.manual_seed(training.seed)
+    source = Path(demo.source) if Path(demo.source).exists() else FIXTURES
+    work, out = Path(demo.work_dir), Path(demo.out_dir)
+    data = prepare(PrepareConfig(source=str(source), out_dir=str(work / "data"), seed=training.seed,
+                                 schemas=list(data_args.schemas), max_items=demo.max_items,
+                                 max_item_words=demo.max_item_words))
+    metrics_file = out / "metrics.json"
+    if demo.measure_only:
+        metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
+        metrics = measure(demo, data, training.seed, metrics)  # eval_papers 0: timing only, rates kept
+        metrics_file.write_text(json.dumps(metrics, indent=2))
+        print(json.dumps({k: metrics.get(k) for k in ("rates", "cpu_review_timing")}, indent=2))
+        return
+
+    t_start = time.perf_counter()
     train_rows = read_examples(data["train"])
-    if cfg.measure_only:
-        return measure(cfg, data, out, len(train_rows), source)
-    if not (cfg.reuse_base and (out / "base" / "config.json").exists()):
-        corpus = [PaperRecord.from_json({"id": r["id"], **r["paper"]}).document.to_text() for r in train_rows[::2]]
+    build: dict = {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"}
+    if not (demo.reuse_base and (out / "base" / "config.json").exists()):
+        corpus = [PaperRecord.from_json({"id": r["id"], **r["paper"]}).document.to_text()
+                  for r in {r["id"]: r for r in train_rows}.values()]
         corpus += [r["review"] for r in train_rows]
-        tokenizer = build_llama31_tokenizer(corpus, vocab_size=cfg.vocab_size)
-        base = build_tiny_llama(tokenizer, seed=cfg.seed, hidden=cfg.hidden, layers=cfg.layers, heads=cfg.heads,
-                                kv_heads=cfg.kv_heads, intermediate=cfg.intermediate, max_positions=2048)
-        pretrain(base, tokenizer, corpus, cfg)
-        base.save_pretrained(out / "base")
+        tokenizer = build_llama31_tokenizer(corpus, vocab_size=demo.vocab_size)
+        base = build_tiny_llama(tokenizer, seed=training.seed, hidden=demo.hidden, layers=demo.layers,
+                                heads=demo.heads, kv_heads=demo.kv_heads, intermediate=demo.intermediate,
+                                max_positions=data_args.max_prompt_tokens + data_args.max_response_tokens)
+        t0 = time.perf_counter()
+        losses = pretrain(base, tokenizer, corpus, demo, training.seed)
+        build["pretrain"] = {"seconds": round(time.perf_counter() - t0, 1), "steps": demo.pretrain_steps,
+                             "loss_first": round(losses[0], 3), "loss_last": round(sum(losses[-20:]) / 20, 3),
+                             "parameters": sum(p.numel() for p in base.parameters())}
+        if (out / "base").exists():
+            shutil.rmtree(out / "base")
+        base.to(getattr(torch, demo.save_dtype)).save_pretrained(out / "base")
         tokenizer.save_pretrained(out / "base")
 
-    tc = from_dict(TrainConfig, {
-        "base_model": str(out / "base"), "train_file": str(data["train"]), "eval_file": str(data["val"]),
-        "output_dir": str(work / "sft"), "quantization": "none", "report_to": [], "seed": cfg.seed,
-        "max_prompt_tokens": cfg.max_prompt_tokens, "max_response_tokens": cfg.max_response_tokens,
-        "save_steps": 100, "eval_steps": 100, "warmup_steps": 0.05, "resume": False, **cfg.sft})
-    final = train(tc)
+    # The SFT stage: the recipe's own code; the builder owns these paths.
+    sft_dir = Path(training.output_dir)
+    if sft_dir.exists():
+        shutil.rmtree(sft_dir)  # a fresh build, never a resume of an older one
+    data_args.train_file, data_args.eval_file = str(data["train"]), str(data["val"])
+    model_args.model_name_or_path = str(out / "base")
+    sft_config = non_default_values(data_args, training, model_args)
+    t0 = time.perf_counter()
+    final = train(data_args, training, model_args)
+    state = json.loads((sorted(sft_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))[-1]
+                        / "trainer_state.json").read_text())
+    train_losses = [h["loss"] for h in state["log_history"] if "loss" in h]
+    eval_losses = [h["eval_loss"] for h in state["log_history"] if "eval_loss" in h]
+    build["sft"] = {"seconds": round(time.perf_counter() - t0, 1), "steps": state["global_step"],
+                    "loss_first": train_losses[0] if train_losses else None,
+                    "loss_last": train_losses[-1] if train_losses else None,
+                    "eval_loss_last": eval_losses[-1] if eval_losses else None}
     adapter = out / "adapter"
     adapter.mkdir(parents=True, exist_ok=True)
     for f in ("adapter_config.json", "adapter_model.safetensors"):
-        (adapter / f).write_bytes((final / f).read_bytes())
-
-    engine_yaml = {"base_model": "base", "adapter": "adapter", "max_prompt_tokens": cfg.max_prompt_tokens,
-                   "max_new_tokens": cfg.max_response_tokens, "local_files_only": True}
-    (out / "engine.yaml").write_text(yaml.safe_dump(engine_yaml, sort_keys=False))
-    measure(cfg, data, out, len(train_rows), source)
-
-
-def measure(cfg: DemoConfig, data: dict, out: Path, n_train: int, source: Path) -> None:
-    adapter = out / "adapter"
-    engine = load_engine(EngineConfig(base_model=str(out / "base"), adapter=str(adapter),
-                                      max_prompt_tokens=cfg.max_prompt_tokens, max_new_tokens=cfg.max_response_tokens,
-                                      local_files_only=True))
-    held_out = read_examples(data["test"]) + read_examples(data["val"])
-    metrics = {"source": str(source), "train_examples": n_train, "config": asdict(cfg),
-               "empty_item_rate": empty_rates(engine, held_out, cfg.eval_reviews, cfg.seed)}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    print(json.dumps(metrics["empty_item_rate"], indent=2))
+        shutil.copyfile(final / f, adapter / f)
+    write_engine_yaml(out, data_args)
+    build["total_seconds"] = round(time.perf_counter() - t_start, 1)
+    metrics = {"source": str(source), "train_examples": len(train_rows), "size_mb": size_mb(out), "build": build,
+               "config": {**asdict(demo), **sft_config}}
+    metrics_file.write_text(json.dumps(metrics, indent=2))  # written before measuring: a build is never lost
+    metrics = measure(demo, data, training.seed, metrics)
+    metrics_file.write_text(json.dumps(metrics, indent=2))
+    print(json.dumps({k: metrics.get(k) for k in ("size_mb", "build", "rates", "cpu_review_timing")}, indent=2))
 
 
 if __name__ == "__main__":

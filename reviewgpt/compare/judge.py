@@ -1,13 +1,15 @@
 """Pairwise, reference-guided judge (shared by the app and eval/).
 
-The judge sees the paper (cut to a token budget), the human reviews when available (the ground
-truth), and two reviews. It is asked twice, with A and B swapped; a side wins only when both
+The judge sees the paper exactly as both reviewers read it (the caller passes `ModelInput.text` of
+the same `prepare()` result; the judge adds no cut of its own), the human reviews when available
+(the ground truth), and two reviews. It is asked twice, with A and B swapped; a side wins only when both
 orders agree, otherwise the pair is a tie. Output is JSON (json_schema response_format where the
 server supports it); malformed output is asked again, then reported as "no verdict", never guessed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass, field
@@ -19,7 +21,6 @@ from reviewgpt.prompts import load_prompt
 from reviewgpt.format.schema import ReviewSchema, get_schema
 
 NO_VERDICT = "no verdict"
-_CHARS_PER_TOKEN = 4  # rough; the budget only needs to keep the judge prompt within its context
 
 
 def judge_response_format(schema: ReviewSchema) -> dict[str, Any]:
@@ -97,31 +98,46 @@ def parse_judgement(text: str, criteria: tuple[str, ...]) -> Judgement | None:
     return Judgement(winner, str(data.get("rationale", "")).strip(), aspects, raw=text)
 
 
+def judge_messages(schema: ReviewSchema | str, paper_text: str, human_reviews: list[str] | None,
+                   first: str, second: str) -> list[dict[str, str]]:
+    schema = get_schema(schema)
+    system = load_prompt("judge").format(criteria="\n".join(f"- {c}" for c in schema.criteria))
+    parts = [f"[Paper]\n{paper_text}"]
+    if human_reviews:
+        parts.append("[Human reviews: ground truth]\n" + "\n\n".join(
+            f"--- Human review {i} ---\n{r.strip()}" for i, r in enumerate(human_reviews, 1)))
+    else:
+        parts.append("[Human reviews: none available; judge against the paper itself]")
+    parts.append(f"[Review A]\n{first.strip()}")
+    parts.append(f"[Review B]\n{second.strip()}")
+    return [{"role": "system", "content": system}, {"role": "user", "content": "\n\n".join(parts)}]
+
+
+def judge_prompt_sha256(schema: ReviewSchema | str, max_attempts: int = 3) -> str:
+    """Hash of the judge's prompt scaffolding and answer format (placeholders for the texts)."""
+    schema = get_schema(schema)
+    scaffold = {"messages": judge_messages(schema, "{paper}", ["{human}"], "{a}", "{b}"),
+                "no_human": judge_messages(schema, "{paper}", None, "{a}", "{b}"),
+                "response_format": judge_response_format(schema), "max_attempts": max_attempts}
+    return hashlib.sha256(json.dumps(scaffold, sort_keys=True).encode()).hexdigest()
+
+
 def _swap(label: str) -> str:
     return {"A": "B", "B": "A"}.get(label, label)
 
 
 class PairwiseJudge:
-    def __init__(self, chat: OpenAIChat, model: str | None = None, max_attempts: int = 3,
-                 max_paper_tokens: int | None = None) -> None:
+    def __init__(self, chat: OpenAIChat, model: str | None = None, max_attempts: int = 3) -> None:
         self.chat = chat
         self.model = model or chat.config.judge_model
         self.max_attempts = max_attempts
-        self.max_paper_tokens = max_paper_tokens or chat.config.judge_max_paper_tokens
+
+    def prompt_sha256(self, schema: ReviewSchema | str) -> str:
+        return judge_prompt_sha256(schema, self.max_attempts)
 
     def messages(self, schema: ReviewSchema, paper_text: str, human_reviews: list[str] | None,
                  first: str, second: str) -> list[dict[str, str]]:
-        system = load_prompt("judge").format(criteria="\n".join(f"- {c}" for c in schema.criteria))
-        paper = paper_text[: self.max_paper_tokens * _CHARS_PER_TOKEN]
-        parts = [f"[Paper]\n{paper}"]
-        if human_reviews:
-            parts.append("[Human reviews: ground truth]\n" + "\n\n".join(
-                f"--- Human review {i} ---\n{r.strip()}" for i, r in enumerate(human_reviews, 1)))
-        else:
-            parts.append("[Human reviews: none available; judge against the paper itself]")
-        parts.append(f"[Review A]\n{first.strip()}")
-        parts.append(f"[Review B]\n{second.strip()}")
-        return [{"role": "system", "content": system}, {"role": "user", "content": "\n\n".join(parts)}]
+        return judge_messages(schema, paper_text, human_reviews, first, second)
 
     def judge_once(self, schema: ReviewSchema, paper_text: str, human_reviews: list[str] | None,
                    first: str, second: str) -> Judgement:
@@ -154,4 +170,5 @@ class PairwiseJudge:
         return Verdict(winner, consistent, rationale, first, second, aspects)
 
 
-__all__ = ["PairwiseJudge", "Verdict", "Judgement", "NO_VERDICT", "parse_judgement", "OpenAIServiceError"]
+__all__ = ["PairwiseJudge", "Verdict", "Judgement", "NO_VERDICT", "parse_judgement", "judge_messages",
+           "judge_prompt_sha256", "OpenAIServiceError"]

@@ -1,12 +1,15 @@
 """The local reviewer: Llama 3.1 (+ LoRA adapter) loaded once, generating reviews.
 
-Two decoding paths share tokenisation, logits processors and streaming:
-- `generate()` of transformers (CPU, batched eval, or when the fast path is off/unavailable);
-- on CUDA, a fast batch-1 loop: the prompt is prefilled eagerly into a StaticCache of one fixed
-  length, then each decode step runs a torch.compile'd forward captured as a CUDA graph
-  ("reduce-overhead"). A fixed cache length means one compilation for the process; the graph
+Decoding paths share tokenisation, logits processors and streaming (ReviewEngine says which runs
+when):
+- on CUDA, `_FastDecoder`: each prompt is prefilled eagerly, its K/V copied into a StaticCache of
+  one fixed length and batch size, then each decode step runs a torch.compile'd forward captured
+  as a CUDA graph ("reduce-overhead"). Fixed shapes mean one compilation per batch size; the graph
   replays with near-zero launch overhead, which is what batch-1 decoding is bound by otherwise.
-  Suppression, temperature and top-p run as ordinary LogitsProcessors on the step's logits.
+  Batch 1 serves the app (streaming), batch B the eval (generate_batch).
+- transformers' `generate()`: eager with a dynamic cache (CPU, ZeroGPU, processors that read all
+  of input_ids), or with a StaticCache and its own compiled step (`decoder="generate-static"`).
+Logits processors run as ordinary LogitsProcessors, `processors(window, scores)` once per token.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ from threading import Thread
 from typing import Any, Callable, Iterator
 
 import torch
-from transformers import (AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList, TemperatureLogitsWarper,
-                          TextIteratorStreamer, TopPLogitsWarper)
+from transformers import (AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList, RepetitionPenaltyLogitsProcessor,
+                          TemperatureLogitsWarper, TextIteratorStreamer, TopPLogitsWarper)
 
 from reviewgpt.prepare.budget import BudgetResult, fit_to_budget
 from reviewgpt.prepare.chat import encode_prompt, end_token_ids
@@ -55,11 +58,15 @@ class LoadInfo:
 
 def build_logits_processors(tokenizer: Any, gen: GenerationConfig, probe: MarkerProbe | None = None
                             ) -> LogitsProcessorList:
-    """Suppression first (on raw logits, so its semantics hold for the model's distribution), then
-    the sampling warpers. s = 0 installs no suppression processor, unless a probe records P(marker)."""
+    """Repetition penalty (if any), then suppression (on raw logits, so its semantics hold for the
+    model's distribution). s = 0 installs no suppression processor, unless a probe records P(marker).
+    Sampling warpers come after these (`_sampling_warpers`)."""
     procs = LogitsProcessorList()
+    if gen.repetition_penalty != 1.0:
+        procs.append(RepetitionPenaltyLogitsProcessor(gen.repetition_penalty))  # reads all of input_ids
     if gen.suppression > 0 or probe is not None:
-        procs.append(SequenceSuppressionProcessor(tokenizer, gen.suppression, probe=probe))
+        procs.append(_declare_lookback(SequenceSuppressionProcessor(tokenizer, gen.suppression, probe=probe),
+                                       SUPPRESSION_LOOKBACK))
     return procs
 
 
@@ -67,14 +74,46 @@ def _sampling_warpers(gen: GenerationConfig) -> LogitsProcessorList:
     procs = LogitsProcessorList()
     if gen.do_sample and gen.temperature > 0:
         if gen.temperature != 1.0:
-            procs.append(TemperatureLogitsWarper(gen.temperature))
+            procs.append(_declare_lookback(TemperatureLogitsWarper(gen.temperature), 0))
         if gen.top_p < 1.0:
-            procs.append(TopPLogitsWarper(gen.top_p))
+            procs.append(_declare_lookback(TopPLogitsWarper(gen.top_p), 0))
     return procs
 
 
+# The suppression processor reads the last token and the one before it; suppression.py declares
+# `lookback = 2` on the class, this default only covers a version that does not.
+SUPPRESSION_LOOKBACK = 2
+
+
+def _declare_lookback(proc: Any, default: int) -> Any:
+    if getattr(proc, "lookback", None) is None:
+        proc.lookback = default
+    return proc
+
+
+def lookback(processors: LogitsProcessorList) -> int | None:
+    """Trailing tokens of input_ids the processors read: the max of their declared `lookback`;
+    None (unbounded) if any processor declares none (e.g. repetition penalty reads everything)."""
+    need = 0
+    for p in processors:
+        k = getattr(p, "lookback", None)
+        if k is None:
+            return None
+        need = max(need, int(k))
+    return need
+
+
 class ReviewEngine:
-    """Loaded model + tokenizer; thread-safe (one generation on the device at a time)."""
+    """Loaded model + tokenizer; thread-safe (one generation on the device at a time).
+
+    Decoding paths ("which path runs where" in the README):
+    - `info.fast_decoding` and `config.decoder == "engine"` (GPU default): `_FastDecoder`, a static
+      cache and a compiled, CUDA-graphed decode step; batch 1 for stream/generate, batch B for
+      generate_batch. Used when the processors declare a bounded look-back.
+    - `config.decoder == "generate-static"`: transformers' generate() with a StaticCache, which
+      compiles its own decode step.
+    - otherwise (CPU, `fast_decoding=False` as on ZeroGPU, unbounded processors): eager generate().
+    """
 
     def __init__(self, model: Any, tokenizer: Any, info: LoadInfo, config: EngineConfig) -> None:
         self.model = model
@@ -85,8 +124,13 @@ class ReviewEngine:
         self.end_ids = end_token_ids(tokenizer)
         self._lock = threading.Lock()
         self._fast: _FastDecoder | None = None
-        if info.fast_decoding:
-            self._fast = _FastDecoder(model, max_cache_len=config.max_prompt_tokens + config.max_new_tokens)
+        self._fast_batches: dict[int, _FastDecoder] = {}  # batch size -> decoder (own cache and graph)
+        self._static_caches: dict[int, Any] = {}  # generate-static: batch size -> reusable StaticCache
+        if info.fast_decoding and config.decoder == "engine":
+            self._fast = _FastDecoder(model, max_cache_len=self._cache_len())
+
+    def _cache_len(self) -> int:
+        return self.config.max_prompt_tokens + self.config.max_new_tokens
 
     # ------------------------------------------------------------------ prompt building
     def fit(self, paper: Document | str, schema: ReviewSchema | str) -> BudgetResult:
@@ -131,17 +175,12 @@ class ReviewEngine:
 
     def generate_batch(self, paper_texts: list[str], schema: ReviewSchema | str,
                        gen: GenerationConfig | None = None, probe: MarkerProbe | None = None) -> list[str]:
-        """Batched generation with left padding (eval throughput)."""
+        """Batched generation (eval throughput): the batched fast path on a GPU, else generate() with
+        left padding. Each row stops at its own end token."""
         gen = gen or GenerationConfig()
         prompts = [self.prompt_ids(t, schema) for t in paper_texts]
-        width = max(len(p) for p in prompts)
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.end_ids[0]
-        input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=self.device)
-        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device)
-        with self._lock, torch.inference_mode():
-            self._seed(gen)
-            out = self.model.generate(input_ids=input_ids, attention_mask=mask, **self._hf_kwargs(gen, pad, probe))
-        return self.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
+        outs = self._generate_batch_ids(prompts, gen, probe=probe)
+        return self.tokenizer.batch_decode(outs, skip_special_tokens=True)
 
     # ------------------------------------------------------------------ internals
     def _seed(self, gen: GenerationConfig) -> None:
@@ -150,28 +189,41 @@ class ReviewEngine:
             if torch.cuda.is_available():
                 torch.cuda.manual_seed_all(gen.seed)
 
-    def _hf_kwargs(self, gen: GenerationConfig, pad_id: int, probe: MarkerProbe | None = None) -> dict[str, Any]:
+    def _hf_kwargs(self, gen: GenerationConfig, pad_id: int, probe: MarkerProbe | None = None,
+                   batch: int = 1) -> dict[str, Any]:
         sample = gen.do_sample and gen.temperature > 0
         kw: dict[str, Any] = dict(
             max_new_tokens=gen.max_new_tokens, do_sample=sample, pad_token_id=pad_id, eos_token_id=self.end_ids,
             min_new_tokens=gen.max_new_tokens if gen.ignore_eos else None,
             logits_processor=build_logits_processors(self.tokenizer, gen, probe),
-            repetition_penalty=gen.repetition_penalty,
         )
         if sample:
             kw.update(temperature=gen.temperature, top_p=gen.top_p, top_k=None)
         else:
             kw.update(temperature=None, top_p=None, top_k=None)
+        if self.info.fast_decoding and self.config.decoder == "generate-static":
+            kw["past_key_values"] = self._static_cache(batch)
         return kw
+
+    def _static_cache(self, batch: int) -> Any:
+        """One StaticCache per batch size, reset and reused, so generate() compiles its step once."""
+        from transformers import StaticCache
+
+        if batch not in self._static_caches:
+            self._static_caches[batch] = StaticCache(config=self.model.config, max_cache_len=self._cache_len())
+        cache = self._static_caches[batch]
+        cache.reset()
+        return cache
 
     def _generate_ids(self, ids: list[int], gen: GenerationConfig, streamer: Any = None,
                       stop: threading.Event | None = None, probe: MarkerProbe | None = None) -> list[int]:
         with self._lock, torch.inference_mode():
             self._seed(gen)
-            if self._fast is not None and gen.repetition_penalty == 1.0:
-                return self._fast.generate(ids, gen, self._processors(gen, probe), self.end_ids, streamer, stop)
+            procs = self._processors(gen, probe)
+            if self._fast is not None and lookback(procs) is not None:
+                return self._fast.generate(ids, gen, procs, self.end_ids, streamer, stop)
             input_ids = torch.tensor([ids], device=self.device)
-            kw = self._hf_kwargs(gen, self.tokenizer.pad_token_id or self.end_ids[0], probe)
+            kw = self._hf_kwargs(gen, self._pad_id(), probe)
             if stop is not None:
                 from transformers import StoppingCriteria, StoppingCriteriaList
 
@@ -183,6 +235,36 @@ class ReviewEngine:
                                       streamer=streamer, **kw)
             return out[0, len(ids):].tolist()
 
+    def _generate_batch_ids(self, prompts: list[list[int]], gen: GenerationConfig, streamer: Any = None,
+                            probe: MarkerProbe | None = None) -> list[list[int]]:
+        with self._lock, torch.inference_mode():
+            self._seed(gen)
+            procs = self._processors(gen, probe)
+            if self._fast is not None and lookback(procs) is not None:
+                return self._batch_decoder(len(prompts)).generate_rows(prompts, gen, procs, self.end_ids, streamer)
+            width = max(len(p) for p in prompts)
+            pad = self._pad_id()
+            input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=self.device)
+            mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device)
+            out = self.model.generate(input_ids=input_ids, attention_mask=mask, streamer=streamer,
+                                      **self._hf_kwargs(gen, pad, probe, batch=len(prompts)))
+            return [_until_end(row, self.end_ids) for row in out[:, width:].tolist()]
+
+    def _batch_decoder(self, rows: int) -> _FastDecoder:
+        """The smallest existing batched decoder that holds `rows` (fewer rows are padded, so an eval's
+        last, smaller batch reuses the compiled step), else a new one of exactly `rows`."""
+        if rows == 1:
+            return self._fast  # type: ignore[return-value]
+        fits = [b for b in self._fast_batches if b >= rows]
+        if fits:
+            return self._fast_batches[min(fits)]
+        dec = self._fast_batches[rows] = _FastDecoder(self.model, max_cache_len=self._cache_len(), batch_size=rows,
+                                                      compile=self._fast.compile if self._fast else True)
+        return dec
+
+    def _pad_id(self) -> int:
+        return self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.end_ids[0]
+
     def _processors(self, gen: GenerationConfig, probe: MarkerProbe | None = None) -> LogitsProcessorList:
         return LogitsProcessorList([*build_logits_processors(self.tokenizer, gen, probe), *_sampling_warpers(gen)])
 
@@ -193,25 +275,52 @@ class ReviewEngine:
         return time.perf_counter() - t0
 
 
-class _FastDecoder:
-    """Batch-1 decoding with a fixed-size StaticCache and a CUDA-graph-compiled decode step."""
+def _until_end(row: list[int], end_ids: list[int]) -> list[int]:
+    for i, t in enumerate(row):
+        if t in end_ids:
+            return row[:i]
+    return row
 
-    def __init__(self, model: Any, max_cache_len: int, compile: bool = True) -> None:
+
+class _FastDecoder:
+    """Decoding with a fixed-size StaticCache of `batch_size` rows and a compiled decode step that
+    runs as a CUDA graph ("reduce-overhead"). One cache length, one batch size: one compilation.
+
+    Prefill: each prompt runs eagerly on its own (no padding waste, the stock prefill kernels) into a
+    DynamicCache whose K/V are copied into the static cache, right-aligned: row r's prompt of n_r
+    tokens fills slots [W - n_r, W) with W the longest prompt, its positions are 0..n_r-1 (as with
+    left padding). Decode step t writes slot W + t for every row; a boolean mask (b, 1, 1, slots),
+    built inside the compiled step from the slot index and each row's first slot, hides the empty
+    and padding slots.
+    """
+
+    def __init__(self, model: Any, max_cache_len: int, compile: bool = True, batch_size: int = 1) -> None:
         from transformers import StaticCache
 
         self.model = model
         self.max_cache_len = max_cache_len
+        self.batch_size = batch_size
         self.compile = compile  # False: same loop, eager step (tests the logic on a CPU)
         self.cache = StaticCache(config=model.config, max_cache_len=max_cache_len)
         self._step: Callable[..., Any] | None = None
 
+    def _ensure_cache(self, device: torch.device) -> None:
+        if not self.cache.layers[0].is_initialized:
+            cfg = self.model.config
+            head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+            dtype = self.model.get_input_embeddings().weight.dtype  # bf16 for NF4 too (compute dtype)
+            self.cache.early_initialization(self.batch_size, cfg.num_key_value_heads, head_dim, dtype, device)
+
     def _compiled_step(self) -> Callable[..., Any]:
         if self._step is None:
-            model = self.model
+            model, cache, slots = self.model, self.cache, self.max_cache_len
 
-            def step(input_ids: torch.Tensor, cache_position: torch.Tensor) -> torch.Tensor:
-                out = model(input_ids=input_ids, cache_position=cache_position, position_ids=cache_position[None],
-                            past_key_values=self.cache, use_cache=True, logits_to_keep=1)
+            def step(tokens: torch.Tensor, pos: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
+                """tokens (b, 1); pos (1,): the slot written now; first (b,): each row's first prompt slot."""
+                idx = torch.arange(slots, device=tokens.device)
+                mask = ((idx[None, :] >= first[:, None]) & (idx[None, :] <= pos)).view(-1, 1, 1, slots)
+                out = model(input_ids=tokens, attention_mask=mask, position_ids=(pos - first)[:, None],
+                            past_key_values=cache, use_cache=True, logits_to_keep=1)
                 return out.logits[:, -1, :].float()
 
             self._step = (torch.compile(step, mode="reduce-overhead", fullgraph=False, dynamic=False)
@@ -220,32 +329,63 @@ class _FastDecoder:
 
     def generate(self, ids: list[int], gen: GenerationConfig, processors: LogitsProcessorList, end_ids: list[int],
                  streamer: Any = None, stop: threading.Event | None = None) -> list[int]:
+        """Batch 1: the streamer gets the prompt, then each token."""
+        if streamer is not None:
+            streamer.put(torch.tensor([ids]))
+        return self.generate_rows([ids], gen, processors, end_ids, streamer, stop)[0]
+
+    def _prefill(self, prompts: list[list[int]], device: torch.device) -> tuple[torch.Tensor, int]:
+        from transformers import DynamicCache
+
+        self._ensure_cache(device)
+        self.cache.reset()
+        width = max(len(p) for p in prompts)
+        logits = []
+        for r, ids in enumerate(prompts):
+            part = DynamicCache(config=self.model.config)
+            out = self.model(input_ids=torch.tensor([ids], device=device), past_key_values=part, use_cache=True,
+                             logits_to_keep=1)
+            logits.append(out.logits[:, -1, :].float())
+            for static, dyn in zip(self.cache.layers, part.layers):
+                static.keys[r, :, width - len(ids):width].copy_(dyn.keys[0])
+                static.values[r, :, width - len(ids):width].copy_(dyn.values[0])
+            del part, out
+        for layer in self.cache.layers:
+            layer.cumulative_length.fill_(width)  # where the cache writes the next token
+        return torch.cat(logits), width
+
+    def generate_rows(self, prompts: list[list[int]], gen: GenerationConfig, processors: LogitsProcessorList,
+                      end_ids: list[int], streamer: Any = None, stop: threading.Event | None = None) -> list[list[int]]:
         """Pipelined decode: the graph replay for token t+1 is queued before the host reads token t
         (copied to pinned memory behind an event), so streaming, stop checks and the launches of the
         logits processors overlap GPU work instead of leaving the GPU idle at every token.
 
-        The processors see a window of the last two tokens: the fast path only serves processors
-        that look no further back (suppression, temperature, top-p); repetition penalty takes the
-        generate() path."""
+        The processors get a window of the last `lookback(processors)` tokens (at least 1) per row,
+        as `processors(window, scores)` once per step. Each row stops at its own end token; the
+        loop ends when all have (finished rows keep decoding: the step's shapes are fixed).
+        A streamer, if given, gets each step's tokens (one per row)."""
+        rows = len(prompts)
+        if rows > self.batch_size:
+            raise ValueError(f"{rows} prompts for a decoder of batch {self.batch_size}")
+        k = lookback(processors)
+        if k is None:
+            raise ValueError("a processor reads all of input_ids (no `lookback`): use generate()")
+        prompts = prompts + [prompts[-1]] * (self.batch_size - rows)  # padding rows, dropped at the end
         device = next(self.model.parameters()).device
-        n = len(ids)
-        max_new = min(gen.max_new_tokens, self.max_cache_len - n)
-        self.cache.reset()
-        prompt = torch.tensor([ids], device=device)
-        if streamer is not None:
-            streamer.put(prompt.cpu())
-        # Prefill eagerly (its shape varies with the prompt) and keep only the last logits.
-        out = self.model(input_ids=prompt, cache_position=torch.arange(n, device=device), past_key_values=self.cache,
-                         use_cache=True, logits_to_keep=1)
-        logits = out.logits[:, -1, :].float()
-        window = prompt[:, -2:] if n >= 2 else prompt
+        width = max(len(p) for p in prompts)
+        max_new = min(gen.max_new_tokens, self.max_cache_len - width)
+        logits, width = self._prefill(prompts, device)
+        k = max(1, min(k, min(len(p) for p in prompts)))
+        window = torch.tensor([p[-k:] for p in prompts], device=device)
+        first = torch.tensor([width - len(p) for p in prompts], device=device)
+        pos = torch.tensor([width], device=device)
         sample = gen.do_sample and gen.temperature > 0
         step = self._compiled_step()
         cuda = device.type == "cuda"
-        host = torch.empty(1, dtype=torch.long, pin_memory=cuda)
+        host = torch.empty(self.batch_size, dtype=torch.long, pin_memory=cuda)
         ready = torch.cuda.Event() if cuda else None
-        pos = torch.tensor([n], device=device)
-        generated: list[int] = []
+        done = [False] * rows
+        generated: list[list[int]] = [[] for _ in range(rows)]
 
         def pick(window: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
             scores = processors(window, logits)
@@ -260,19 +400,27 @@ class _FastDecoder:
                 ready.record()
             more = i + 1 < max_new
             if more:  # queue the next forward before waiting for this token on the host
-                logits = step(nxt, pos).clone()
+                logits = step(nxt, pos, first).clone()
                 pos += 1
             if ready is not None:
                 ready.synchronize()
-            token = int(host.item())
-            if (token in end_ids and not gen.ignore_eos) or (stop is not None and stop.is_set()):
+            if stop is not None and stop.is_set():
                 break
-            generated.append(token)
+            tokens = host.tolist()
+            for r in range(rows):
+                if done[r]:
+                    continue
+                if tokens[r] in end_ids and not gen.ignore_eos:
+                    done[r] = True
+                else:
+                    generated[r].append(tokens[r])
+            if all(done):
+                break
             if streamer is not None:
-                streamer.put(torch.tensor([token]))
+                streamer.put(torch.tensor(tokens[:rows]))
             if not more:
                 break
-            window = torch.cat([window[:, -1:], nxt], dim=1)
+            window = torch.cat([window, nxt], dim=1)[:, -k:]
             nxt = pick(window, logits)
         if streamer is not None:
             streamer.end()
@@ -281,6 +429,7 @@ class _FastDecoder:
 
 # ---------------------------------------------------------------------------- loading
 
+DECODERS = ("engine", "generate-static")
 _ENGINES: dict[tuple, ReviewEngine] = {}
 _ENGINES_LOCK = threading.Lock()
 
@@ -312,6 +461,8 @@ def _choose_precision(cfg: EngineConfig, cuda: bool, notes: list[str]) -> str:
 
 def load_engine(config: EngineConfig) -> ReviewEngine:
     """Load tokenizer, base model (NF4/bf16/fp32) and adapter; raise ModelLoadError with the reason."""
+    if config.decoder not in DECODERS:
+        raise ModelLoadError(f"unknown decoder {config.decoder!r}: choose one of {', '.join(DECODERS)}")
     cuda = torch.cuda.is_available()
     notes: list[str] = []
     precision = _choose_precision(config, cuda, notes)

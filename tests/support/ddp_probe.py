@@ -10,13 +10,16 @@ import torch
 import torch.distributed as dist
 from transformers import TrainerCallback
 
-from reviewgpt.training.sft import TrainConfig, build_trainer
+from reviewgpt.training.sft import build_trainer, parse_args
 
 base, data, out = sys.argv[1:4]
-cfg = TrainConfig(base_model=base, train_file=data, eval_file=None, output_dir=str(Path(out) / "run"),
-                  quantization="none", max_steps=3, per_device_batch_size=1, gradient_accumulation_steps=1,
-                  learning_rate=1e-2, report_to=[], save_steps=10**6, max_prompt_tokens=256,
-                  max_response_tokens=1150, resume=False, schemas=["4"], gradient_checkpointing=False)
+ROOT = Path(__file__).resolve().parents[2]
+args = parse_args(["--config", str(ROOT / "train" / "configs" / "recipe.yaml"), "--model_name_or_path", base,
+                   "--train_file", data, "--eval_strategy", "no", "--output_dir", str(Path(out) / "run"),
+                   "--load_in_4bit", "false", "--dtype", "float32", "--bf16", "false", "--optim", "adamw_torch",
+                   "--use_cpu", "true", "--max_steps", "3", "--per_device_train_batch_size", "1",
+                   "--gradient_accumulation_steps", "1", "--learning_rate", "1e-2", "--report_to", "none", "--save_steps", "1000000",
+                   "--max_prompt_tokens", "256", "--schemas", "4", "--gradient_checkpointing", "false"])
 seen: list[str] = []
 
 
@@ -30,7 +33,7 @@ class Probe(TrainerCallback):
             "lora_b_abs": sum(float(p.abs().sum()) for n, p in lora.items() if "lora_B" in n)}))
 
 
-trainer = build_trainer(cfg, callbacks=[Probe()])
+trainer = build_trainer(*args, callbacks=[Probe()])
 step = trainer.training_step
 
 

@@ -4,7 +4,14 @@ for tests: the real `openai` client talks to it through OPENAI_BASE_URL.
 Behaviour per request: if a scripted step is queued, it is used (an HTTP error, a delay, a given
 content); otherwise a deterministic default answers: a well-formed review in the schema the
 request asks for, a JSON verdict for judge requests, an aggregated review for aggregation
-requests. Every request is recorded so tests can count calls and read what was sent.
+requests. Every request is recorded (path, body, auth, arrival time) so tests can count calls and
+read what was sent.
+
+Also served, for the local reviewer behind an inference server: `/v1/completions` (plain and
+streamed) taking a raw prompt string, with `logit_bias` validated as OpenAI does (integer-string
+keys, values in [-100, 100]) or rejected outright (`reject_logit_bias`, like a server without it).
+`default_delay_s` slows every request so that concurrency can be observed (`max_in_flight`), and a
+step's `retry_after` sends a Retry-After header in seconds.
 """
 
 from __future__ import annotations
@@ -33,13 +40,20 @@ class Step:
     delay_s: float = 0.0
     error_code: str | None = None  # e.g. "insufficient_quota"
     match: str | None = None  # only for requests whose text contains this
+    retry_after: str | None = None  # Retry-After header (seconds) instead of the default retry-after-ms
 
 
 @dataclass
 class StubState:
     script: deque = field(default_factory=deque)
     requests: list = field(default_factory=list)
-    judge_rule: str = "longer"  # "longer" | "first" | "second" | "tie"
+    judge_rule: str = "longer"  # "longer" | "first" | "second" | "tie" | "hash" (per paper, order-free)
+    flavour_by_model: dict = field(default_factory=dict)  # model -> word the default review is written with
+    default_delay_s: float = 0.0  # every request waits this long (to observe concurrency)
+    in_flight: int = 0
+    max_in_flight: int = 0
+    reject_logit_bias: bool = False  # behave like a server that does not support logit_bias
+    completion_text: str | None = None  # /v1/completions answer; default: a review in the prompt's schema
 
 
 def _criteria_from(system: str) -> list[str]:
@@ -61,7 +75,14 @@ def _judge(state: StubState, user: str, system: str) -> str:
     b = re.search(r"\[Review B\]\n(.*)$", user, re.S)
     la, lb = len(a.group(1)) if a else 0, len(b.group(1)) if b else 0
     rule = state.judge_rule
-    if rule == "longer":
+    if rule == "hash":  # a verdict that differs between papers but not between the two orders
+        import hashlib
+
+        def h(r: str) -> str:
+            return hashlib.sha256((user.split("[Review A]")[0] + r).encode()).hexdigest()
+        ra, rb = (a.group(1) if a else ""), (b.group(1) if b else "")
+        winner = "A" if h(ra) > h(rb) else "B" if h(rb) > h(ra) else "tie"
+    elif rule == "longer":
         winner = "A" if la > lb else "B" if lb > la else "tie"
     elif rule == "first":
         winner = "A"
@@ -74,6 +95,71 @@ def _judge(state: StubState, user: str, system: str) -> str:
                        "aspects": {c: winner for c in criteria}})
 
 
+def _take_step(state: StubState, text: str) -> Step | None:
+    for i, s in enumerate(state.script):
+        if s.match is None or s.match in text:
+            del state.script[i]
+            return s
+    return None
+
+
+class _in_flight:
+    """Counts requests being worked on at once (the delay is the work)."""
+
+    def __init__(self, state: StubState) -> None:
+        self.state = state
+
+    async def __aenter__(self) -> None:
+        self.state.in_flight += 1
+        self.state.max_in_flight = max(self.state.max_in_flight, self.state.in_flight)
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self.state.in_flight -= 1
+
+
+async def _wait(state: StubState, step: Step | None) -> None:
+    delay = step.delay_s if step and step.delay_s else state.default_delay_s
+    if delay:
+        await asyncio.sleep(delay)  # a slow upstream (other requests are still served)
+
+
+def _bad_key(auth: str) -> JSONResponse:
+    return JSONResponse({"error": {"message": "Incorrect API key provided: " + auth[7:],
+                                   "type": "invalid_request_error", "code": "invalid_api_key"}}, 401)
+
+
+def _error(step: Step) -> JSONResponse:
+    code = step.error_code or {429: "rate_limit_exceeded", 404: "model_not_found"}.get(step.status, "error")
+    if step.retry_after is not None:
+        headers = {"retry-after": step.retry_after}
+    else:
+        headers = {"retry-after-ms": "20"} if step.status in (429, 500, 502, 503) else {}
+    return JSONResponse({"error": {"message": f"stub {step.status}", "type": code, "code": code}},
+                        step.status, headers=headers)
+
+
+def _schema_criteria(prompt: str) -> list[str]:
+    """The criteria of the schema whose system prompt the raw prompt carries (longest match first)."""
+    from reviewgpt.format.schema import SCHEMAS
+
+    for schema in sorted(SCHEMAS.values(), key=lambda s: -len(s.system_prompt)):
+        if schema.system_prompt in prompt:
+            return list(schema.criteria)
+    return []
+
+
+def _logit_bias_error(bias: Any) -> str | None:
+    """OpenAI's rules: a map from token id (as a string) to a number in [-100, 100]."""
+    if not isinstance(bias, dict):
+        return "logit_bias must be an object"
+    for k, v in bias.items():
+        if not str(k).isdigit():
+            return f"logit_bias key {k!r} is not a token id"
+        if not isinstance(v, (int, float)) or not -100 <= v <= 100:
+            return f"logit_bias value {v!r} for token {k} is outside [-100, 100]"
+    return None
+
+
 def make_app(state: StubState) -> FastAPI:
     app = FastAPI()
 
@@ -82,23 +168,16 @@ def make_app(state: StubState) -> FastAPI:
         body = await request.json()
         auth = request.headers.get("authorization", "")
         text = json.dumps(body["messages"])
-        state.requests.append({"body": body, "auth": auth})
-        step = None
-        for i, s in enumerate(state.script):
-            if s.match is None or s.match in text:
-                step = s
-                del state.script[i]
-                break
-        if step and step.delay_s:
-            await asyncio.sleep(step.delay_s)  # a slow upstream (other requests are still served)
+        rec = {"body": body, "auth": auth, "path": "/v1/chat/completions", "t": time.monotonic()}
+        state.requests.append(rec)
+        step = _take_step(state, text)
+        async with _in_flight(state):
+            await _wait(state, step)
         if auth != f"Bearer {API_KEY}":
-            return JSONResponse({"error": {"message": "Incorrect API key provided: " + auth[7:],
-                                           "type": "invalid_request_error", "code": "invalid_api_key"}}, 401)
+            return _bad_key(auth)
         if step and step.status != 200:
-            code = step.error_code or {429: "rate_limit_exceeded", 404: "model_not_found"}.get(step.status, "error")
-            headers = {"retry-after-ms": "20"} if step.status in (429, 500, 502, 503) else {}
-            return JSONResponse({"error": {"message": f"stub {step.status}", "type": code, "code": code}},
-                                step.status, headers=headers)
+            rec["status"] = step.status
+            return _error(step)
         system = body["messages"][0]["content"] if body["messages"][0]["role"] == "system" else ""
         user = body["messages"][-1]["content"]
         if step and step.content is not None:
@@ -108,7 +187,7 @@ def make_app(state: StubState) -> FastAPI:
         elif "area chair" in system:
             content = default_review(_criteria_from(system), flavour="aggregated")
         else:
-            content = default_review(_criteria_from(system))
+            content = default_review(_criteria_from(system), state.flavour_by_model.get(body.get("model"), "gpt"))
         model = body.get("model", "stub")
         if body.get("stream"):
             def events():
@@ -125,6 +204,55 @@ def make_app(state: StubState) -> FastAPI:
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
                 "usage": {"prompt_tokens": len(text) // 4, "completion_tokens": len(content) // 4,
                           "total_tokens": (len(text) + len(content)) // 4}}
+
+    @app.post("/v1/completions")
+    async def completions(request: Request) -> Any:
+        body = await request.json()
+        auth = request.headers.get("authorization", "")
+        prompt = body.get("prompt", "")
+        rec = {"body": body, "auth": auth, "path": "/v1/completions", "t": time.monotonic()}
+        state.requests.append(rec)
+        step = _take_step(state, json.dumps(prompt))
+        async with _in_flight(state):
+            await _wait(state, step)
+        if auth != f"Bearer {API_KEY}":
+            return _bad_key(auth)
+        if step and step.status != 200:
+            rec["status"] = step.status
+            return _error(step)
+        if "logit_bias" in body:
+            problem = ("logit_bias is not supported by this server" if state.reject_logit_bias
+                       else _logit_bias_error(body["logit_bias"]))
+            if problem:
+                return JSONResponse({"error": {"message": problem, "type": "invalid_request_error",
+                                               "param": "logit_bias", "code": None}}, 400)
+        if not isinstance(prompt, str):
+            return JSONResponse({"error": {"message": "prompt must be a string here", "type": "invalid_request_error",
+                                           "code": None}}, 400)
+        if step and step.content is not None:
+            content = step.content
+        elif state.completion_text is not None:
+            content = state.completion_text
+        else:
+            content = default_review(_schema_criteria(prompt), flavour="served")
+        content = content[: 4 * int(body.get("max_tokens") or 16)]  # max_tokens, roughly (4 chars a token)
+        model = body.get("model", "stub")
+        if body.get("stream"):
+            def events():
+                for i in range(0, len(content), 40):
+                    chunk = {"id": "t1", "object": "text_completion", "created": 0, "model": model,
+                             "choices": [{"index": 0, "text": content[i:i + 40], "logprobs": None,
+                                          "finish_reason": None}]}
+                    yield f"data: {json.dumps(chunk)}\n\n"
+                end = {"id": "t1", "object": "text_completion", "created": 0, "model": model,
+                       "choices": [{"index": 0, "text": "", "logprobs": None, "finish_reason": "stop"}]}
+                yield f"data: {json.dumps(end)}\n\n"
+                yield "data: [DONE]\n\n"
+            return StreamingResponse(events(), media_type="text/event-stream")
+        return {"id": "t1", "object": "text_completion", "created": 0, "model": model,
+                "choices": [{"index": 0, "text": content, "logprobs": None, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": len(prompt) // 4, "completion_tokens": len(content) // 4,
+                          "total_tokens": (len(prompt) + len(content)) // 4}}
 
     return app
 
@@ -160,3 +288,9 @@ class OpenAIStubServer:
         self.state.script.clear()
         self.state.requests.clear()
         self.state.judge_rule = "longer"
+        self.state.flavour_by_model = {}
+        self.state.default_delay_s = 0.0
+        self.state.in_flight = 0
+        self.state.max_in_flight = 0
+        self.state.reject_logit_bias = False
+        self.state.completion_text = None

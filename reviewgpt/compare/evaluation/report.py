@@ -1,28 +1,72 @@
-"""Stage 3: numbers, bar charts (matplotlib PNG) and a Markdown report that embeds them."""
+"""Stage 3: numbers, bar charts (matplotlib PNG) and a Markdown report that embeds them.
+
+Only results of the current configuration count: the report recomputes every review and judgement
+fingerprint from the config and uses exactly the rows with those keys (older rows in the files, from
+other settings, are counted and left out), and lists the configuration each number comes from.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from reviewgpt.compare.evaluation.config import EvalConfig
-from reviewgpt.compare.evaluation.stages import judgement_store, review_store
-from reviewgpt.compare.evaluation.stats import AspectStats, MatchupStats, aspect_stats, matchup_stats, review_length
+from reviewgpt.compare.evaluation.fingerprint import short
+from reviewgpt.compare.evaluation.inputs import papers, prepared_inputs
+from reviewgpt.compare.evaluation.stages import (current_pairs, judge_config, judgement_store, review_key,
+                                                 review_store, system_configs)
+from reviewgpt.compare.evaluation.stats import (AspectStats, CutStats, MatchupStats, aspect_stats, cut_stats,
+                                                matchup_stats, review_length)
 
 
-def compute(cfg: EvalConfig) -> tuple[list[MatchupStats], list[AspectStats]]:
-    reviews = list(review_store(cfg))
-    lengths = {(r["system"], r["schema"], r["id"]): review_length(r["review"]) for r in reviews}
-    judgements = list(judgement_store(cfg))
-    matchups = [matchup_stats(m.key, [j for j in judgements if j["matchup"] == m.key], lengths,
-                              cfg.bootstrap_samples, cfg.seed) for m in cfg.matchups]
+@dataclass
+class Results:
+    matchups: list[MatchupStats]
+    aspects: list[AspectStats]
+    cuts: list[CutStats]
+    configs: list[dict[str, Any]]  # one per (system, schema): name, schema, key, settings, identity
+    judges: dict[str, dict[str, Any]]  # schema -> judge model and prompt hash
+    matchup_configs: dict[str, dict[str, str]]  # matchup -> config keys of A, B and the judge
+    missing: dict[str, int] = field(default_factory=dict)  # matchup -> papers without a current verdict
+    stale_reviews: int = 0  # rows of other configurations, not used
+    stale_judgements: int = 0
+
+
+def compute(cfg: EvalConfig) -> Results:
+    reviews, judgements = review_store(cfg), judgement_store(cfg)
+    exs = papers(cfg)
+    inputs = prepared_inputs(cfg, exs)
+    configs = system_configs(cfg)
+    lengths = {r["key"]: review_length(r["review"]) for r in reviews}
+    used_reviews: set[str] = set()
+    used_judgements: set[str] = set()
+    matchups, cuts, missing, mcfg, judges = [], [], {}, {}, {}
+    for m in cfg.matchups:
+        jc = judge_config(cfg, m.schema)
+        judges[m.schema] = jc
+        pairs = current_pairs(cfg, m, exs, inputs, configs, jc)
+        rows = [judgements.get(p["key"]) for p in pairs if p["key"] in judgements]
+        used_judgements |= {r["key"] for r in rows}
+        matchups.append(matchup_stats(m.key, rows, lengths, cfg.bootstrap_samples, cfg.seed))
+        missing[m.key] = len(pairs) - len(rows)
+        both = [(reviews.get(p["review_a"]), reviews.get(p["review_b"])) for p in pairs
+                if p["review_a"] in reviews and p["review_b"] in reviews]
+        cuts.append(cut_stats(m.key, both))
+        mcfg[m.key] = {"a": configs[(m.a, m.schema)].key, "b": configs[(m.b, m.schema)].key,
+                       "judge": json.dumps(jc, sort_keys=True)}
     aspects = []
-    for spec in cfg.systems:
-        for schema in sorted({r["schema"] for r in reviews if r["system"] == spec.name}):
-            texts = [r["review"] for r in reviews if r["system"] == spec.name and r["schema"] == schema]
-            aspects.append(aspect_stats(spec.name, schema, texts))
-    return matchups, aspects
+    for (name, schema), sc in configs.items():
+        rows = [reviews.get(review_key(sc, inputs[(e["id"], schema)]["key"])) for e in exs]
+        rows = [r for r in rows if r is not None]
+        used_reviews |= {r["key"] for r in rows}
+        if rows:
+            aspects.append(aspect_stats(name, schema, [r["review"] for r in rows]))
+    return Results(matchups, aspects, cuts,
+                   [{"system": n, "schema": sch, **sc.to_dict()} for (n, sch), sc in configs.items()],
+                   judges, mcfg, missing, len(reviews) - len(used_reviews),
+                   len(judgements) - len(used_judgements))
 
 
 def _plots(out: Path, matchups: list[MatchupStats], aspects: list[AspectStats]) -> list[str]:
@@ -64,29 +108,73 @@ def _plots(out: Path, matchups: list[MatchupStats], aspects: list[AspectStats]) 
     return names
 
 
+_EXTRAPOLATED = " (extrapolated)"
+
+
 def _pct(x: float) -> str:
     return "n/a" if x != x else f"{100 * x:.1f}%"
 
 
-def markdown(matchups: list[MatchupStats], aspects: list[AspectStats], plots: list[str], cfg: EvalConfig) -> str:
+def _settings(c: dict[str, Any]) -> str:
+    st = dict(c["settings"])
+    ident = c["identity"]
+    kind = st.pop("kind")
+    st.pop("model", None)  # shown as `what`
+    what = (ident.get("model") if kind == "openai" else
+            f"{ident.get('base_model') or ident.get('model')} + {ident.get('adapter') or 'no adapter'}")
+    return f"{kind}: {what}; " + ", ".join(f"{k}={v}" for k, v in st.items())
+
+
+def markdown(res: Results, plots: list[str], cfg: EvalConfig) -> str:
+    judge_ids = {s: short(j["prompt_sha256"]) for s, j in res.judges.items()}
     lines = ["# Evaluation report", "",
-             f"Papers: `{cfg.data}`; judge: `{cfg.judge_model}` (reference-guided, both orders; a win counts only "
+             f"Papers: `{cfg.data}`" + (f" (first {cfg.limit})" if cfg.limit else "") +
+             f"; judge: `{cfg.judge_model}` (reference-guided, both orders; a win counts only "
              f"when both orders agree). 95% CIs: percentile bootstrap over papers, {cfg.bootstrap_samples} samples, "
-             f"seed {cfg.seed}.", "", "## Pairwise results (A vs B)", "",
-             "| matchup | n | A wins | ties | B wins | no verdict | A win rate (ties = 1/2) [95% CI] | "
-             "length-controlled | order consistency | mean words A / B |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for m in matchups:
-        lines.append(f"| {m.matchup} | {m.n} | {m.wins} | {m.ties} | {m.losses} | {m.no_verdict} | "
+             f"seed {cfg.seed}. Every system and the judge read the same prepared text per paper: "
+             f"`prepare()` with tokenizer `{cfg.input_tokenizer()}`, budget {cfg.max_prompt_tokens:,} prompt tokens.",
+             "", "## Configurations", "",
+             "Each number below comes from the rows whose fingerprint equals the current configuration's "
+             "(system settings, model/adapter/tokenizer file hashes, prompt hash, input text).", "",
+             "| system | schema | config | settings |", "|---|---|---|---|"]
+    for c in res.configs:
+        lines.append(f"| {c['system']} | {c['schema']}-aspect | `{short(c['key'])}` | {_settings(c)} |")
+    lines += ["", "Judge: " + "; ".join(f"{s}-aspect: `{j['model']}`, prompt `{judge_ids[s]}`"
+                                         for s, j in sorted(res.judges.items()))]
+    if res.stale_reviews or res.stale_judgements:
+        lines += ["", f"Not used (rows of other configurations in the same files): {res.stale_reviews} reviews, "
+                      f"{res.stale_judgements} judgements."]
+    lines += ["", "## Pairwise results (A vs B)", "",
+              "| matchup | configs A / B | n | A wins | ties | B wins | no verdict | not judged | "
+              "A win rate (ties = 1/2) [95% CI] | length-adjusted | order consistency | mean words A / B |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for m in res.matchups:
+        c = res.matchup_configs[m.matchup]
+        lines.append(f"| {m.matchup} | `{short(c['a'])}` / `{short(c['b'])}` | {m.n} | {m.wins} | {m.ties} | "
+                     f"{m.losses} | {m.no_verdict} | {res.missing[m.matchup]} | "
                      f"{_pct(m.win_rate)} [{_pct(m.win_rate_ci[0])}, {_pct(m.win_rate_ci[1])}] | "
-                     f"{_pct(m.lc_win_rate)} | {_pct(m.order_consistency)} | {m.mean_len_a:.0f} / {m.mean_len_b:.0f} |")
+                     f"{_pct(m.length_adjusted_win_rate)}{_EXTRAPOLATED if m.length_adjustment_extrapolated else ''} | "
+                     f"{_pct(m.order_consistency)} | "
+                     f"{m.mean_len_a:.0f} / {m.mean_len_b:.0f} |")
+    lines += ["", "*Length-adjusted*: A's win rate at equal review length from a logistic regression of the "
+                  "outcome on tanh(word-count difference / its std); this is AlpacaEval 2's length term only, "
+                  "without its per-instruction difficulty term (which needs a leaderboard of models judged "
+                  "against one baseline), so it is not AlpacaEval's LC win rate. *(extrapolated)*: one side was "
+                  "longer in every pair, so equal length lies outside the data; read that number with care.",
+              "", "## How much of each paper the reviews were written from", "",
+              "| matchup | papers | A: cut | A: tokens cut (mean, when cut) | B: cut | B: tokens cut (mean, when cut) "
+              "| same input text for A and B |", "|---|---|---|---|---|---|---|"]
+    for c in res.cuts:
+        lines.append(f"| {c.matchup} | {c.papers} | {_pct(c.cut_a)} | {c.dropped_tokens_a:,.0f} "
+                     f"({_pct(c.dropped_share_a)} of the paper) | {_pct(c.cut_b)} | {c.dropped_tokens_b:,.0f} "
+                     f"({_pct(c.dropped_share_b)} of the paper) | {_pct(c.same_input)} |")
     lines += ["", "## Empty items and items per aspect", "",
               "| system | schema | reviews | empty-item rate | mean variance of items per aspect | mean words |",
               "|---|---|---|---|---|---|"]
-    for a in aspects:
+    for a in res.aspects:
         lines.append(f"| {a.system} | {a.schema}-aspect | {a.reviews} | {_pct(a.empty_rate)} | "
                      f"{a.items_var_mean:.3f} | {a.mean_words:.0f} |")
-    for a in aspects:
+    for a in res.aspects:
         lines += ["", f"### {a.system}, {a.schema}-aspect", "", "| aspect | empty | mean items | variance |",
                   "|---|---|---|---|"]
         lines += [f"| {c} | {_pct(a.empty_by_aspect[c])} | {a.items_mean_by_aspect[c]:.2f} | "
@@ -98,10 +186,9 @@ def markdown(matchups: list[MatchupStats], aspects: list[AspectStats], plots: li
 def report(cfg: EvalConfig) -> Path:
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    matchups, aspects = compute(cfg)
-    plots = _plots(out, matchups, aspects)
-    (out / "results.json").write_text(json.dumps({"matchups": [asdict(m) for m in matchups],
-                                                  "aspects": [asdict(a) for a in aspects]}, indent=2))
+    res = compute(cfg)
+    plots = _plots(out, res.matchups, res.aspects)
+    (out / "results.json").write_text(json.dumps(asdict(res), indent=2))
     path = out / "report.md"
-    path.write_text(markdown(matchups, aspects, plots, cfg))
+    path.write_text(markdown(res, plots, cfg))
     return path

@@ -1,113 +1,83 @@
-"""The three stages. Each reads the previous stage's JSONL and appends to its own; rerunning (or
-resuming after a kill) skips every record already written.
+"""Stages 1 and 2: generate reviews, judge them pairwise. Each writes one JSONL row per result,
+keyed by a fingerprint of everything that determines it; a rerun skips exactly the rows whose
+fingerprint matches and so redoes what a changed setting affects, and nothing else.
 
-    reviews.jsonl    {"system", "schema", "id", "review", "seconds"}
-    judgements.jsonl {"matchup", "a", "b", "schema", "id", "winner", "consistent", "rationale", ...}
+    inputs.jsonl     {"key", "id", "schema", "text", "input": ModelInput.to_dict(), ...}
+    reviews.jsonl    {"key", "system", "schema", "id", "review", "system_config", "input_key",
+                      "input": what was cut, "seconds", "timestamp"}
+    judgements.jsonl {"key", "matchup", "a", "b", "schema", "id", "review_a", "review_b", "judge": {...},
+                      "winner", "consistent", "rationale", "aspects", "first", "second" (raw outputs), "timestamp"}
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import asdict
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from reviewgpt.config import EngineConfig, GenerationConfig
-from reviewgpt.training.data.papers import PaperRecord
-from reviewgpt.training.data.prepare import read_examples
-from reviewgpt.compare.evaluation.config import EvalConfig, SystemSpec
+from reviewgpt.compare.evaluation.config import EvalConfig, Matchup
+from reviewgpt.compare.evaluation.fingerprint import fingerprint
+from reviewgpt.compare.evaluation.inputs import papers, prepared_inputs
 from reviewgpt.compare.evaluation.store import JsonlStore
+from reviewgpt.compare.evaluation.systems import SystemConfig, make_runner, review_key, system_config
 
 log = logging.getLogger(__name__)
 
 
-def papers(cfg: EvalConfig) -> list[dict[str, Any]]:
-    """One record per paper (the prepared file has one line per paper and schema)."""
-    seen: dict[str, dict[str, Any]] = {}
-    for ex in read_examples(cfg.data):
-        seen.setdefault(ex["id"], ex)
-    rows = list(seen.values())
-    return rows[: cfg.limit] if cfg.limit else rows
-
-
-def paper_text(ex: dict[str, Any]) -> str:
-    return PaperRecord.from_json({"id": ex["id"], **ex["paper"]}).document.to_text()
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def review_store(cfg: EvalConfig) -> JsonlStore:
-    return JsonlStore(Path(cfg.out_dir) / "reviews.jsonl", lambda r: (r["system"], r["schema"], r["id"]))
+    return JsonlStore(Path(cfg.out_dir) / "reviews.jsonl", lambda r: r["key"])
 
 
 def judgement_store(cfg: EvalConfig) -> JsonlStore:
-    return JsonlStore(Path(cfg.out_dir) / "judgements.jsonl", lambda r: (r["matchup"], r["id"]))
+    return JsonlStore(Path(cfg.out_dir) / "judgements.jsonl", lambda r: r["key"])
+
+
+def system_configs(cfg: EvalConfig) -> dict[tuple[str, str], SystemConfig]:
+    """{(system name, schema): its configuration} for every schema the matchups need."""
+    return {(s.name, schema): system_config(s, schema) for s in cfg.systems for schema in cfg.needed_schemas()}
 
 
 # ------------------------------------------------------------------------------------ generate
 
 
-class _Local:
-    def __init__(self, spec: SystemSpec) -> None:
-        from reviewgpt.generate.engine import get_engine
-
-        self.spec = spec
-        self.engine = get_engine(EngineConfig(base_model=spec.base_model, adapter=spec.adapter,
-                                              precision=spec.precision, max_prompt_tokens=spec.max_prompt_tokens,
-                                              max_new_tokens=spec.max_new_tokens, warmup=False))
-        self.batch_size = spec.batch_size
-
-    def review(self, exs: list[dict[str, Any]], schema: str) -> list[str]:
-        gen = GenerationConfig(max_new_tokens=self.spec.max_new_tokens, suppression=self.spec.suppression,
-                               temperature=self.spec.temperature, do_sample=self.spec.temperature > 0,
-                               seed=self.spec.seed)
-        docs = [PaperRecord.from_json({"id": e["id"], **e["paper"]}).document for e in exs]
-        texts = [self.engine.fit(d, schema).text for d in docs]  # the app's budget policy
-        return self.engine.generate_batch(texts, schema, gen)
-
-
-class _OpenAI:
-    batch_size = 1
-
-    def __init__(self, spec: SystemSpec, cfg: EvalConfig) -> None:
-        from reviewgpt.generate.gpt_reviewer import GPTReviewer
-        from reviewgpt.generate.openai_client import OpenAIChat
-
-        self.reviewer = GPTReviewer(OpenAIChat(cfg.openai), model=spec.model, temperature=spec.temperature)
-
-    def review(self, exs: list[dict[str, Any]], schema: str) -> list[str]:
-        return [self.reviewer.review(paper_text(e), schema) for e in exs]
-
-
-def make_system(spec: SystemSpec, cfg: EvalConfig) -> Any:
-    if spec.kind == "local":
-        return _Local(spec)
-    if spec.kind == "openai":
-        return _OpenAI(spec, cfg)
-    raise ValueError(f"system {spec.name}: unknown kind {spec.kind!r} (local | openai)")
-
-
 def generate(cfg: EvalConfig, systems: dict[str, Any] | None = None) -> JsonlStore:
-    """Write every (system, schema, paper) review that is not written yet."""
+    """Write every (system configuration, input) review that is not written yet.
+
+    `systems` maps a system name to a runner to use instead of building one (tests)."""
     store = review_store(cfg)
     exs = papers(cfg)
-    needed_schemas = {m.schema for m in cfg.matchups} or set(cfg.schemas)
+    inputs = prepared_inputs(cfg, exs)
+    configs = system_configs(cfg)
     for spec in cfg.systems:
-        for schema in sorted(needed_schemas):
-            todo = [e for e in exs if (spec.name, schema, e["id"]) not in store]
+        for schema in cfg.needed_schemas():
+            sc = configs[(spec.name, schema)]
+            todo = [(e, inputs[(e["id"], schema)]) for e in exs
+                    if review_key(sc, inputs[(e["id"], schema)]["key"]) not in store]
             if not todo:
                 continue
-            system = (systems or {}).get(spec.name) or make_system(spec, cfg)
-            step = max(1, getattr(system, "batch_size", 1))
+            runner = (systems or {}).get(spec.name) or make_runner(spec.for_schema(schema), cfg)
+            step = max(1, getattr(runner, "batch_size", 1))
             with tqdm(total=len(todo), desc=f"generate {spec.name} {schema}-aspect", unit="paper") as bar:
                 for i in range(0, len(todo), step):
                     batch = todo[i:i + step]
                     t0 = time.perf_counter()
-                    outs = system.review(batch, schema)
+                    outs = runner.review([inp["text"] for _, inp in batch], schema)
                     per = (time.perf_counter() - t0) / len(batch)
-                    for e, review in zip(batch, outs):
-                        store.add({"system": spec.name, "schema": schema, "id": e["id"], "review": review,
-                                   "seconds": round(per, 3)})
+                    for (e, inp), review in zip(batch, outs):
+                        store.add({"key": review_key(sc, inp["key"]), "system": spec.name, "schema": schema,
+                                   "id": e["id"], "review": review, "system_config": sc.to_dict(),
+                                   "input_key": inp["key"], "input": inp["input"], "seconds": round(per, 3),
+                                   "timestamp": _now()})
                     bar.update(len(batch))
     return store
 
@@ -115,23 +85,92 @@ def generate(cfg: EvalConfig, systems: dict[str, Any] | None = None) -> JsonlSto
 # --------------------------------------------------------------------------------------- judge
 
 
-def judge(cfg: EvalConfig, judge_obj: Any = None) -> JsonlStore:
-    """Judge every matchup on every paper both of whose reviews exist; both orders, reference-guided."""
+def judge_config(cfg: EvalConfig, schema: str) -> dict[str, Any]:
+    """What determines a verdict besides the two reviews (the judge `make_judge` builds from cfg)."""
+    from reviewgpt.compare.judge import judge_prompt_sha256
+
+    return {"model": cfg.judge_model, "prompt_sha256": judge_prompt_sha256(schema, cfg.judge_max_attempts)}
+
+
+def judgement_key(review_a: str, review_b: str, judge: dict[str, Any], human_reviews: list[str] | None) -> str:
+    return fingerprint({"a": review_a, "b": review_b, "judge": judge, "human_reviews": human_reviews or []})
+
+
+def current_pairs(cfg: EvalConfig, m: Matchup, exs: list[dict[str, Any]], inputs: dict, configs: dict,
+                  judge_cfg: dict[str, Any]) -> list[dict[str, Any]]:
+    """For each paper: the keys of the two reviews the current config asks for and of their judgement."""
+    out = []
+    for e in exs:
+        inp = inputs[(e["id"], m.schema)]
+        ka = review_key(configs[(m.a, m.schema)], inp["key"])
+        kb = review_key(configs[(m.b, m.schema)], inp["key"])
+        out.append({"ex": e, "input": inp, "review_a": ka, "review_b": kb,
+                    "key": judgement_key(ka, kb, judge_cfg, e.get("human_reviews"))})
+    return out
+
+
+def make_judge(cfg: EvalConfig) -> Any:
     from reviewgpt.compare.judge import PairwiseJudge
     from reviewgpt.generate.openai_client import OpenAIChat
 
+    return PairwiseJudge(OpenAIChat(cfg.openai), model=cfg.judge_model, max_attempts=cfg.judge_max_attempts)
+
+
+def judge(cfg: EvalConfig, judge_obj: Any = None) -> JsonlStore:
+    """Judge every matchup on every paper whose two current reviews exist: both orders, reference-
+    guided, `judge_concurrency` papers at once. Each verdict is written as it arrives, so a killed
+    run loses only the calls in flight."""
     reviews = review_store(cfg)
     store = judgement_store(cfg)
     exs = papers(cfg)
-    judge_obj = judge_obj or PairwiseJudge(OpenAIChat(cfg.openai), model=cfg.judge_model)
+    inputs = prepared_inputs(cfg, exs)
+    configs = system_configs(cfg)
+    judge_obj = judge_obj or make_judge(cfg)
+    tasks = []
     for m in cfg.matchups:
-        todo = [e for e in exs if (m.key, e["id"]) not in store
-                and (m.a, m.schema, e["id"]) in reviews and (m.b, m.schema, e["id"]) in reviews]
-        for e in tqdm(todo, desc=f"judge {m.key}", unit="paper"):
-            ra = reviews.get((m.a, m.schema, e["id"]))["review"]
-            rb = reviews.get((m.b, m.schema, e["id"]))["review"]
-            v = judge_obj.compare(m.schema, paper_text(e), ra, rb, human_reviews=e.get("human_reviews"))
-            store.add({"matchup": m.key, "a": m.a, "b": m.b, "schema": m.schema, "id": e["id"],
-                       "winner": v.winner, "consistent": v.consistent, "rationale": v.rationale,
-                       "aspects": v.aspects, "first": v.first.winner, "second": v.second.winner})
+        jc = judge_config(cfg, m.schema)
+        for p in current_pairs(cfg, m, exs, inputs, configs, jc):
+            if p["key"] not in store and p["review_a"] in reviews and p["review_b"] in reviews:
+                tasks.append((m, p, jc))
+    if not tasks:
+        return store
+
+    def run(task: tuple) -> dict[str, Any]:
+        m, p, jc = task
+        e = p["ex"]
+        v = judge_obj.compare(m.schema, p["input"]["text"], reviews.get(p["review_a"])["review"],
+                              reviews.get(p["review_b"])["review"], human_reviews=e.get("human_reviews"))
+        return {"key": p["key"], "matchup": m.key, "a": m.a, "b": m.b, "schema": m.schema, "id": e["id"],
+                "review_a": p["review_a"], "review_b": p["review_b"], "input_key": p["input"]["key"], "judge": jc,
+                "winner": v.winner, "consistent": v.consistent, "rationale": v.rationale, "aspects": v.aspects,
+                "first": asdict(v.first), "second": asdict(v.second), "timestamp": _now()}
+
+    # A bounded window of submitted tasks: at most `judge_concurrency` in flight, results written by
+    # this thread as they finish (every finished one before an error is raised); after an error
+    # nothing new is started.
+    def drain(done: set) -> None:
+        errors = [f.exception() for f in done if f.exception() is not None]
+        for f in done:
+            if f.exception() is None:
+                store.add(f.result())
+                bar.update()
+        if errors:
+            raise errors[0]
+
+    pending: set = set()
+    with ThreadPoolExecutor(max_workers=cfg.judge_concurrency) as pool, \
+            tqdm(total=len(tasks), desc="judge", unit="pair") as bar:
+        try:
+            for task in tasks:
+                pending.add(pool.submit(run, task))
+                if len(pending) >= cfg.judge_concurrency:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    drain(done)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                drain(done)
+        except BaseException:
+            for f in pending:
+                f.cancel()
+            raise
     return store

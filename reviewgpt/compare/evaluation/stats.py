@@ -1,5 +1,6 @@
-"""The report's numbers: win/tie/loss with bootstrap CIs, order consistency, length-controlled win
-rate, and per-aspect empty-item rates and item-count variance. Plain numpy, no hidden state."""
+"""The report's numbers: win/tie/loss with bootstrap CIs, order consistency, a length-adjusted win
+rate, how much of each paper was cut, and per-aspect empty-item rates and item-count variance.
+Plain numpy, no hidden state."""
 
 from __future__ import annotations
 
@@ -25,9 +26,12 @@ class MatchupStats:
     wins_ci: tuple[float, float]  # share of outright wins
     losses_ci: tuple[float, float]
     order_consistency: float  # share of papers whose two orders agreed (ties included)
-    lc_win_rate: float  # length-controlled (regression on the length difference)
+    length_adjusted_win_rate: float  # logistic regression on tanh(length difference), at equal length
     mean_len_a: float
     mean_len_b: float
+    # the length difference never changed sign: "equal length" lies outside the data and the
+    # adjusted rate is an extrapolation (AlpacaEval warns on such extreme changes too)
+    length_adjustment_extrapolated: bool = False
 
 
 def outcome(winner: str) -> float | None:
@@ -46,9 +50,20 @@ def bootstrap_ci(values: np.ndarray, samples: int, seed: int, level: float = 0.9
     return (float(lo), float(hi))
 
 
-def length_controlled_win_rate(y: np.ndarray, len_a: np.ndarray, len_b: np.ndarray, iters: int = 50) -> float:
-    """As length-controlled AlpacaEval: fit P(A wins) = sigmoid(b0 + b1 * tanh(diff / std(diff))) by
-    (fractional) logistic regression, then report sigmoid(b0), the win rate at equal length."""
+def length_adjusted_win_rate(y: np.ndarray, len_a: np.ndarray, len_b: np.ndarray, iters: int = 50) -> float:
+    """A's win rate at equal length: fit P(A wins) = sigmoid(b0 + b1 * tanh(d / std(d))), d = len_a -
+    len_b in words, by (fractional: ties are 0.5) logistic regression, and report sigmoid(b0).
+
+    This is only the length term of AlpacaEval 2's length-controlled win rate, not that metric.
+    AlpacaEval's GLM (Dubois et al. 2024; alpaca_eval/metrics/glm_winrate.py) is
+    logistic(theta_m - theta_b + phi_m,b * tanh(d / std(d)) + (psi_m - psi_b) * gamma_x), where
+    gamma_x is a per-instruction difficulty estimated beforehand from every model on its leaderboard
+    against the same baseline, the fit is L1-regularised with cross-validation and regularised
+    towards "gamed" baselines (the baseline prompted to be verbose / concise), and the reported
+    number is the mean over instructions of the prediction at d = 0. An eval of two or three
+    systems has no leaderboard to estimate gamma_x from and no gamed baselines, so we fit the
+    length term alone (with the difficulty term gone, the mean prediction at d = 0 is sigmoid(b0)).
+    """
     if len(y) == 0:
         return float("nan")
     diff = len_a - len_b
@@ -67,12 +82,12 @@ def review_length(text: str) -> int:
     return len(text.split())
 
 
-def matchup_stats(key: str, rows: list[dict], lengths: dict[tuple[str, str, str], int], samples: int,
-                  seed: int) -> MatchupStats:
+def matchup_stats(key: str, rows: list[dict], lengths: dict[str, int], samples: int, seed: int) -> MatchupStats:
+    """`rows`: the matchup's judgements; `lengths`: words of each review by review key."""
     judged = [r for r in rows if outcome(r["winner"]) is not None]
     y = np.array([outcome(r["winner"]) for r in judged], dtype=float)
-    la = np.array([lengths[(r["a"], r["schema"], r["id"])] for r in judged], dtype=float)
-    lb = np.array([lengths[(r["b"], r["schema"], r["id"])] for r in judged], dtype=float)
+    la = np.array([lengths[r["review_a"]] for r in judged], dtype=float)
+    lb = np.array([lengths[r["review_b"]] for r in judged], dtype=float)
     n = len(judged)
     return MatchupStats(
         matchup=key, n=n,
@@ -83,8 +98,9 @@ def matchup_stats(key: str, rows: list[dict], lengths: dict[tuple[str, str, str]
         wins_ci=bootstrap_ci((y == 1).astype(float), samples, seed),
         losses_ci=bootstrap_ci((y == 0).astype(float), samples, seed),
         order_consistency=float(np.mean([r["consistent"] for r in judged])) if n else float("nan"),
-        lc_win_rate=length_controlled_win_rate(y, la, lb),
-        mean_len_a=float(la.mean()) if n else float("nan"), mean_len_b=float(lb.mean()) if n else float("nan"))
+        length_adjusted_win_rate=length_adjusted_win_rate(y, la, lb),
+        mean_len_a=float(la.mean()) if n else float("nan"), mean_len_b=float(lb.mean()) if n else float("nan"),
+        length_adjustment_extrapolated=bool(n) and (bool(np.all(la > lb)) or bool(np.all(la < lb))))
 
 
 @dataclass
@@ -110,3 +126,39 @@ def aspect_stats(system: str, schema: str, texts: list[str]) -> AspectStats:
     return AspectStats(system, schema, len(texts), float(np.mean(list(empty.values()))), empty,
                        {c: float(v.mean()) for c, v in counts.items()}, var, float(np.mean(list(var.values()))),
                        float(np.mean([review_length(t) for t in texts])))
+
+
+@dataclass
+class CutStats:
+    """How much of the paper each side's review was written from (the input recorded in its row)."""
+    matchup: str
+    papers: int
+    cut_a: float  # share of papers whose input was cut
+    cut_b: float
+    dropped_tokens_a: float  # mean paper tokens cut, over the papers that were cut
+    dropped_tokens_b: float
+    dropped_share_a: float  # mean share of the paper's tokens cut, over the papers that were cut
+    dropped_share_b: float
+    same_input: float  # share of papers where both reviews were written from the identical text
+
+
+def _cut(inp: dict) -> tuple[bool, float, float]:
+    total, kept = inp.get("paper_tokens_total"), inp.get("paper_tokens_kept")
+    cut = bool(inp.get("dropped_sections") or inp.get("truncated_section"))
+    if not cut or not total:
+        return cut, 0.0, 0.0
+    return cut, float(total - kept), (total - kept) / total
+
+
+def cut_stats(key: str, pairs: list[tuple[dict, dict]]) -> CutStats:
+    """`pairs`: (review row A, review row B) per paper."""
+    def side(i: int) -> tuple[float, float, float]:
+        c = [_cut(p[i]["input"]) for p in pairs]
+        was = [x for x in c if x[0]]
+        return (float(np.mean([x[0] for x in c])) if c else float("nan"),
+                float(np.mean([x[1] for x in was])) if was else 0.0,
+                float(np.mean([x[2] for x in was])) if was else 0.0)
+    a, b = side(0), side(1)
+    same = float(np.mean([p[0]["input"]["text_sha256"] == p[1]["input"]["text_sha256"] for p in pairs])) \
+        if pairs else float("nan")
+    return CutStats(key, len(pairs), a[0], b[0], a[1], b[1], a[2], b[2], same)

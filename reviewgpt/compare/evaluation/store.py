@@ -1,4 +1,7 @@
-"""Append-only JSONL files keyed by record id: what is written is never asked for again."""
+"""Append-only JSONL files keyed by record id: what is written is never asked for again.
+
+A line that cannot be read (cut by a kill mid-write) or has no key (a file from an older format)
+is skipped and counted in `skipped`; its item is simply redone."""
 
 from __future__ import annotations
 
@@ -8,24 +11,27 @@ from typing import Any, Callable, Iterator
 
 
 class JsonlStore:
-    def __init__(self, path: str | Path, key: Callable[[dict[str, Any]], tuple]) -> None:
+    def __init__(self, path: str | Path, key: Callable[[dict[str, Any]], Any]) -> None:
         self.path = Path(path)
         self.key = key
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._rows: dict[tuple, dict[str, Any]] = {}
+        self._rows: dict[Any, dict[str, Any]] = {}
+        self.skipped = 0
         if self.path.exists():
             with self.path.open() as f:
                 for line in f:
                     try:
                         row = json.loads(line)
-                    except json.JSONDecodeError:  # a line cut by a kill mid-write: redo that item
+                        k = self.key(row)
+                    except (json.JSONDecodeError, KeyError, TypeError):
+                        self.skipped += 1
                         continue
-                    self._rows[self.key(row)] = row
+                    self._rows[k] = row
 
-    def __contains__(self, k: tuple) -> bool:
+    def __contains__(self, k: Any) -> bool:
         return k in self._rows
 
-    def get(self, k: tuple) -> dict[str, Any] | None:
+    def get(self, k: Any) -> dict[str, Any] | None:
         return self._rows.get(k)
 
     def add(self, row: dict[str, Any]) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from reviewgpt.prompts import load_prompt
 from reviewgpt.format.review_format import Review, ReviewItem, parse, render
-from reviewgpt.format.schema import FOUR_ASPECT, SEVEN_ASPECT, ReviewSchema, get_schema
+from reviewgpt.format.schema import EMPTY_MARKER, FOUR_ASPECT, SEVEN_ASPECT, ReviewSchema, get_schema
 
 # Cue phrases per 7-aspect criterion (lower-case substrings); the 4-aspect schema maps onto these.
 _CUES_7: tuple[tuple[str, ...], ...] = (
@@ -123,7 +123,7 @@ class LLMAggregator:
     def messages(self, title: str, reviews: list[str]) -> list[dict[str, str]]:
         system = load_prompt("aggregate").format(
             n=self.schema.n_aspects, criteria="\n".join(f"## {c}" for c in self.schema.criteria),
-            marker="<No related terms>")
+            marker=EMPTY_MARKER)
         user = f"Paper title: {title}\n\n" + "\n\n".join(
             f"--- Review {i} ---\n{r.strip()}" for i, r in enumerate(reviews, 1))
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]

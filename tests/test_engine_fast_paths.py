@@ -1,0 +1,124 @@
+"""The GPU decoding paths' logic, run eagerly on the CPU with a tiny Llama: the batched static-cache
+loop against batch 1 and generate(), declared processor look-back, the generate-static wiring."""
+
+from dataclasses import replace
+
+import pytest
+import torch
+from transformers import LogitsProcessorList
+
+from reviewgpt.config import EngineConfig, GenerationConfig
+from reviewgpt.errors import ModelLoadError
+from reviewgpt.generate.engine import ReviewEngine, _FastDecoder, build_logits_processors, load_engine, lookback
+from reviewgpt.generate.marker_probe import MarkerProbe
+
+PAPERS = ["Title: A tiny paper\n\nAbstract: We test the engine on a tiny model. It has a method.",
+          "Title: Another\n\nA much longer text, with more words in it, " * 5,
+          "Short."]
+GREEDY = GenerationConfig(max_new_tokens=20, do_sample=False, suppression=0.0, ignore_eos=True)
+
+
+@pytest.fixture(scope="module")
+def engine(model_dirs):
+    return load_engine(EngineConfig(base_model=str(model_dirs / "base"), local_files_only=True,
+                                    max_prompt_tokens=1024, max_new_tokens=64))
+
+
+def _decoder(engine, batch_size: int) -> _FastDecoder:
+    return _FastDecoder(engine.model, max_cache_len=engine.config.max_prompt_tokens + 64, compile=False,
+                        batch_size=batch_size)
+
+
+@pytest.mark.parametrize("suppression", [0.0, 0.95])
+def test_batched_loop_writes_what_batch_one_writes(engine, suppression):
+    """Greedy: every row of the batched static-cache loop (left-aligned prompts of different
+    lengths, padding slots masked) equals the batch-1 loop and generate() for that prompt."""
+    gen = replace(GREEDY, suppression=suppression)
+    prompts = [engine.prompt_ids(p, "4") for p in PAPERS]
+    assert len({len(p) for p in prompts}) == 3  # really different lengths: padding in play
+    batched = _decoder(engine, 3).generate_rows(prompts, gen, engine._processors(gen), engine.end_ids)
+    one = _decoder(engine, 1)
+    for ids, row, paper in zip(prompts, batched, PAPERS):
+        assert row == one.generate(ids, gen, engine._processors(gen), engine.end_ids)
+        assert engine.tokenizer.decode(row, skip_special_tokens=True) == engine.generate(paper, "4", gen)
+    assert len(batched[0]) == 20
+
+
+def test_each_row_stops_at_its_own_end_token(engine):
+    prompts = [engine.prompt_ids(p, "4") for p in PAPERS]
+    one = _decoder(engine, 1)
+    free = [one.generate(ids, GREEDY, engine._processors(GREEDY), engine.end_ids) for ids in prompts]
+    end = free[0][6]  # a token row 0 writes: declare it an end token, the rows stop at different steps
+    gen = replace(GREEDY, ignore_eos=False)
+    rows = _decoder(engine, 3).generate_rows(prompts, gen, engine._processors(gen), [end])
+    for row, ref in zip(rows, free):
+        expected = ref[:ref.index(end)] if end in ref else ref
+        assert row == expected
+    assert len(rows[0]) <= 6
+
+
+def test_a_smaller_batch_is_padded_into_the_existing_decoder(engine):
+    dec = _decoder(engine, 3)
+    prompts = [engine.prompt_ids(p, "4") for p in PAPERS[:2]]
+    rows = dec.generate_rows(prompts, GREEDY, engine._processors(GREEDY), engine.end_ids)
+    assert len(rows) == 2
+    assert rows == dec.generate_rows(prompts + [prompts[0]], GREEDY, engine._processors(GREEDY), engine.end_ids)[:2]
+
+
+def test_probe_on_the_batched_loop_reads_each_row_like_batch_one(engine):
+    gen = GenerationConfig(max_new_tokens=12, do_sample=False, suppression=0.95, ignore_eos=True)
+    prompts = [engine.prompt_ids(p, "4") for p in PAPERS[:2]]
+    probe = MarkerProbe()
+    _decoder(engine, 2).generate_rows(prompts, gen, engine._processors(gen, probe), engine.end_ids)
+    for r, ids in enumerate(prompts):
+        ref = MarkerProbe()
+        _decoder(engine, 1).generate(ids, gen, engine._processors(gen, ref), engine.end_ids)
+        assert probe.series(r)[0] == ref.series()[0]
+        assert probe.series(r)[1] == pytest.approx(ref.series()[1], abs=1e-5)
+
+
+def test_lookback_is_declared_and_unbounded_processors_leave_the_fast_path(engine):
+    sampled = GenerationConfig(temperature=0.6, top_p=0.9, suppression=0.95)
+    procs = engine._processors(sampled)
+    assert len(procs) == 3 and lookback(procs) == 2  # suppression reads 2, the warpers 0
+    assert lookback(engine._processors(replace(sampled, suppression=0.0))) == 0
+    penalised = engine._processors(replace(sampled, repetition_penalty=1.2))
+    assert lookback(penalised) is None  # repetition penalty reads all of input_ids
+    with pytest.raises(ValueError, match="lookback"):
+        _decoder(engine, 1).generate(engine.prompt_ids(PAPERS[0], "4"), GREEDY, penalised, engine.end_ids)
+    assert all(getattr(p, "lookback", None) == 2 for p in build_logits_processors(engine.tokenizer, sampled))
+
+
+def test_repetition_penalty_is_applied_through_the_processor_list(engine):
+    gen = replace(GREEDY, repetition_penalty=0.5)
+    # < 1 favours tokens already present (the prompt): it must change the output
+    assert engine.generate(PAPERS[0], "4", gen) != engine.generate(PAPERS[0], "4", GREEDY)
+    # same as transformers' own repetition_penalty argument
+    ids = torch.tensor([engine.prompt_ids(PAPERS[0], "4")])
+    out = engine.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=20,
+                                min_new_tokens=20, do_sample=False, repetition_penalty=0.5,
+                                eos_token_id=engine.end_ids, pad_token_id=engine.end_ids[0])
+    assert engine.tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True) == engine.generate(PAPERS[0], "4", gen)
+
+
+def test_generate_static_decoder_writes_what_eager_generate_writes(engine):
+    """decoder="generate-static" hands generate() one reusable StaticCache per batch size (on a GPU
+    generate() then compiles its step; on the CPU it runs the same code eagerly)."""
+    info = replace(engine.info, fast_decoding=True)
+    static = ReviewEngine(engine.model, engine.tokenizer, info, replace(engine.config, decoder="generate-static"))
+    assert static._fast is None
+    gen = replace(GREEDY, suppression=0.95)
+    assert static.generate(PAPERS[0], "4", gen) == engine.generate(PAPERS[0], "4", gen)
+    cache = static._static_caches[1]
+    assert static.generate(PAPERS[0], "4", gen) == engine.generate(PAPERS[0], "4", gen)
+    assert static._static_caches[1] is cache  # reused, not reallocated
+    assert static.generate_batch(PAPERS, "4", gen) == engine.generate_batch(PAPERS, "4", gen)
+
+
+def test_unknown_decoder_is_refused(model_dirs):
+    with pytest.raises(ModelLoadError, match="unknown decoder"):
+        load_engine(EngineConfig(base_model=str(model_dirs / "base"), local_files_only=True, decoder="fastest"))
+
+
+def test_processor_list_type_is_kept(engine):
+    assert isinstance(engine._processors(GREEDY), LogitsProcessorList)

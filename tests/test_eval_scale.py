@@ -1,0 +1,259 @@
+"""Eval that can be trusted and scaled: fingerprinted results, one input for every system and the
+judge, the parallel judge (concurrency, Retry-After, a real kill), served systems, config rules."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from reviewgpt.compare.evaluation.config import EvalConfig, Matchup, SystemSpec
+from reviewgpt.compare.evaluation.inputs import prepared_inputs
+from reviewgpt.compare.evaluation.report import compute, report
+from reviewgpt.compare.evaluation.stages import generate, judge, judgement_store, review_store
+from reviewgpt.compare.evaluation.stats import aspect_stats
+from reviewgpt.compare.evaluation.systems import make_runner, system_config
+from reviewgpt.config import RECIPE_MAX_PROMPT_TOKENS, RECIPE_SUPPRESSION, OpenAIConfig, load_config
+from reviewgpt.prepare.chat import render_prompt
+from reviewgpt.training.data.prepare import PrepareConfig, prepare
+
+from .conftest import FIXTURES, ROOT
+from .support.openai_server import API_KEY, Step
+
+
+@pytest.fixture(scope="module")
+def data_file(tmp_path_factory):
+    out = tmp_path_factory.mktemp("evaldata-scale")
+    prepare(PrepareConfig(source=str(FIXTURES / "iclr2017"), out_dir=str(out), schemas=["4"], test_frac=1.0,
+                          val_frac=0.0))
+    return out / "test.jsonl"
+
+
+def _local_cfg(tmp_path, data_file, model_dirs, server, limit=2, budget=400):
+    local = dict(kind="local", base_model=str(model_dirs / "base"), adapter=str(model_dirs / "adapter"),
+                 max_new_tokens=24, batch_size=2, temperature=0.0)
+    return EvalConfig(
+        data=str(data_file), out_dir=str(tmp_path / "eval"), limit=limit, schemas=["4"], bootstrap_samples=100,
+        max_prompt_tokens=budget,
+        systems=[SystemSpec("ft", suppression=0.0, **local), SystemSpec("ft+supp", suppression=0.95, **local),
+                 SystemSpec("gpt4", kind="openai", model="gpt-4-1106-preview")],
+        matchups=[Matchup("ft+supp", "gpt4", "4"), Matchup("ft", "gpt4", "4"), Matchup("ft+supp", "ft", "4")],
+        openai=OpenAIConfig(api_key=API_KEY, base_url=server.base_url, max_retries=1))
+
+
+def _gpt_cfg(tmp_path, data_file, server, limit=6, out="eval", concurrency=3):
+    return EvalConfig(
+        data=str(data_file), out_dir=str(tmp_path / out), limit=limit, schemas=["4"], bootstrap_samples=100,
+        systems=[SystemSpec("gpt4", kind="openai", model="gpt-4-1106-preview"),
+                 SystemSpec("gpt4o", kind="openai", model="gpt-4o", temperature=0.2)],
+        matchups=[Matchup("gpt4", "gpt4o", "4")], judge_concurrency=concurrency,
+        openai=OpenAIConfig(api_key=API_KEY, base_url=server.base_url, max_retries=2))
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.open()] if path.exists() else []
+
+
+def test_changing_suppression_redoes_only_what_it_determines(tmp_path, data_file, model_dirs, openai_env):
+    cfg = _local_cfg(tmp_path, data_file, model_dirs, openai_env)
+    generate(cfg)
+    judge(cfg)
+    reviews_before = _lines(tmp_path / "eval" / "reviews.jsonl")
+    judgements_before = _lines(tmp_path / "eval" / "judgements.jsonl")
+    assert len(reviews_before) == 6 and len(judgements_before) == 6
+    n_requests = len(openai_env.state.requests)
+
+    cfg.system("ft+supp").suppression = 0.5  # the one change
+    generate(cfg)
+    new_reviews = _lines(tmp_path / "eval" / "reviews.jsonl")[6:]
+    assert [(r["system"], r["system_config"]["settings"]["suppression"]) for r in new_reviews] == [("ft+supp", 0.5)] * 2
+    assert len(openai_env.state.requests) == n_requests  # the GPT-4 reviews were not asked again
+    judge(cfg)
+    new_judgements = _lines(tmp_path / "eval" / "judgements.jsonl")[6:]
+    assert sorted({r["matchup"] for r in new_judgements}) == ["ft+supp vs ft (4-aspect)", "ft+supp vs gpt4 (4-aspect)"]
+    assert len(new_judgements) == 4 and len(openai_env.state.requests) == n_requests + 4 * 2
+    new_keys = {r["key"] for r in new_reviews}
+    assert all(r["review_a"] in new_keys for r in new_judgements)
+
+    res = compute(cfg)  # the report uses the new reviews and verdicts, and only those
+    assert res.stale_reviews == 2 and res.stale_judgements == 4
+    supp = next(a for a in res.aspects if a.system == "ft+supp")
+    assert supp == aspect_stats("ft+supp", "4", [r["review"] for r in new_reviews])
+    conf = next(c for c in res.configs if c["system"] == "ft+supp")
+    assert conf["settings"]["suppression"] == 0.5
+    text = report(cfg).read_text()
+    assert conf["key"][:10] in text and "suppression=0.5" in text and "Not used" in text
+
+    judge(cfg)  # nothing left to do
+    generate(cfg)
+    assert len(openai_env.state.requests) == n_requests + 8
+
+
+def test_every_system_and_the_judge_read_the_same_prepared_text(tmp_path, data_file, model_dirs, openai_env):
+    cfg = _local_cfg(tmp_path, data_file, model_dirs, openai_env, budget=300)
+    cfg.systems = [cfg.system("ft"), cfg.system("gpt4")]
+    cfg.matchups = [Matchup("ft", "gpt4", "4")]
+    seen = []
+
+    class Recording:
+        def __init__(self, inner):
+            self.inner, self.batch_size = inner, inner.batch_size
+
+        def review(self, texts, schema):
+            seen.extend(texts)
+            return self.inner.review(texts, schema)
+
+    generate(cfg, systems={"ft": Recording(make_runner(cfg.system("ft"), cfg))})
+    judge(cfg)
+    inputs = prepared_inputs(cfg)
+    texts = {row["text"] for row in inputs.values()}
+    assert all(row["input"]["budget"] == 300 and row["input"]["dropped_sections"] or row["input"]["truncated_section"]
+               for row in inputs.values())  # the budget is small: every paper is cut
+    gpt_users = [r["body"]["messages"][1]["content"] for r in openai_env.state.requests
+                 if "meta-reviewer" not in r["body"]["messages"][0]["content"]]
+    judge_papers = [r["body"]["messages"][1]["content"].split("[Paper]\n", 1)[1].split("\n\n[Human reviews", 1)[0]
+                    for r in openai_env.state.requests if "meta-reviewer" in r["body"]["messages"][0]["content"]]
+    assert set(seen) == set(gpt_users) == set(judge_papers) == texts and len(judge_papers) == 4
+    cut = compute(cfg).cuts[0]
+    assert cut.cut_a == cut.cut_b == 1.0 and cut.same_input == 1.0 and cut.dropped_tokens_a > 0
+    assert 0 < cut.dropped_share_a < 1 and "same input text for A and B" in report(cfg).read_text()
+
+
+def _varied(server):
+    """Two systems writing different reviews and a judge whose verdict varies by paper (not by order)."""
+    server.state.flavour_by_model = {"gpt-4o": "other"}
+    server.state.judge_rule = "hash"
+
+
+def test_judge_runs_n_requests_at_once_with_results_identical_to_serial(tmp_path, data_file, openai_env):
+    _varied(openai_env)
+    serial = _gpt_cfg(tmp_path, data_file, openai_env, out="serial", concurrency=1)
+    generate(serial)
+    judge(serial)
+    assert openai_env.state.max_in_flight == 1
+    openai_env.reset()
+    _varied(openai_env)
+    openai_env.state.default_delay_s = 0.2
+    parallel = _gpt_cfg(tmp_path, data_file, openai_env, out="parallel", concurrency=3)
+    generate(parallel)
+    openai_env.state.max_in_flight = 0
+    openai_env.state.script.append(Step(status=429, retry_after="1", match="meta-reviewer"))
+    t0 = time.perf_counter()
+    judge(parallel)
+    wall = time.perf_counter() - t0
+    assert openai_env.state.max_in_flight == 3
+    drop = {"timestamp"}
+
+    def rows(c):
+        return sorted(json.dumps({k: v for k, v in r.items() if k not in drop}, sort_keys=True)
+                      for r in judgement_store(c))
+    assert len(rows(parallel)) == 6 and rows(parallel) == rows(serial)
+    assert {r["winner"] for r in judgement_store(serial)} == {"A", "B"}  # the comparison is not vacuous
+    # the 429 was retried by the client after the server's Retry-After (1 s), not sooner
+    judge_reqs = [r for r in openai_env.state.requests if "meta-reviewer" in r["body"]["messages"][0]["content"]]
+    limited = [r for r in judge_reqs if r.get("status") == 429]
+    assert len(judge_reqs) == 6 * 2 + 1 and len(limited) == 1
+    retry = min((r for r in judge_reqs if r["body"] == limited[0]["body"] and r["t"] > limited[0]["t"]),
+                key=lambda r: r["t"])
+    assert retry["t"] - limited[0]["t"] >= 0.95
+    assert wall < 12 * 0.2 + 1  # parallel: well under 12 serial calls of 0.2 s plus the 1 s wait
+
+
+def test_a_killed_judge_redoes_nothing_that_was_written(tmp_path, data_file, openai_env):
+    cfg = _gpt_cfg(tmp_path, data_file, openai_env, limit=8, concurrency=2)
+    generate(cfg)
+    cfg_file = tmp_path / "eval.yaml"
+    data = {"data": cfg.data, "out_dir": cfg.out_dir, "limit": 8, "schemas": ["4"], "judge_concurrency": 2,
+            "bootstrap_samples": 100,
+            "systems": [{"name": "gpt4", "kind": "openai", "model": "gpt-4-1106-preview"},
+                        {"name": "gpt4o", "kind": "openai", "model": "gpt-4o", "temperature": 0.2}],
+            "matchups": [{"a": "gpt4", "b": "gpt4o", "schema": "4"}],
+            "openai": {"api_key": API_KEY, "base_url": openai_env.base_url, "max_retries": 2}}
+    cfg_file.write_text(yaml.safe_dump(data))
+    assert load_config(EvalConfig, cfg_file) == cfg  # the subprocess runs exactly this config
+    openai_env.state.default_delay_s = 0.4
+    out = tmp_path / "eval" / "judgements.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "eval", "judge", "--config", str(cfg_file)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 180
+        while len(_lines(out)) < 3 and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)  # a real kill, mid-run
+    finally:
+        proc.wait()
+    written = {r["key"] for r in _lines(out)}
+    assert 3 <= len(written) < 8, "the kill should land mid-run"
+    before = len(openai_env.state.requests)
+    openai_env.state.default_delay_s = 0.0
+    judge(cfg)
+    after = _lines(out)
+    assert len(after) == len({r["key"] for r in after}) == 8
+    assert len(openai_env.state.requests) - before == 2 * (8 - len(written))  # only the unwritten pairs
+
+
+def test_a_served_system_in_eval_sends_the_rendered_prompt(tmp_path, data_file, model_dirs, openai_env, monkeypatch):
+    monkeypatch.setenv("REVIEWGPT_LOCAL_API_KEY", API_KEY)
+    cfg = _gpt_cfg(tmp_path, data_file, openai_env, limit=3)
+    cfg.max_prompt_tokens = 500
+    cfg.systems = [SystemSpec("served", kind="served", base_url=openai_env.base_url, model="reviewer",
+                              tokenizer=str(model_dirs / "base"), max_new_tokens=300), cfg.system("gpt4")]
+    cfg.matchups = [Matchup("served", "gpt4", "4")]
+    generate(cfg)
+    judge(cfg)
+    inputs = prepared_inputs(cfg)
+    assert cfg.input_tokenizer() == str(model_dirs / "base")
+    sent = [r["body"] for r in openai_env.state.requests if r["path"] == "/v1/completions"]
+    tok = __import__("transformers").AutoTokenizer.from_pretrained(model_dirs / "base")
+    assert sorted(b["prompt"] for b in sent) == sorted(render_prompt(tok, "4", row["text"]) for row in inputs.values())
+    assert all(b["logit_bias"] and b["max_tokens"] == 300 for b in sent)  # RECIPE_SUPPRESSION by default
+    rows = [r for r in review_store(cfg) if r["system"] == "served"]
+    assert len(rows) == 3 and rows[0]["system_config"]["settings"]["suppression"] == RECIPE_SUPPRESSION
+    assert compute(cfg).matchups[0].n == 3
+
+
+def test_config_rules_recipe_constants_and_per_schema_adapters(tmp_path, model_dirs):
+    cfg = load_config(EvalConfig, ROOT / "eval" / "configs" / "recipe.yaml")
+    text = (ROOT / "eval" / "configs" / "recipe.yaml").read_text()
+    assert cfg.max_prompt_tokens == RECIPE_MAX_PROMPT_TOKENS and cfg.system("ft+supp").suppression == RECIPE_SUPPRESSION
+    assert "11138" not in text and "11_138" not in text and "0.95" not in text and "1150" not in text
+    served = load_config(EvalConfig, ROOT / "eval" / "configs" / "served.yaml")
+    assert [s.kind for s in served.systems] == ["served", "served", "openai"]
+    assert [m.key for m in served.matchups] == [m.key for m in cfg.matchups]
+    assert served.system("ft+supp").suppression == RECIPE_SUPPRESSION
+    spec = SystemSpec("ft", base_model=str(model_dirs / "base"), adapter=str(model_dirs / "adapter"),
+                      per_schema={"7": {"adapter": str(model_dirs / "base")}})
+    assert spec.for_schema("7").adapter == str(model_dirs / "base") and spec.for_schema("4").adapter.endswith("adapter")
+    a4, a7 = system_config(spec, "4"), system_config(spec, "7")
+    assert a4.identity["adapter_id"] != a7.identity["adapter_id"] and a4.key != a7.key
+    with pytest.raises(ValueError, match="unknown keys"):
+        SystemSpec("x", base_model="b", per_schema={"4": {"adaptor": "typo"}})
+    with pytest.raises(ValueError, match="served needs base_url, model and tokenizer"):
+        SystemSpec("x", kind="served", base_url="http://h/v1", model="reviewer")
+
+
+def test_retraining_into_the_same_folder_changes_the_key(tmp_path, model_dirs):
+    import shutil
+
+    adapter = tmp_path / "adapter"
+    shutil.copytree(model_dirs / "adapter", adapter)
+    spec = SystemSpec("ft", base_model=str(model_dirs / "base"), adapter=str(adapter))
+    before = system_config(spec, "4").key
+    with (adapter / "adapter_model.safetensors").open("r+b") as f:
+        f.seek(-4, 2)
+        f.write(b"\x00\x01\x02\x03")
+    assert system_config(spec, "4").key != before
+
+
+def test_rows_from_an_older_format_are_skipped_not_fatal(tmp_path, data_file, openai_env):
+    cfg = _gpt_cfg(tmp_path, data_file, openai_env, limit=2)
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "reviews.jsonl").write_text(json.dumps({"system": "gpt4", "schema": "4", "id": "x",
+                                                                 "review": "old"}) + "\n")
+    store = generate(cfg)
+    assert store.skipped == 1 and len(store) == 4  # the old row is ignored; every current review is written
