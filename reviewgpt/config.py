@@ -26,9 +26,14 @@ class IngestConfig:
     max_pages: int = 100
     keep_references: bool = False
     drop_hidden_text: bool = True  # exclude text a human cannot see from the model input
-    min_visible_font_pt: float = 2.0
-    min_contrast: float = 0.08  # colour distance (0..1) to the background below which text is hidden
-    min_chars_per_page: int = 40  # fewer on average -> treated as scanned (no text layer)
+    report_hidden_text: bool = True  # run the guard (rendering) even when hidden text is kept
+    guard_dpi: int = 96  # render resolution of the guard: 6 pt text is 8 px high, legible
+    min_visible_change: int = 64  # 0-255: a pixel changed this much by a span's text is seen
+    min_visible_font_pt: float = 2.0  # smaller text cannot be read, whatever it renders like
+    min_chars_per_page: int = 40  # fewer on a page that is mostly an image -> scanned, OCR it
+    ocr_language: str = "eng"  # Tesseract language(s), e.g. "eng+chi_sim"
+    ocr_dpi: int = 300
+    ocr_tessdata: str | None = None  # Tesseract's tessdata folder; None: found by PyMuPDF
 
 
 @dataclass

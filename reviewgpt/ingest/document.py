@@ -16,7 +16,7 @@ class Section:
 class HiddenSpan:
     page: int  # 1-based
     text: str
-    reason: str  # "background-colour", "tiny-font", "invisible-render-mode", "off-page"
+    reason: str  # why a reader cannot see it: see reviewgpt.ingest.hidden_text (e.g. "off-page")
 
 
 @dataclass
@@ -28,6 +28,7 @@ class Document:
     warnings: list[str] = field(default_factory=list)
     hidden_text: list[HiddenSpan] = field(default_factory=list)
     references_dropped: bool = False
+    ocr_pages: list[int] = field(default_factory=list)  # 1-based pages read by OCR (scanned)
 
     def section_texts(self) -> list[tuple[str, str]]:
         """(label, text) blocks in reading order: title, abstract, then each section."""

@@ -1,98 +1,69 @@
 """PDF -> Document with PyMuPDF.
 
-Steps: validate (type, size, encryption, pages) -> per page, text spans with style and position ->
-drop what a reader cannot see (hidden-text guard) -> drop rotated margin text (arXiv stamps) and
-running headers/footers/page numbers -> order blocks by column -> join lines (de-hyphenated) ->
-split into sections by heading style -> title, abstract, sections; references kept or dropped.
+Steps: open (type, size, encryption, pages; junk before `%PDF-` is fine if MuPDF opens it) ->
+per page: text spans with style and position, or OCR for a page that is a scanned image ->
+drop what a reader cannot see (hidden_text, by rendering) -> layout (layout.py: running
+headers/footers by repetition, reading order, paragraphs, headings, captions and footnotes kept
+out of sentences) -> title, abstract, sections; references kept or dropped; every loss warned.
 """
 
 from __future__ import annotations
 
 import re
-from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pymupdf
 
 from reviewgpt.config import IngestConfig
-from reviewgpt.ingest.document import Document, HiddenSpan, Section
 from reviewgpt.errors import (CorruptPDFError, EmptyPDFError, EncryptedPDFError, NotAPDFError, PDFTooLargeError,
-                      ScannedPDFError)
-from reviewgpt.ingest.hidden_text import classify_hidden, page_fills
+                              ScannedPDFError)
+from reviewgpt.ingest import hidden_text as guard
+from reviewgpt.ingest.document import Document, HiddenSpan
+from reviewgpt.ingest.layout import Block, Line, assemble, clean_text, is_bold, join_lines
 
-# Text of all kinds, no images (images make "dict" slow and are not needed), and no clipping to
-# the media box so that text placed off the page reaches the hidden-text guard.
-_FLAGS = (pymupdf.TEXTFLAGS_DICT & ~pymupdf.TEXT_PRESERVE_IMAGES & ~pymupdf.TEXT_MEDIABOX_CLIP)
-_BOLD = 16
-_NUMBERED_HEADING = re.compile(r"^(?:\d+(?:\.\d+)*\.?|[A-H](?:\.\d+)*\.?|[IVX]+\.)\s+[A-Z][^.!?]{0,90}$")
-_NAMED_HEADING = re.compile(
-    r"^(abstract|introduction|related work|background|method(s|ology)?|experiments?|results|discussion|"
-    r"conclusions?|acknowledge?ments?|references|bibliography|appendix|appendices|limitations|"
-    r"future work|evaluation|keywords|ethics statement)\b.{0,40}$", re.I)
-_REFERENCES = re.compile(r"^(?:\d+\.?\s*)?(references|bibliography|literature cited)\s*$", re.I)
-_ABSTRACT = re.compile(r"^abstract\s*[:.—-]?\s*", re.I)
-_PAGE_NUMBER = re.compile(r"^\s*(?:page\s*)?\d{1,4}(?:\s*(?:of|/)\s*\d{1,4})?\s*$", re.I)
+__all__ = ["extract", "join_lines"]
 
-
-@dataclass
-class _Line:
-    text: str
-    size: float
-    bold: bool
+# Text of all kinds, no images (they make "dict" slow and are not needed), ligatures expanded by
+# MuPDF, and no clipping to the media box so that text placed off the page reaches the guard.
+_FLAGS = (pymupdf.TEXTFLAGS_DICT & ~pymupdf.TEXT_PRESERVE_IMAGES & ~pymupdf.TEXT_MEDIABOX_CLIP
+          & ~pymupdf.TEXT_PRESERVE_LIGATURES)
+_OCR_FLAGS = pymupdf.TEXTFLAGS_DICT & ~pymupdf.TEXT_PRESERVE_IMAGES & ~pymupdf.TEXT_PRESERVE_LIGATURES
+TESSERACT_HINT = ("Tesseract OCR is not installed, so scanned pages cannot be read. Install it "
+                  "(Debian/Ubuntu: `apt-get install tesseract-ocr`; Hugging Face Spaces: list "
+                  "`tesseract-ocr` in packages.txt) or upload a PDF with a text layer.")
 
 
-@dataclass
-class _Block:
-    page: int
-    bbox: tuple[float, float, float, float]
-    lines: list[_Line] = field(default_factory=list)
-
-    @property
-    def text(self) -> str:
-        return join_lines([ln.text for ln in self.lines])
-
-    @property
-    def size(self) -> float:
-        return max((ln.size for ln in self.lines), default=0.0)
-
-
-def join_lines(lines: list[str]) -> str:
-    """Join wrapped lines into one paragraph, undoing end-of-line hyphenation ("repre-\\nsent")."""
-    out = ""
-    for raw in lines:
-        line = raw.strip()
-        if not line:
-            continue
-        if re.search(r"[A-Za-z]-$", out) and line[:1].islower():
-            out = out[:-1] + line
-        elif out:
-            out += " " + line
-        else:
-            out = line
-    return re.sub(r"[ \t]+", " ", out)
+def _read_source(source: bytes | str | Path, cfg: IngestConfig) -> bytes:
+    if not isinstance(source, (str, Path)):
+        return bytes(source)
+    path = Path(source)
+    if path.is_dir():
+        raise NotAPDFError(f"'{path}' is a folder, not a file. Please choose the paper's PDF file.")
+    if not path.exists():
+        raise NotAPDFError(f"There is no file at '{path}'. Please check the path of the PDF.")
+    try:
+        size = path.stat().st_size
+        if size > cfg.max_bytes:
+            raise PDFTooLargeError(_too_big(size, cfg))
+        return path.read_bytes()
+    except PermissionError as e:
+        raise NotAPDFError(f"The file '{path}' cannot be read (permission denied). Check its permissions.") from e
+    except OSError as e:
+        raise NotAPDFError(f"The file '{path}' cannot be read ({e.strerror or e}).") from e
 
 
-def _open(source: bytes | str | Path, cfg: IngestConfig) -> pymupdf.Document:
-    if isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.is_file():
-            raise NotAPDFError(f"No such file: {path.name}")
-        if path.stat().st_size > cfg.max_bytes:
-            raise PDFTooLargeError(_too_big(path.stat().st_size, cfg))
-        data = path.read_bytes()
-    else:
-        data = bytes(source)
+def _open(data: bytes, cfg: IngestConfig) -> pymupdf.Document:
     if len(data) > cfg.max_bytes:
         raise PDFTooLargeError(_too_big(len(data), cfg))
     if not data:
         raise NotAPDFError("The file is empty (0 bytes). Please upload a PDF of the paper.")
-    if b"%PDF-" not in data[:1024]:
+    if b"%PDF-" not in data:
         raise NotAPDFError("This file is not a PDF. Please upload the paper as a PDF file.")
-    try:
+    try:  # MuPDF skips junk before "%PDF-" itself (and repairs what it can)
         doc = pymupdf.open(stream=data, filetype="pdf")
     except Exception as e:  # MuPDF raises its own error types for broken files
-        raise CorruptPDFError(f"The PDF is damaged and cannot be read ({e}). Try re-downloading or re-exporting it.") from e
+        raise CorruptPDFError(f"The PDF is damaged and cannot be read ({e}). "
+                              "Try re-downloading or re-exporting it.") from e
     if doc.needs_pass:
         raise EncryptedPDFError("The PDF is password-protected. Please upload a copy without a password.")
     if doc.page_count == 0:
@@ -110,236 +81,251 @@ def _too_big(n: int, cfg: IngestConfig) -> str:
     return f"The file is {n / 2**20:.1f} MB; the limit is {cfg.max_bytes / 2**20:.0f} MB."
 
 
-def _page_blocks(page: pymupdf.Page, pno: int, cfg: IngestConfig, hidden: list[HiddenSpan]) -> list[_Block]:
-    try:
-        data = page.get_text("dict", flags=_FLAGS, clip=pymupdf.INFINITE_RECT())
-    except Exception as e:
-        raise CorruptPDFError(f"Page {pno} of the PDF cannot be read ({e}).") from e
-    fills = page_fills(page)
-    r = page.rect
-    page_box = (r.x0, r.y0, r.x1, r.y1)
-    blocks = []
-    for b in data["blocks"]:
-        if b.get("type") != 0:
-            continue
-        block = _Block(pno, tuple(b["bbox"]))
-        for line in b["lines"]:
-            if abs(line["dir"][1]) > 0.2:  # rotated text: arXiv side stamps, figure labels
+def _image_cover(page: pymupdf.Page) -> float:
+    """Share of the page covered by its largest image (a scan covers most of it)."""
+    area = abs(page.rect) or 1.0
+    best = 0.0
+    for info in page.get_image_info():
+        best = max(best, abs(pymupdf.Rect(info["bbox"]) & page.rect) / area)
+    return best
+
+
+def _ocr_dict(page: pymupdf.Page, cfg: IngestConfig) -> dict:
+    tp = page.get_textpage_ocr(flags=_OCR_FLAGS, language=cfg.ocr_language, dpi=cfg.ocr_dpi, full=True,
+                               tessdata=cfg.ocr_tessdata)
+    return page.get_text("dict", textpage=tp, flags=_OCR_FLAGS)
+
+
+class _PageReader:
+    """One page's spans -> guarded lines and blocks."""
+
+    def __init__(self, cfg: IngestConfig, without_text: guard.TextRemoved | None) -> None:
+        self.cfg = cfg
+        self.without_text = without_text
+        self.hidden: list[HiddenSpan] = []
+        self.rotated_pages: list[int] = []
+
+    def read(self, page: pymupdf.Page, data: dict, pno: int, check: bool) -> list[Block]:
+        lines = [ln for b in data["blocks"] if b.get("type") == 0 for ln in b["lines"]]
+        spans = [(ln, s) for ln in lines for s in ln["spans"] if s["text"].strip()]
+        reasons: list[str | None] = [None] * len(spans)
+        if check and spans:
+            probes = [guard.SpanProbe(tuple(s["bbox"]), s["text"], s["size"], s.get("alpha", 255),
+                                      abs(ln["dir"][1]) > 0.7, s.get("color", 0))
+                      for ln, s in spans]
+            reasons = guard.classify_page(page, self.without_text, probes, self.cfg)
+        dropped = {id(s) for (_, s), why in zip(spans, reasons) if why and self.cfg.drop_hidden_text}
+        for (_, s), why in zip(spans, reasons):
+            if why:
+                self.hidden.append(HiddenSpan(pno, clean_text(s["text"]).strip(), why))
+        # Text set sideways: a margin stamp or figure label is dropped; a page mostly set sideways
+        # (a landscape table) is read in its own direction.
+        def sideways(ln: dict) -> bool:
+            return abs(ln["dir"][1]) > 0.2
+        n_side = sum(len(s["text"]) for ln in lines if sideways(ln) for s in ln["spans"])
+        n_all = sum(len(s["text"]) for ln in lines for s in ln["spans"]) or 1
+        read_sideways = n_side > 0.5 * n_all
+        if read_sideways:
+            self.rotated_pages.append(pno)
+        blocks = []
+        for b in data["blocks"]:
+            if b.get("type") != 0:
                 continue
-            kept = []
-            for span in line["spans"]:
-                if not span["text"].strip():
-                    kept.append(span)
+            out: list[Line] = []
+            for ln in b["lines"]:
+                if sideways(ln) != read_sideways:
                     continue
-                reason = classify_hidden(span, page_box, fills, cfg)
-                if reason:
-                    hidden.append(HiddenSpan(pno, span["text"].strip(), reason))
-                    if cfg.drop_hidden_text:
-                        continue
-                kept.append(span)
-            text = "".join(s["text"] for s in kept).strip()
-            if text:
-                sizes = [s["size"] for s in kept if s["text"].strip()]
-                bold = all(s["flags"] & _BOLD or "Bold" in s["font"] or s["font"].endswith("B")
-                           for s in kept if s["text"].strip())
-                block.lines.append(_Line(text, max(sizes), bold))
-        blocks.extend(_split_leading_heading(block))
+                kept = [s for s in ln["spans"] if id(s) not in dropped]
+                text = clean_text("".join(s["text"] for s in kept)).strip()
+                if not text:
+                    continue
+                vis = [s for s in kept if s["text"].strip()]
+                bbox = tuple(ln["bbox"])
+                if read_sideways:
+                    bbox = _upright(bbox, ln["dir"], page.rect)
+                # Bold when most of the line is (a heading may hold a word in another font).
+                n_bold = sum(len(s["text"].strip()) for s in vis if is_bold(s["font"], s["flags"]))
+                size = max(s["size"] for s in vis)
+                out.append(Line(text, size, n_bold >= 0.6 * sum(len(s["text"].strip()) for s in vis),
+                                bbox, pno))
+            out = _merge_close_on_row(out)
+            _mark_row_mates(out)
+            if out:
+                x0 = min(ln.bbox[0] for ln in out)
+                blocks.append(Block(pno, (x0, min(ln.bbox[1] for ln in out), max(ln.bbox[2] for ln in out),
+                                          max(ln.bbox[3] for ln in out)), out))
+        return blocks
+
+
+def _merge_close_on_row(lines: list[Line]) -> list[Line]:
+    """MuPDF splits a line at a wide space (justified headings): pieces on one row less than
+    1.5 em apart are one line again."""
+    out: list[Line] = []
+    for ln in lines:
+        prev = out[-1] if out else None
+        if prev is not None:
+            overlap = min(prev.bbox[3], ln.bbox[3]) - max(prev.bbox[1], ln.bbox[1])
+            gap = ln.bbox[0] - prev.bbox[2]
+            if overlap > 0.5 * min(prev.bbox[3] - prev.bbox[1], ln.bbox[3] - ln.bbox[1]) and 0 <= gap < 1.5 * ln.size:
+                out[-1] = Line(f"{prev.text} {ln.text}", max(prev.size, ln.size), prev.bold and ln.bold,
+                               (prev.bbox[0], min(prev.bbox[1], ln.bbox[1]), ln.bbox[2], max(prev.bbox[3], ln.bbox[3])),
+                               ln.page)
+                continue
+        out.append(ln)
+    return out
+
+
+def _plain(blocks: list[Block]) -> list[Block]:
+    """OCR gives no font weight and noisy sizes: its lines all get the page's median size, so
+    that only numbered or named lines can become headings."""
+    sizes = sorted(ln.size for b in blocks for ln in b.lines)
+    if sizes:
+        median = sizes[len(sizes) // 2]
+        for b in blocks:
+            for ln in b.lines:
+                ln.size, ln.bold = median, False
     return blocks
 
 
-def _split_leading_heading(block: _Block) -> list[_Block]:
-    """A bold run of 1-4 lines at the top of a block, followed by plain lines, is a run-in heading
-    that MuPDF merged with its paragraph: give it its own block."""
-    if not block.lines:
-        return []
-    k = 0
-    while k < len(block.lines) and block.lines[k].bold:
-        k += 1
-    if 0 < k <= 4 and k < len(block.lines):
-        head = _Block(block.page, block.bbox, block.lines[:k])
-        rest = _Block(block.page, block.bbox, block.lines[k:])
-        return [head, rest]
-    return [block]
+def _mark_row_mates(lines: list[Line]) -> None:
+    """Lines of one block side by side on one row are table cells (or a run-in heading and its
+    text): `gapped`, never a heading. A section number beside its title does not count."""
+    label = re.compile(r"(?:\d+(?:\.\d+)*|[A-Z](?:\.\d+)*|[IVX]+)\.?")
+    for a in lines:
+        for b in lines:
+            if a is b or label.fullmatch(a.text) or label.fullmatch(b.text):
+                continue
+            overlap = min(a.bbox[3], b.bbox[3]) - max(a.bbox[1], b.bbox[1])
+            if overlap > 0.5 * min(a.bbox[3] - a.bbox[1], b.bbox[3] - b.bbox[1]) and (
+                    a.bbox[2] <= b.bbox[0] or b.bbox[2] <= a.bbox[0]):
+                a.gapped = True
+                break
 
 
-def _reading_order(blocks: list[_Block], width: float) -> list[_Block]:
-    """Order blocks for one- and two-column pages.
-
-    Full-width blocks cut the page into bands; inside a band the left column is read before the
-    right. A one-column page is all full-width or all-left blocks, so it reads top to bottom.
-    """
-    mid = width / 2
-    def kind(b: _Block) -> str:
-        x0, _, x1, _ = b.bbox
-        if x1 <= mid + 10:
-            return "L"
-        if x0 >= mid - 10:
-            return "R"
-        return "F"
-    ordered: list[_Block] = []
-    band: list[_Block] = []
-    def flush() -> None:
-        ordered.extend(sorted((b for b in band if kind(b) == "L"), key=lambda b: b.bbox[1]))
-        ordered.extend(sorted((b for b in band if kind(b) == "R"), key=lambda b: b.bbox[1]))
-        band.clear()
-    for b in sorted(blocks, key=lambda b: (b.bbox[1], b.bbox[0])):
-        if kind(b) == "F":
-            flush()
-            ordered.append(b)
-        else:
-            band.append(b)
-    flush()
-    return ordered
-
-
-def _strip_running_lines(pages: list[list[_Block]], heights: list[float]) -> None:
-    """Remove running headers/footers and page numbers (in place).
-
-    A line in the top or bottom 8% of a page is dropped when it is a bare page number, or when the
-    same text (digits ignored) recurs in that margin on at least half of the pages (and twice).
-    """
-    def key(text: str) -> str:
-        return re.sub(r"\d+", "#", text.lower()).strip()
-    def in_margin(b: _Block, h: float) -> bool:
-        return b.bbox[3] < 0.08 * h or b.bbox[1] > 0.92 * h
-    counts: Counter[str] = Counter()
-    for blocks, h in zip(pages, heights):
-        counts.update({key(ln.text) for b in blocks if in_margin(b, h) for ln in b.lines})
-    threshold = max(2, len(pages) // 2)
-    for blocks, h in zip(pages, heights):
-        for b in blocks:
-            if in_margin(b, h):
-                b.lines = [ln for ln in b.lines
-                           if not (_PAGE_NUMBER.match(ln.text) or counts[key(ln.text)] >= threshold)]
-        blocks[:] = [b for b in blocks if b.lines]
-
-
-def _body_size(blocks: list[_Block]) -> float:
-    sizes: Counter[float] = Counter()
-    for b in blocks:
-        for ln in b.lines:
-            sizes[round(ln.size, 1)] += len(ln.text)
-    return sizes.most_common(1)[0][0] if sizes else 10.0
-
-
-def _is_heading(b: _Block, body: float) -> bool:
-    if len(b.lines) > 4:
-        return False
-    text = " ".join(ln.text for ln in b.lines).strip()
-    if not text or len(text) > 100 or len(text.split()) > 14 or text.endswith((".", ",", ";")) and not _NUMBERED_HEADING.match(text):
-        return False
-    styled = all(ln.bold for ln in b.lines) or b.size >= body + 0.9
-    if _NAMED_HEADING.match(text) and (styled or text.isupper() or len(text.split()) <= 3):
-        return True
-    return styled and bool(_NUMBERED_HEADING.match(text) or text.isupper())
+def _upright(bbox: tuple, direction: tuple[float, float], rect: pymupdf.Rect) -> tuple:
+    """The box as if the page were turned so that text running in `direction` runs left to right."""
+    x0, y0, x1, y1 = bbox
+    if direction[1] < 0:  # bottom to top: lines follow each other left to right
+        return (rect.height - y1, x0, rect.height - y0, x1)
+    return (y0, rect.width - x1, y1, rect.width - x0)
 
 
 def extract(source: bytes | str | Path, config: IngestConfig | None = None) -> Document:
     """Read a paper PDF into a Document, or raise a typed PDFError with a user-facing message."""
     cfg = config or IngestConfig()
-    doc = _open(source, cfg)
+    data = _read_source(source, cfg)
+    doc = _open(data, cfg)
+    warnings: list[str] = []
+    without_text = guard.TextRemoved(data) if cfg.drop_hidden_text or cfg.report_hidden_text else None
+    reader = _PageReader(cfg, without_text)
+    ocr_pages: list[int] = []
+    no_ocr_pages: list[int] = []
     try:
-        hidden: list[HiddenSpan] = []
-        pages = [_page_blocks(page, i + 1, cfg, hidden) for i, page in enumerate(doc)]
-        heights = [page.rect.height for page in doc]
-        width = doc[0].rect.width
+        pages: list[list[Block]] = []
+        sizes: list[tuple[float, float]] = []
+        page_texts: list[str] = []
+        for i, page in enumerate(doc):
+            pno = i + 1
+            try:
+                data_dict = page.get_text("dict", flags=_FLAGS, clip=pymupdf.INFINITE_RECT())
+            except Exception as e:
+                raise CorruptPDFError(f"Page {pno} of the PDF cannot be read ({e}).") from e
+            n_hidden = len(reader.hidden)
+            blocks = reader.read(page, data_dict, pno, check=without_text is not None)
+            n_chars = sum(len(ln.text) for b in blocks for ln in b.lines)
+            if n_chars < cfg.min_chars_per_page and _image_cover(page) > 0.3:
+                try:
+                    blocks = _plain(reader.read(page, _ocr_dict(page, cfg), pno, check=False)) or blocks
+                    ocr_pages.append(pno)
+                    # A scan's own invisible text layer (an earlier OCR) is replaced by ours, not read.
+                    del reader.hidden[n_hidden:]
+                except Exception:  # PyMuPDF/MuPDF: no Tesseract or no language data
+                    no_ocr_pages.append(pno)
+            pages.append(blocks)
+            r = page.rect * page.derotation_matrix if page.rotation else page.rect
+            sizes.append((abs(r.width), abs(r.height)))
+            if page.rotation:
+                reader.rotated_pages.append(pno)
+            page_texts.append("\n".join(ln.text for b in blocks for ln in b.lines))
+        for pno, page in enumerate(doc, start=1):
+            for text, why in guard.hidden_sources(page):
+                reader.hidden.append(HiddenSpan(pno, clean_text(text), why))
+        if doc.get_ocgs():
+            for pno, text in guard.hidden_layer_text(data, [p.get_text() for p in doc]):
+                reader.hidden.append(HiddenSpan(pno, clean_text(text), guard.HIDDEN_LAYER))
         n_pages = doc.page_count
-        has_images = any(page.get_images(full=False) for page in doc)
-        meta_title = (doc.metadata or {}).get("title", "") or ""
+        meta_title = clean_text((doc.metadata or {}).get("title", "") or "").strip()
         repaired = doc.is_repaired
     finally:
         doc.close()
+        if without_text is not None:
+            without_text.close()
 
-    n_chars = sum(len(ln.text) for blocks in pages for b in blocks for ln in b.lines)
-    if repaired and n_chars < cfg.min_chars_per_page * n_pages:
-        raise CorruptPDFError("The PDF is damaged (truncated or corrupt) and too little text could be recovered. "
-                              "Try re-downloading or re-exporting it.")
-    if n_chars < cfg.min_chars_per_page * n_pages:
-        if has_images:
-            raise ScannedPDFError(
-                "The PDF has no text layer (it looks scanned). Run OCR on it first, or upload the "
-                "original PDF from the publisher or arXiv.")
+    n_chars = sum(len(t) for t in page_texts)
+    if no_ocr_pages and n_chars < cfg.min_chars_per_page:
+        raise ScannedPDFError("The PDF has no text layer (it looks scanned). " + TESSERACT_HINT)
+    if ocr_pages and n_chars < cfg.min_chars_per_page:
+        raise ScannedPDFError("The PDF's pages are images (it looks scanned) and OCR found no text in them. "
+                              "Upload the original PDF from the publisher or arXiv.")
+    if n_chars == 0:
+        if repaired:
+            raise CorruptPDFError("The PDF is damaged (truncated or corrupt) and no text could be recovered. "
+                                  "Try re-downloading or re-exporting it.")
         raise EmptyPDFError("The PDF contains no readable text.")
-
-    _strip_running_lines(pages, heights)
-    ordered = [b for blocks in pages for b in _reading_order(blocks, width)]
-    body = _body_size(ordered)
-    doc = _assemble(ordered, body, n_pages, hidden, cfg, meta_title)
+    if ocr_pages:
+        warnings.append(f"Page(s) {_ranges(ocr_pages)} are scanned images; their text was read by OCR "
+                        "(Tesseract) and may contain recognition errors (an invisible text layer, if any, "
+                        "was not used).")
+    if no_ocr_pages:
+        warnings.append(f"Page(s) {_ranges(no_ocr_pages)} are scanned images and were NOT read: {TESSERACT_HINT}")
+    if reader.rotated_pages:
+        warnings.append(f"Page(s) {_ranges(sorted(set(reader.rotated_pages)))} are rotated (landscape); their "
+                        "text was read in its own direction. Check tables on those pages.")
     if repaired:
-        doc.warnings.insert(0, "The PDF was damaged and has been repaired; some text may be missing.")
-    return doc
+        warnings.insert(0, "The PDF was damaged and has been repaired; some text may be missing.")
 
-
-def _assemble(blocks: list[_Block], body: float, n_pages: int, hidden: list[HiddenSpan],
-              cfg: IngestConfig, meta_title: str) -> Document:
-    # Title: the largest text on page 1 (above body size), else the PDF's metadata title.
-    first = [b for b in blocks if b.page == 1]
-    title = ""
-    title_blocks: list[_Block] = []
-    if first:
-        top = max(first, key=lambda b: b.size)
-        if top.size > body + 1.5:
-            # A title may span several blocks of the same size, one after another.
-            i = blocks.index(top)
-            while i < len(blocks) and blocks[i].page == 1 and abs(blocks[i].size - top.size) < 0.6:
-                title_blocks.append(blocks[i])
-                i += 1
-            title = " ".join(b.text for b in title_blocks)
-    title = title or meta_title.strip()
-
-    sections: list[Section] = []
-    front: list[str] = []  # text before the first heading (authors, affiliations, inline abstract)
-    current: Section | None = None
-    for b in blocks:
-        if any(b is t for t in title_blocks):
-            continue
-        if _is_heading(b, body):
-            current = Section(" ".join(ln.text for ln in b.lines).strip(), "")
-            sections.append(current)
-            continue
-        if current is None:
-            front.append(b.text)
-        else:
-            current.text = f"{current.text}\n\n{b.text}" if current.text else b.text
-
-    abstract = ""
-    for s in sections:
-        if _ABSTRACT.match(s.heading):
-            abstract = (_ABSTRACT.sub("", s.heading) + " " + s.text).strip()
-            sections.remove(s)
-            break
-    else:
-        # Inline "Abstract—..." paragraphs (IEEE/ACL styles) in the front matter.
-        for para in front:
-            if _ABSTRACT.match(para):
-                abstract = _ABSTRACT.sub("", para).strip()
-                break
-
-    warnings = []
-    refs_dropped = False
-    if not cfg.keep_references:
-        kept = []
-        in_refs = False
-        for s in sections:
-            if _REFERENCES.match(s.heading):
-                in_refs, refs_dropped = True, True
-                continue
-            # Appendices after the references are kept: they start with a lettered or named heading.
-            if in_refs and not (re.match(r"^(appendix|appendices|supplementary)", s.heading, re.I)
-                                or re.match(r"^[A-H](\.\d+)*\.?\s+[A-Z]", s.heading)):
-                continue
-            in_refs = False
-            kept.append(s)
-        sections = kept
-    if not sections:
-        warnings.append("No section headings were recognised; the text is kept as one block.")
-        sections = [Section("", "\n\n".join(front))]
+    result = assemble(pages, sizes, cfg)
+    if not result.title and meta_title:
+        # The metadata title is not shown on any page: a reader never sees it. Not used as content.
+        if not any(_norm(meta_title) in _norm(t) for t in page_texts[:1]):
+            reader.hidden.append(HiddenSpan(1, meta_title, guard.METADATA))
+    hidden = reader.hidden
     if hidden:
-        pages = sorted({h.page for h in hidden})
-        action = "excluded from the model input" if cfg.drop_hidden_text else "KEPT in the model input"
-        warnings.append(
-            f"Hidden text found on page(s) {', '.join(map(str, pages))} ({len(hidden)} spans, "
-            f"{action}); it may be a prompt injection aimed at AI reviewers: "
-            + "; ".join(f"p{h.page} [{h.reason}] {h.text[:80]!r}" for h in hidden[:5]))
-    return Document(title=title, abstract=abstract, sections=sections, page_count=n_pages,
-                    warnings=warnings, hidden_text=hidden, references_dropped=refs_dropped)
+        warnings.append(_hidden_warning(hidden, cfg))
+    result.warnings = warnings + result.warnings
+    result.hidden_text = hidden
+    result.page_count = n_pages
+    result.ocr_pages = ocr_pages
+    return result
+
+
+def _norm(s: str) -> str:
+    return re.sub(r"\W+", "", s.lower())
+
+
+def _ranges(pages: list[int]) -> str:
+    out: list[str] = []
+    start = prev = pages[0]
+    for p in pages[1:] + [None]:  # type: ignore[list-item]
+        if p is not None and p == prev + 1:
+            prev = p
+            continue
+        out.append(str(start) if start == prev else f"{start}-{prev}")
+        if p is not None:
+            start = prev = p
+    return ", ".join(out)
+
+
+def _hidden_warning(hidden: list[HiddenSpan], cfg: IngestConfig) -> str:
+    """Every hidden piece, grouped by page: the user must be able to see all of it."""
+    action = "excluded from the model input" if cfg.drop_hidden_text else "KEPT in the model input"
+    by_page: dict[int, list[HiddenSpan]] = {}
+    for h in hidden:
+        by_page.setdefault(h.page, []).append(h)
+    parts = []
+    for page in sorted(by_page):
+        items = "; ".join(f"[{h.reason}] {h.text!r}" for h in by_page[page])
+        parts.append(f"page {page}: {items}")
+    return (f"Hidden text: {len(hidden)} piece(s) a reader cannot see, on page(s) "
+            f"{_ranges(sorted(by_page))} ({action}; it may be a prompt injection aimed at AI reviewers). "
+            + " | ".join(parts))
