@@ -83,7 +83,8 @@ def set_number(page, elem_id: str, value) -> None:
     box.fill(str(value))
     box.press("Enter")
     box.blur()
-    page.wait_for_function(f"Number(document.querySelector('#{elem_id} input[type=range]').value) === {float(value)}")
+    page.wait_for_function(
+        f"Math.abs(Number(document.querySelector('#{elem_id} input[type=range]').value) - {float(value)}) < 1e-6")
 
 
 def paste_paper(page, text: str) -> None:
