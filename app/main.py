@@ -11,6 +11,9 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file (Spaces' app_file): make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+if os.environ.get("SPACES_ZERO_GPU"):  # ZeroGPU: `spaces` must be imported before torch touches CUDA
+    import spaces  # noqa: F401
+
 from app.settings import AppSettings  # noqa: E402
 
 
@@ -23,6 +26,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="force (or forbid) the bundled demo model (env REVIEWGPT_DEMO)")
     p.add_argument("--host", help="default 127.0.0.1; 0.0.0.0 on Spaces (GRADIO_SERVER_NAME)")
     p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    p.add_argument("--mcp", action=argparse.BooleanOptionalAction, default=True,
+                   help="serve the API endpoints as MCP tools at /gradio_api/mcp/ (default: on)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -34,12 +39,11 @@ def main(argv: list[str] | None = None) -> None:
     host = args.host or os.environ.get("GRADIO_SERVER_NAME") or ("0.0.0.0" if on_spaces else "127.0.0.1")
 
     from app.service import ReviewService
-    from app.ui import build
+    from app.ui import build, launch
 
     service = ReviewService(settings)
-    service.load()
-    demo = build(service)
-    demo.queue(default_concurrency_limit=2).launch(server_name=host, server_port=args.port, show_error=True)
+    service.load()  # the model goes to the GPU now, at start-up (on ZeroGPU too)
+    launch(build(service), mcp_server=args.mcp, server_name=host, server_port=args.port)
 
 
 if __name__ == "__main__":

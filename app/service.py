@@ -1,78 +1,65 @@
-"""What the UI and the API endpoints do, without Gradio: PDF -> paper -> prompt -> two reviews -> verdict.
+"""The app's model side, without Gradio: one ReviewService per process.
 
-One ReviewService per process: the local model is loaded once and shared by every request (the
-engine serialises GPU generation with its own lock); the GPT-4 side is optional.
+It loads the local model once (shared by every request; the engine serialises generation), owns
+the GPT-4 side when a key is set, and turns a paper into what every model reads through
+`reviewgpt.prepare.model_input.prepare()` (the only place that decides it). `engine` may be the
+local ReviewEngine or any engine-like object (`.tokenizer`, `.config`, `.info.describe()`,
+`.stream(...)`), e.g. a served backend chosen in settings.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
 import logging
-import queue
-import tempfile
+import random
 import threading
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-import pymupdf
-
-from reviewgpt.prepare.budget import BudgetResult
-from reviewgpt.config import GenerationConfig, IngestConfig
-from reviewgpt.ingest.document import Document
-from reviewgpt.generate.engine import ReviewEngine, get_engine
-from reviewgpt.errors import ModelLoadError, OpenAIConfigError, ReviewGPTError
-from reviewgpt.generate.gpt_reviewer import GPTReviewer
 from reviewgpt.compare.judge import PairwiseJudge, Verdict
+from reviewgpt.config import GenerationConfig, IngestConfig
+from reviewgpt.errors import ModelLoadError, OpenAIConfigError
+from reviewgpt.generate.engine import get_engine
+from reviewgpt.generate.gpt_reviewer import GPTReviewer
 from reviewgpt.generate.openai_client import NO_KEY_MESSAGE, OpenAIChat
 from reviewgpt.ingest import extract
-from reviewgpt.format.review_format import ParseReport, parse
+from reviewgpt.ingest.document import Document
+from reviewgpt.prepare.model_input import ModelInput, prepare
 
+from . import gpu
+from .labels import ModelLabel, gpt_label, local_label
+from .run import Run, RunSettings, Side, drive
 from .settings import AppSettings
+from .version import app_version
 
 log = logging.getLogger(__name__)
-
-try:  # ZeroGPU on Hugging Face Spaces: a GPU is attached only while a decorated call runs
-    import spaces
-
-    _gpu = spaces.GPU(duration=180)
-except ImportError:  # locally: a no-op
-    def _gpu(fn):
-        return fn
 
 
 @dataclass
 class Paper:
+    """A parsed upload: the Document the models read from, and the file it came from."""
     document: Document
-    text: str  # the paper as the model reads it (before the budget)
-    preview_png: bytes | None
-    budget: BudgetResult | None
+    filename: str
+    sha256: str
+
+    @property
+    def title(self) -> str:
+        return self.document.title or Path(self.filename).stem
 
 
-@dataclass
-class Side:
-    """One review column's progress."""
-    name: str
-    text: str = ""
-    error: str | None = None
-    done: bool = False
-
-
-@dataclass
-class Outcome:
-    local: Side
-    gpt: Side
-    verdict: Verdict | None = None
-    verdict_note: str = ""
-    files: list[str] = field(default_factory=list)
+def read_paper(path: str | Path, ingest: IngestConfig) -> Paper:
+    """Raise a PDFError (user-facing message) or return the parsed paper."""
+    data = Path(path).read_bytes()
+    return Paper(extract(data, ingest), Path(path).name, hashlib.sha256(data).hexdigest())
 
 
 class ReviewService:
     def __init__(self, settings: AppSettings, ingest: IngestConfig | None = None) -> None:
         self.settings = settings
         self.ingest = ingest or IngestConfig()
-        self.engine: ReviewEngine | None = None
+        self.engine: Any | None = None
+        self.engine_key: str | None = None
         self.load_error: str | None = None
         self.is_demo = settings.use_demo()
         self._chat: OpenAIChat | None = None
@@ -83,21 +70,39 @@ class ReviewService:
             self.gpt_error = str(e)
 
     # ----------------------------------------------------------------- model
-    def load(self) -> None:
-        """Load the local model once (errors are kept and shown, the rest of the app still works)."""
+    def load(self, engine: Any | None = None) -> None:
+        """Load the local model once, placed on the GPU at start-up (ZeroGPU's convention too).
+        Errors are kept and shown; the rest of the app still works."""
         try:
-            self.engine = get_engine(self.settings.engine_config())
-        except (ModelLoadError, FileNotFoundError) as e:
+            if engine is None and self.settings.local_backend() == "served":  # an inference server
+                from reviewgpt.generate.served_reviewer import ServedReviewer
+
+                engine = ServedReviewer(self.settings.served_config())
+            self.engine = engine if engine is not None else get_engine(self.settings.engine_config())
+            self.engine_key = gpu.register(self.engine)
+        except (ModelLoadError, FileNotFoundError, ValueError, OSError) as e:
             self.load_error = str(e)
             log.error("local model not loaded: %s", e)
 
     @property
-    def local_name(self) -> str:
-        return self.engine.info.describe() if self.engine else "local model (not loaded)"
+    def local_label(self) -> ModelLabel:
+        return local_label(self.engine, self.is_demo)
 
     @property
-    def gpt_name(self) -> str:
-        return self.settings.openai.reviewer_model
+    def gpt_label(self) -> ModelLabel:
+        oa = self.settings.openai
+        return gpt_label(oa.reviewer_model, oa.resolved_base_url(), self._chat is not None)
+
+    def models(self) -> dict[str, Any]:
+        """Model ids for the downloads' provenance."""
+        info = self.engine.info if self.engine else None
+        oa = self.settings.openai
+        return {"local": {"title": self.local_label.title, "base_model": getattr(info, "base_model", None),
+                          "adapter": getattr(info, "adapter", None),
+                          "detail": info.describe() if info else None, "demo": self.is_demo},
+                "gpt": {"model": oa.reviewer_model, "base_url": oa.resolved_base_url(),
+                        "available": self._chat is not None},
+                "judge": {"model": oa.judge_model, "available": self._chat is not None}}
 
     def banner(self) -> str:
         lines = []
@@ -106,172 +111,76 @@ class ReviewService:
                          "(trained by `train/build_demo.py`). It shows the pipeline working, not review quality. "
                          "Set `REVIEWGPT_BASE_MODEL` / `REVIEWGPT_ADAPTER` on a GPU machine for the real 8B reviewer.")
         if self.engine:
-            lines += [f"Note: {n}" for n in self.engine.info.notes if "BASE model" in n]
+            lines += [f"Note: {n}" for n in getattr(self.engine.info, "notes", []) if "BASE model" in n]
         if self.load_error:
             lines.append(f"**Local model not loaded:** {self.load_error}")
         if self.gpt_error:
             lines.append(f"**{self.gpt_error}**")
         return "\n\n".join(lines)
 
-    # ----------------------------------------------------------------- paper
-    def read_pdf(self, data: bytes | str | Path, schema: str = "7") -> Paper:
-        """Raise a PDFError (user-facing message) or return the parsed paper with its budget."""
-        doc = extract(data, self.ingest)
-        return Paper(doc, doc.to_text(), _preview(data), self.fit(doc, schema))
+    # ----------------------------------------------------------------- what the models read
+    @property
+    def max_prompt_tokens(self) -> int | None:
+        return self.engine.config.max_prompt_tokens if self.engine else None
 
-    def fit(self, paper: Document | str, schema: str) -> BudgetResult | None:
-        return self.engine.fit(paper, schema) if self.engine else None
+    def prepare(self, paper: Document | str, schema: str, edited: bool = False) -> ModelInput:
+        """The one ModelInput every model (local, GPT side, judge) reads for this paper and schema."""
+        if self.engine is None:
+            return prepare(paper, schema, None, edited=edited)
+        return prepare(paper, schema, self.engine.tokenizer, self.engine.config.max_prompt_tokens, edited=edited)
 
-    def model_input(self, text: str, schema: str, document: Document | None = None) -> str:
-        """The paper text within the prompt budget: the section policy when the text is the parsed
-        one, a plain cut when the user edited it."""
-        if not self.engine:
-            return text
-        source = document if document is not None and document.to_text() == text else text
-        return self.engine.fit(source, schema).text
-
-    # ----------------------------------------------------------------- reviews
-    def stream_local(self, text: str, schema: str, suppression: float, temperature: float,
-                     stop: threading.Event | None = None) -> Iterator[str]:
-        """The fine-tuned model's review, accumulated text after each piece."""
+    # ----------------------------------------------------------------- the three model calls
+    def generation(self, suppression: float, temperature: float, seed: int | None = None) -> GenerationConfig:
         if not self.engine:
             raise ModelLoadError(self.load_error or "the local model is not loaded")
-        gen = GenerationConfig(max_new_tokens=self.engine.config.max_new_tokens, suppression=suppression,
-                               temperature=temperature, do_sample=temperature > 0)
-        out = ""
-        for piece in _gpu(self.engine.stream)(text, schema, gen, stop=stop):
-            out += piece
-            yield out
+        return GenerationConfig(max_new_tokens=self.engine.config.max_new_tokens, suppression=suppression,
+                                temperature=temperature, do_sample=temperature > 0, seed=seed)
 
-    def stream_gpt(self, text: str, schema: str, temperature: float) -> Iterator[str]:
+    def stream_local(self, mi: ModelInput, gen: GenerationConfig,
+                     stop: threading.Event | None = None) -> Iterator[Any]:
+        """The local model's review: text pieces, then its MarkerReport when the engine records one."""
+        if not self.engine or not self.engine_key:
+            raise ModelLoadError(self.load_error or "the local model is not loaded")
+        yield from gpu.stream_review(self.engine_key, mi.text, mi.schema, gen, stop)
+
+    def stream_gpt(self, mi: ModelInput, temperature: float) -> Iterator[str]:
+        """The GPT-4 side's review of the same ModelInput: text pieces."""
         if not self._chat:
             raise OpenAIConfigError(self.gpt_error or NO_KEY_MESSAGE)
-        out = ""
-        for piece in GPTReviewer(self._chat, temperature=temperature).stream(text, schema):
-            out += piece
-            yield out
+        yield from GPTReviewer(self._chat, temperature=temperature).stream(mi.text, mi.schema)
 
-    def judge(self, text: str, schema: str, review_a: str, review_b: str,
+    def judge(self, mi: ModelInput, review_a: str, review_b: str,
               human_reviews: list[str] | None = None) -> Verdict:
         if not self._chat:
             raise OpenAIConfigError(self.gpt_error or NO_KEY_MESSAGE)
-        return PairwiseJudge(self._chat).compare(schema, text, review_a, review_b, human_reviews)
+        return PairwiseJudge(self._chat).compare(mi.schema, mi.text, review_a, review_b, human_reviews)
 
-    def run_both(self, text: str, schema: str, suppression: float, temperature: float,
-                 stop: threading.Event) -> Iterator[Outcome]:
-        """Both reviews streamed side by side (each in its own thread), then the verdict."""
-        out = Outcome(Side(self.local_name), Side(self.gpt_name))
-        updates: queue.Queue = queue.Queue()
+    # ----------------------------------------------------------------- a run of the page
+    def new_run(self, mi: ModelInput, suppression: float, temperature: float, seed: int | None,
+                paper_title: str, pdf_name: str | None, pdf_sha256: str | None) -> Run:
+        seed = seed if seed is not None and seed >= 0 else random.randrange(2**31)
+        max_new = self.engine.config.max_new_tokens if self.engine else 0
+        return Run(paper_title, pdf_name, pdf_sha256, mi,
+                   RunSettings(mi.schema, suppression, temperature, seed, max_new),
+                   Side(self.local_label), Side(self.gpt_label))
 
-        def pump(side: Side, stream_fn) -> None:
-            try:
-                for t in stream_fn():
-                    if stop.is_set():
-                        break
-                    side.text = t
-                    updates.put(1)
-            except ReviewGPTError as e:
-                side.error = str(e)
-            except Exception as e:  # never a stack trace in the UI; the log has it
-                log.exception("review failed")
-                side.error = f"{type(e).__name__}: {e}"
-            finally:
-                side.done = True
-                updates.put(1)
-
-        threads = [threading.Thread(target=pump, args=(out.local, lambda: self.stream_local(
-                       text, schema, suppression, temperature, stop)), daemon=True)]
+    def execute(self, run: Run) -> Iterator[Run]:
+        """Both reviews of run.model_input side by side, then the verdict (see run.drive)."""
+        s = run.settings
+        unavailable: dict[str, str] = {}
+        local = gpt = judge = None
+        if self.engine:
+            gen = self.generation(s.suppression, s.temperature, s.seed)
+            local = lambda: self.stream_local(run.model_input, gen, run.stop)  # noqa: E731
+        else:
+            unavailable["local"] = self.load_error or "the local model is not loaded"
         if self._chat:
-            threads.append(threading.Thread(target=pump, args=(out.gpt, lambda: self.stream_gpt(
-                text, schema, temperature)), daemon=True))
+            gpt = lambda: self.stream_gpt(run.model_input, s.temperature)  # noqa: E731
+            judge = lambda a, b: self.judge(run.model_input, a, b)  # noqa: E731
         else:
-            out.gpt.error, out.gpt.done = self.gpt_error, True
-        for t in threads:
-            t.start()
-        last = 0.0
-        while not (out.local.done and out.gpt.done):
-            try:
-                updates.get(timeout=0.2)
-            except queue.Empty:
-                pass
-            if time.monotonic() - last > 0.1:
-                last = time.monotonic()
-                yield out
-        if stop.is_set():
-            yield out
-            return
-        if out.local.error or out.gpt.error:
-            out.verdict_note = "No verdict: it needs both reviews." if self._chat else (self.gpt_error or "")
-        else:
-            try:
-                out.verdict = self.judge(text, schema, out.local.text, out.gpt.text)
-            except ReviewGPTError as e:
-                out.verdict_note = f"No verdict: {e}"
-        out.files = self.export(out, schema)
-        yield out
+            unavailable["gpt"] = unavailable["judge"] = self.gpt_error or NO_KEY_MESSAGE
+        yield from drive(run, local, gpt, judge, unavailable)
 
-    def export(self, out: Outcome, schema: str) -> list[str]:
-        """The two reviews (Markdown) and everything as JSON, for download."""
-        folder = Path(tempfile.mkdtemp(prefix="review-"))
-        files = []
-        for fname, side in (("llama_review.md", out.local), ("gpt4_review.md", out.gpt)):
-            if side.text:
-                (folder / fname).write_text(f"<!-- {side.name} -->\n{side.text}\n")
-                files.append(str(folder / fname))
-        data = {"schema": schema,
-                "local": {"model": out.local.name, "review": out.local.text, "error": out.local.error,
-                          "report": parse(out.local.text, schema).report.to_dict() if out.local.text else None},
-                "gpt": {"model": out.gpt.name, "review": out.gpt.text, "error": out.gpt.error,
-                        "report": parse(out.gpt.text, schema).report.to_dict() if out.gpt.text else None},
-                "verdict": out.verdict.to_dict() if out.verdict else None, "verdict_note": out.verdict_note}
-        (folder / "results.json").write_text(json.dumps(data, indent=2))
-        files.append(str(folder / "results.json"))
-        if out.verdict:
-            (folder / "verdict.md").write_text(verdict_markdown(out.verdict, out.local.name, out.gpt.name))
-            files.append(str(folder / "verdict.md"))
-        return files
-
-
-# --------------------------------------------------------------------------- rendering helpers
-
-
-def _preview(data: bytes | str | Path, pages: int = 1) -> bytes | None:
-    try:
-        doc = pymupdf.open(data) if not isinstance(data, (bytes, bytearray)) else pymupdf.open(stream=data, filetype="pdf")
-        return doc[0].get_pixmap(dpi=70).tobytes("png") if doc.page_count else None
-    except Exception:  # a preview is a nicety; the text matters
-        return None
-
-
-def verdict_markdown(v: Verdict, name_a: str, name_b: str) -> str:
-    names = {"A": name_a, "B": name_b, "tie": "tie"}
-    lines = [f"### {v.summary(name_a, name_b)}", "", v.rationale or ""]
-    if v.aspects:
-        lines += ["", "| aspect | better |", "|---|---|"] + [f"| {c} | {names.get(w, w)} |" for c, w in v.aspects.items()]
-    return "\n".join(lines)
-
-
-def stats_markdown(report: ParseReport) -> str:
-    rows = ["| aspect | items | empty |", "|---|---|---|"]
-    for c in report.criteria:
-        state = "missing" if not c.present else ("yes" if c.empty else "")
-        rows.append(f"| {c.criterion[:60]} | {c.item_count} | {state} |")
-    extra = f"\n\nUnknown sections: {', '.join(h for h, _ in report.unknown_sections)}" if report.unknown_sections else ""
-    return f"Empty or missing aspects: {report.empty_rate:.0%}\n\n" + "\n".join(rows) + extra
-
-
-def describe_paper(paper: Paper) -> str:
-    d = paper.document
-    parts = [f"**{d.title or '(no title found)'}** · {d.page_count} pages · {len(d.sections)} sections"]
-    if paper.budget:
-        parts.append(paper.budget.summary())
-    parts += [f"**Warning:** {w}" for w in d.warnings]
-    return "\n\n".join(parts)
-
-
-def as_api_dict(paper: Paper) -> dict[str, Any]:
-    d = paper.document
-    return {"title": d.title, "abstract": d.abstract, "pages": d.page_count,
-            "sections": [s.heading for s in d.sections], "text": paper.text, "warnings": d.warnings,
-            "hidden_text": [{"page": h.page, "text": h.text, "reason": h.reason} for h in d.hidden_text],
-            "budget": paper.budget.summary() if paper.budget else None}
+    @property
+    def version(self) -> str:
+        return app_version()

@@ -8,6 +8,7 @@
     REVIEWGPT_GPT_MODEL    the GPT-4 reviewer model (default gpt-4o; the recipe's: gpt-4-1106-preview)
     REVIEWGPT_JUDGE_MODEL  the judge model (default gpt-4o)
     OPENAI_API_KEY, OPENAI_BASE_URL, HF_TOKEN   as usual
+    SPACES_ZERO_GPU        set by Hugging Face on ZeroGPU hardware: eager decoding (no runtime torch.compile)
 
 The fine-tuned model on an OpenAI-compatible inference server instead of in this process:
     REVIEWGPT_LOCAL_BASE_URL   e.g. http://127.0.0.1:8000/v1 (vLLM, SGLang, llama.cpp); setting it means "served"
@@ -33,6 +34,11 @@ from reviewgpt.generate.served_reviewer import ServedConfig
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_DIR = ROOT / "assets" / "demo-model"
 EXAMPLES_DIR = ROOT / "assets" / "examples"
+
+
+def on_zero_gpu() -> bool:
+    """Hugging Face sets SPACES_ZERO_GPU on ZeroGPU hardware (a GPU lent per decorated call)."""
+    return bool(_env_flag("SPACES_ZERO_GPU"))
 
 
 def _env_flag(name: str) -> bool | None:
@@ -112,4 +118,8 @@ class AppSettings:
                                precision=self.precision)
         if self.max_new_tokens:
             cfg.max_new_tokens = self.max_new_tokens
+        if on_zero_gpu():
+            # ZeroGPU runs each call in a short-lived GPU process: compiling there on the fly does not
+            # work, so decode eagerly. Dedicated GPUs keep the compiled CUDA-graph decode step.
+            cfg.fast_decoding = False
         return cfg

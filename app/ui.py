@@ -1,145 +1,249 @@
-"""The Gradio Blocks UI and the named API endpoints (parse, review, gpt4_review, judge)."""
+"""The page (Gradio Blocks): upload -> what the models read -> two reviews streaming -> verdict.
+
+Per-browser state is a `Session` in gr.State: the parsed Document (the models' input is built from
+it with prepare(), or from the user's edit of the text, recorded as an edit) and the current Run,
+whose phase decides what Stop and the status line say.
+"""
 
 from __future__ import annotations
 
-import io
-import threading
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 import gradio as gr
-from PIL import Image
 
-from reviewgpt.errors import PDFError, ReviewGPTError
+from reviewgpt.config import RECIPE_SUPPRESSION
+from reviewgpt.errors import PDFError
 from reviewgpt.format.review_format import parse
 
-from .service import ReviewService, as_api_dict, describe_paper, stats_markdown, verdict_markdown
+from . import api, render
+from .export import export_run
+from .preview import first_page
+from .run import Run, RunPhase, finish
+from .service import Paper, ReviewService, read_paper
 from .settings import EXAMPLES_DIR
 
 SUPPRESSION_HELP = ("How strongly to discourage the empty-item marker <No related terms>: the chance of starting "
                     "it is multiplied by (1 - strength). 0 = off; 0.95 = the recipe's setting.")
 ASPECTS = [("7 aspects", "7"), ("4 aspects", "4")]
+GPU_QUEUE = "gpu"  # every event that runs the local model shares one slot: the GPU writes one review at a time
+
+CSS = """
+#upload-msg.error, #upload-msg .error { color: var(--error-text-color, #b91c1c); }
+.upload-error { border: 1px solid #dc2626; background: #fef2f2; color: #991b1b; padding: 6px 10px;
+  border-radius: 6px; }
+.empty-badge { display: inline-block; font-family: var(--font-mono, monospace); font-size: 0.85em;
+  background: #fff7ed; color: #9a3412; border: 1px solid #fdba74; border-radius: 999px; padding: 0 8px; }
+.empty-note { font-size: 0.8em; color: #9a3412; font-style: italic; }
+.model-detail { font-size: 0.8em; color: var(--body-text-color-subdued, #6b7280); }
+.review-col h3 { margin-bottom: 0; }
+#local-review h2, #gpt-review h2 { font-size: 1.05rem !important; margin: 0.9em 0 0.3em !important; }
+#local-review, #gpt-review { font-size: 0.95rem; }
+.stats table { table-layout: auto !important; width: 100%; }
+.stats td, .stats th { white-space: normal !important; overflow-wrap: normal !important; word-break: normal !important;
+  max-width: none !important; padding: 4px 8px !important; }
+.stats td:not(:first-child) { white-space: nowrap !important; width: 1%; }
+.stats th:not(:first-child) { width: 1%; }
+.copy-btn { max-width: 140px; align-self: flex-end; }
+#status { min-height: 1.5em; }
+#paper-info p { margin: 2px 0; }
+"""
 
 
-def _paper_path(file: Any) -> str:
-    return file if isinstance(file, str) else getattr(file, "name", None) or file["path"]
+@dataclass
+class Session:
+    paper: Paper | None = None
+    shown_text: str = ""  # the paper text as put in the textbox; a different box means the user edited it
+    run: Run | None = None
+    queued: bool = False  # Generate pressed, run not started yet (waiting for the GPU slot)
 
 
 def build(service: ReviewService) -> gr.Blocks:
+    local, gpt = service.local_label, service.gpt_label
     with gr.Blocks(title="Paper Review GPT") as demo:
-        gr.Markdown("# Paper Review GPT\nUpload an ML paper (PDF): a fine-tuned Llama 3.1 and GPT-4 each write a "
+        gr.Markdown("## Paper Review GPT\nUpload an ML paper (PDF): the fine-tuned model and GPT-4 each write a "
                     "structured review, and a judge says which is better.")
         banner = service.banner()
         gr.Markdown(banner, visible=bool(banner), elem_id="banner")
-        doc_state = gr.State(None)
-        with gr.Row():
-            with gr.Column(scale=1):
-                pdf = gr.File(label="Paper PDF", file_types=[".pdf"], type="filepath", elem_id="pdf")
-                examples = sorted(EXAMPLES_DIR.glob("*.pdf"))
-                if examples:
-                    gr.Examples([[str(p)] for p in examples], inputs=[pdf], label="Example papers")
-                preview = gr.Image(label="First page", type="pil", interactive=False, height=360)
-            with gr.Column(scale=2):
+        session = gr.State(Session())
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2, min_width=300):
+                pdf = gr.File(label="Paper PDF", file_types=[".pdf"], type="filepath", elem_id="pdf", height=110)
+                upload_msg = gr.Markdown(elem_id="upload-msg")
                 info = gr.Markdown(elem_id="paper-info")
-                text = gr.Textbox(label="Extracted text (editable: fix a bad parse here)", lines=14, max_lines=14,
-                                  elem_id="paper-text")
-        with gr.Row():
-            aspects = gr.Radio(ASPECTS, value="7", label="Review type", elem_id="aspects")
-            suppression = gr.Slider(0.0, 1.0, value=0.95, step=0.05, label="Suppression strength",
-                                    info=SUPPRESSION_HELP, elem_id="suppression")
+            with gr.Column(scale=3, min_width=300):
+                with gr.Row():
+                    aspects = gr.Radio(ASPECTS, value="7", label="Review type", elem_id="aspects", min_width=150)
+                    suppression = gr.Slider(0.0, 1.0, value=RECIPE_SUPPRESSION, step=0.05,
+                                            label="Suppression strength", info=SUPPRESSION_HELP,
+                                            elem_id="suppression", min_width=220)
+                with gr.Row():
+                    go = gr.Button("Generate reviews", variant="primary", elem_id="generate")
+                    stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
+                status = gr.Markdown("Upload a PDF to start.", elem_id="status")
+        with gr.Row(equal_height=False):
+            with gr.Column(elem_classes="review-col", min_width=300):
+                gr.Markdown(render.column_title(local), elem_id="local-title")
+                local_md = gr.Markdown(elem_id="local-review", min_height=80, max_height=560)
+                local_raw = gr.Textbox(visible="hidden", elem_id="local-raw")
+                local_copy = gr.Button("Copy review", size="sm", elem_id="local-copy", elem_classes="copy-btn")
+                local_stats = gr.Markdown(elem_id="local-stats", elem_classes="stats")
+            with gr.Column(elem_classes="review-col", min_width=300):
+                gr.Markdown(render.column_title(gpt), elem_id="gpt-title")
+                gpt_md = gr.Markdown(elem_id="gpt-review", min_height=80, max_height=560)
+                gpt_raw = gr.Textbox(visible="hidden", elem_id="gpt-raw")
+                gpt_copy = gr.Button("Copy review", size="sm", elem_id="gpt-copy", elem_classes="copy-btn")
+                gpt_stats = gr.Markdown(elem_id="gpt-stats", elem_classes="stats")
+        verdict = gr.Markdown(elem_id="verdict", elem_classes="stats")
+        files = gr.File(label="Downloads (named after the paper; each records the run)", file_count="multiple",
+                        interactive=False, elem_id="downloads", visible=False)
+        with gr.Accordion("Paper text the models read (editable) and first page", open=False):
+            with gr.Row():
+                text = gr.Textbox(label="Extracted text: fix a bad parse here (your edit is used and recorded)",
+                                  lines=12, max_lines=12, elem_id="paper-text", scale=3)
+                preview = gr.Image(label="First page", type="pil", interactive=False, height=300, scale=1)
         with gr.Accordion("Advanced", open=False):
-            temperature = gr.Slider(0.0, 1.5, value=0.6, step=0.05, label="Sampling temperature (0 = greedy)")
-        with gr.Row():
-            go = gr.Button("Generate reviews", variant="primary", elem_id="generate")
-            stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
-        status = gr.Markdown("Upload a PDF to start.", elem_id="status")
-        with gr.Row():
-            with gr.Column():
-                gr.Markdown(f"### {service.local_name}")
-                local_md = gr.Markdown(elem_id="local-review", height=520)
-                local_stats = gr.Markdown(elem_id="local-stats")
-            with gr.Column():
-                gr.Markdown(f"### {service.gpt_name}")
-                gpt_md = gr.Markdown(elem_id="gpt-review", height=520)
-                gpt_stats = gr.Markdown(elem_id="gpt-stats")
-        verdict = gr.Markdown(elem_id="verdict")
-        files = gr.File(label="Download (Markdown and JSON)", file_count="multiple", interactive=False)
+            with gr.Row():
+                temperature = gr.Slider(0.0, 1.5, value=0.6, step=0.05, label="Sampling temperature (0 = greedy)",
+                                        elem_id="temperature")
+                seed = gr.Number(-1, precision=0, label="Seed (-1 = random; the downloads record it)",
+                                 elem_id="seed")
+        examples = sorted(EXAMPLES_DIR.glob("*.pdf"))
+        if examples:
+            gr.Examples([[str(p)] for p in examples], inputs=[pdf], label="Example papers")
 
-        def on_pdf(path: str | None, schema: str):
+        results = [local_md, local_raw, local_stats, gpt_md, gpt_raw, gpt_stats, verdict, files]
+        cleared = ("", "", "", "", "", "", "", gr.update(value=None, visible=False))
+
+        # ------------------------------------------------------------ upload
+        def stop_current(s: Session) -> None:
+            if s.run is not None and s.run.phase.active:
+                s.run.stop.set()
+                finish(s.run, RunPhase.STOPPED)
+            s.run, s.queued = None, False
+
+        def on_pdf(path: str | None, schema: str, s: Session):
+            stop_current(s)  # a run in flight belongs to the old paper
+            s.paper, s.shown_text = None, ""
             if not path:
-                return None, "", "", None, "Upload a PDF to start."
+                return ("", "", "", None, "Upload a PDF to start.") + cleared
             try:
-                paper = service.read_pdf(_paper_path(path), schema)
+                paper = read_paper(api._path(path), service.ingest)
             except PDFError as e:
-                return None, "", "", None, f"**Error:** {e}"
-            image = Image.open(io.BytesIO(paper.preview_png)) if paper.preview_png else None
-            hidden = " Hidden text was found and left out (see the warning)." if paper.document.hidden_text else ""
-            return paper.document, describe_paper(paper), paper.text, image, f"Parsed.{hidden} Press Generate."
+                gr.Warning(str(e), title="Could not read this PDF")
+                msg = f"<div class='upload-error'><b>Could not read this file.</b> {render.escape(str(e))}</div>"
+                return (msg, "", "", None, "Upload another PDF.") + cleared
+            s.paper, s.shown_text = paper, paper.document.to_text()
+            mi = service.prepare(paper.document, schema)
+            hidden = (" Hidden text was found and left out of what the models read (see the warning)."
+                      if paper.document.hidden_text else "")
+            return ("", render.paper_info(paper.document, mi, paper.filename), s.shown_text,
+                    first_page(api._path(path)), f"Parsed.{hidden} Press Generate.") + cleared
 
-        pdf.change(on_pdf, [pdf, aspects], [doc_state, info, text, preview, status], api_visibility="private")
+        upload_outputs = [upload_msg, info, text, preview, status, *results]
 
-        def on_generate(paper_text: str, document, schema: str, strength: float, temp: float) -> Iterator[tuple]:
-            if not (paper_text or "").strip():
-                yield "", "", "", "", "", None, "**Error:** upload a PDF (or paste the paper text) first."
+        def on_schema(schema: str, s: Session):
+            if s.paper is None:
+                return gr.update()
+            return render.paper_info(s.paper.document, service.prepare(s.paper.document, schema), s.paper.filename)
+
+        aspects.change(on_schema, [aspects, session], [info], api_visibility="private", queue=False)
+
+        # ------------------------------------------------------------ generate
+        def outputs_for(run: Run) -> tuple:
+            schema = run.settings.schema
+
+            def column(side) -> str:
+                if side.text:
+                    return render.review(side.text)
+                if side.error:
+                    return f"**{render.escape(side.label.title)} failed:** {render.escape(side.error)}"
+                return "*Writing...*" if run.phase.active else ""
+
+            def stats(side, markers=None) -> str:
+                if not side.text or not (side.done or not run.phase.active):
+                    return ""
+                return render.stats(parse(side.text, schema).report, markers)
+
+            if run.verdict is not None:
+                v = render.verdict(run.verdict, run.local.label, run.gpt.label)
+            else:
+                v = render.escape(run.verdict_note)
+            return (column(run.local), run.local.text, stats(run.local, run.local.markers),
+                    column(run.gpt), run.gpt.text, stats(run.gpt), v,
+                    gr.update(value=run.files or None, visible=bool(run.files)), run.status())
+
+        def on_queue(s: Session):
+            """Runs at once (no queue): clears the old results and says the run is waiting for the GPU."""
+            if s.run is not None and s.run.phase.active:
+                return (gr.update(),) * len(results) + ("A run is already going: Stop it first.",)
+            s.queued = True
+            return cleared + ("Waiting for the GPU: another review is being written. Your run starts when it "
+                              "is free.",)
+
+        def on_generate(s: Session, paper_text: str, schema: str, strength: float, temp: float,
+                        seed_value: float | None) -> Iterator[tuple]:
+            if not s.queued:  # "A run is already going", or the queued press was stopped / superseded
                 return
-            stop = threading.Event()
-            model_text = service.model_input(paper_text, schema, document)
-            yield "", "", "", "", "", None, "Generating both reviews..."
+            s.queued = False
+            if not (paper_text or "").strip():
+                gr.Warning("Upload a PDF (or paste the paper text) first.")
+                yield cleared + ("**Upload a PDF (or paste the paper text) first.**",)
+                return
+            if s.paper is not None and paper_text == s.shown_text:
+                mi = service.prepare(s.paper.document, schema)
+            else:  # the user edited the parsed text (or pasted a paper): honoured, recorded as an edit
+                mi = service.prepare(paper_text, schema, edited=s.paper is not None)
+            title = s.paper.title if s.paper else paper_text.strip().splitlines()[0][:120]
+            run = service.new_run(mi, strength, temp, None if seed_value is None else int(seed_value), title,
+                                  s.paper.filename if s.paper else None, s.paper.sha256 if s.paper else None)
+            s.run = run
             try:
-                for out in service.run_both(model_text, schema, strength, temp, stop):
-                    local = out.local.text or (f"**Error:** {out.local.error}" if out.local.error else "")
-                    gpt = out.gpt.text or (f"**Not available:** {out.gpt.error}" if out.gpt.error else "")
-                    finished = out.local.done and out.gpt.done
-                    if not finished:
-                        yield local, gpt, "", "", "", None, "Generating both reviews..."
-                        continue
-                    if out.verdict is None and not out.verdict_note and not out.files:
-                        yield local, gpt, "", "", "", None, "Judging..."
-                        continue
-                    v = verdict_markdown(out.verdict, out.local.name, out.gpt.name) if out.verdict else out.verdict_note
-                    ls = stats_markdown(parse(out.local.text, schema).report) if out.local.text else ""
-                    gs = stats_markdown(parse(out.gpt.text, schema).report) if out.gpt.text else ""
-                    yield local, gpt, ls, gs, v, out.files, "Done."
+                for r in service.execute(run):
+                    if s.run is not run:
+                        return  # a new paper (or a new run) owns the page now: nothing stale is shown
+                    if not r.phase.active:
+                        r.files = export_run(r, service.models(), service.version)
+                        if r.phase in (RunPhase.ONE_SIDE_FAILED, RunPhase.FAILED):
+                            gr.Warning(r.status())
+                    yield outputs_for(r)
             finally:
-                stop.set()  # also on Stop / a closed tab: the model stops writing
+                run.stop.set()  # also on a closed tab: the model stops writing
 
-        event = go.click(on_generate, [text, doc_state, aspects, suppression, temperature],
-                         [local_md, gpt_md, local_stats, gpt_stats, verdict, files, status],
-                         api_visibility="private", concurrency_limit=4)
-        stop_btn.click(lambda: "Stopped.", None, status, cancels=[event], api_visibility="private")
+        gen_inputs = [session, text, aspects, suppression, temperature, seed]
+        pressed = go.click(on_queue, [session], [*results, status], queue=False, api_visibility="private")
+        # Stop and a new upload end a run through its phase (no `cancels`: a cancelled generator's last
+        # output could still land after the page was cleared).
+        pressed.then(on_generate, gen_inputs, [*results, status], api_visibility="private",
+                     concurrency_id=GPU_QUEUE, concurrency_limit=1, show_progress_on=[local_md, gpt_md])
 
-        # ------------------------------------------------------------ named API endpoints
-        def api_parse(pdf_file: str) -> dict:
-            """Parse a paper PDF: title, pages, sections, text, warnings, hidden text, token budget."""
-            try:
-                return as_api_dict(service.read_pdf(_paper_path(pdf_file)))
-            except PDFError as e:
-                raise gr.Error(str(e)) from None
+        # ------------------------------------------------------------ stop
+        def on_stop(s: Session):
+            """Stop tells the run; the run itself ends, keeps what was written and exports it marked partial."""
+            run = s.run
+            if run is None or not run.phase.active:
+                if s.queued:
+                    s.queued = False  # the queued event finds this and does nothing
+                    return "Cancelled before it started."
+                return "Nothing is running."
+            run.stop.set()
+            return "Stopping..."
 
-        def api_review(paper_text: str, aspects: str = "7", suppression: float = 0.95,
-                       temperature: float = 0.6) -> Iterator[str]:
-            """The fine-tuned model's review of the paper text (streamed)."""
-            try:
-                yield from service.stream_local(service.model_input(paper_text, aspects), aspects, suppression,
-                                                temperature)
-            except ReviewGPTError as e:
-                raise gr.Error(str(e)) from None
+        stop_btn.click(on_stop, [session], [status], queue=False, api_visibility="private")
+        pdf.change(on_pdf, [pdf, aspects, session], upload_outputs, api_visibility="private")
 
-        def api_gpt4_review(paper_text: str, aspects: str = "7", temperature: float = 0.7) -> Iterator[str]:
-            """The GPT-4 review of the paper text (streamed)."""
-            try:
-                yield from service.stream_gpt(service.model_input(paper_text, aspects), aspects, temperature)
-            except ReviewGPTError as e:
-                raise gr.Error(str(e)) from None
+        # ------------------------------------------------------------ copy buttons (the raw review text)
+        copy_js = "(t) => { if (t) navigator.clipboard.writeText(t); return []; }"
+        local_copy.click(None, [local_raw], None, js=copy_js, api_visibility="private")
+        gpt_copy.click(None, [gpt_raw], None, js=copy_js, api_visibility="private")
 
-        def api_judge(paper_text: str, review_a: str, review_b: str, aspects: str = "7") -> dict:
-            """Pairwise verdict (both orders): winner 'A', 'B', 'tie' or 'no verdict', rationale, consistency."""
-            try:
-                return service.judge(paper_text, aspects, review_a, review_b).to_dict()
-            except ReviewGPTError as e:
-                raise gr.Error(str(e)) from None
-
-        gr.api(api_parse, api_name="parse")
-        gr.api(api_review, api_name="review")
-        gr.api(api_gpt4_review, api_name="gpt4_review")
-        gr.api(api_judge, api_name="judge")
+        # ------------------------------------------------------------ named API endpoints / MCP tools
+        for fn, name in api.endpoints(service):
+            limits = dict(concurrency_id=GPU_QUEUE, concurrency_limit=1) if name == "review" else {}
+            gr.api(fn, api_name=name, **limits)
     return demo
+
+
+def launch(demo: gr.Blocks, mcp_server: bool = True, **kwargs: Any):
+    """Queue (the GPU slot is per event, see GPU_QUEUE), the page's CSS, and the MCP server."""
+    return demo.queue(default_concurrency_limit=4).launch(css=CSS, mcp_server=mcp_server, show_error=True, **kwargs)

@@ -80,3 +80,42 @@ def model_dirs(tmp_path_factory, tokenizer):
                 p.normal_(0, 0.5)
     peft_model.save_pretrained(root / "adapter")
     return root
+
+
+MARKER_PAPER = ("Title: Sparse adapters for long documents\n\nAbstract: We study how small adapters read long "
+                "papers and evaluate them on three benchmarks.")
+
+
+def marker_review(schema: str) -> str:
+    """A review with the marker on every other aspect (the pattern the marker model learns)."""
+    from reviewgpt.format.schema import EMPTY_MARKER, get_schema
+
+    return "\n\n".join(f"## {c}\n" + (EMPTY_MARKER if i % 2 == 0 else f"1. **Point {i}**: the method is clear.")
+                       for i, c in enumerate(get_schema(schema).criteria))
+
+
+@pytest.fixture(scope="session")
+def marker_model_dir(tmp_path_factory, tokenizer):
+    """A tiny Llama trained (about half a minute on the CPU) to write the 4-aspect review with the empty
+    marker after every other header: the app's marker badge and P(empty) display need a model that
+    writes the marker."""
+    import torch
+
+    from reviewgpt.prepare.chat import encode_example
+
+    model = build_tiny_llama(tokenizer, seed=5)
+    ex = encode_example(tokenizer, "4", MARKER_PAPER, marker_review("4"))
+    ids = torch.tensor([ex["input_ids"]])
+    labels = torch.where(torch.tensor([ex["completion_mask"]]) == 1, ids, -100)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    model.train()
+    torch.manual_seed(0)
+    for _ in range(100):
+        loss = model(input_ids=ids, labels=labels).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    path = tmp_path_factory.mktemp("marker-model")
+    model.eval().save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

@@ -1,15 +1,18 @@
 """The app over HTTP with gradio_client: a tiny model with a real adapter, the local OpenAI-compatible
 server, real PDFs."""
 
+import hashlib
 import socket
 import time
 
 import pytest
 from gradio_client import Client, handle_file
 
+from app.labels import ModelLabel, gpt_label, local_label, name_systems
+from app.run import RunPhase
 from app.service import ReviewService
 from app.settings import AppSettings
-from app.ui import build
+from app.ui import build, launch
 from reviewgpt.config import OpenAIConfig
 from reviewgpt.format.review_format import parse
 
@@ -23,18 +26,22 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def app_url(model_dirs, openai_server):
-    settings = AppSettings(base_model=str(model_dirs / "base"), adapter=str(model_dirs / "adapter"), demo=False,
-                           max_new_tokens=120,
-                           openai=OpenAIConfig(api_key=API_KEY, base_url=openai_server.base_url, max_retries=1))
+def start_app(settings: AppSettings) -> tuple[str, object, ReviewService]:
     service = ReviewService(settings)
     service.load()
     assert service.engine is not None, service.load_error
     demo = build(service)
     port = _free_port()
-    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
+    launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    return f"http://127.0.0.1:{port}/", demo, service
+
+
+@pytest.fixture(scope="module")
+def app_url(model_dirs, openai_server):
+    url, demo, _ = start_app(AppSettings(
+        base_model=str(model_dirs / "base"), adapter=str(model_dirs / "adapter"), demo=False, max_new_tokens=120,
+        openai=OpenAIConfig(api_key=API_KEY, base_url=openai_server.base_url, max_retries=1)))
+    yield url
     demo.close()
 
 
@@ -50,20 +57,22 @@ def test_named_endpoints(client):
 
 
 def test_upload_review_gpt4_and_verdict(client, openai_server):
-    paper = client.predict(handle_file(str(EXAMPLE_PDFS[1])), api_name="/parse")
+    paper = client.predict(handle_file(str(EXAMPLE_PDFS[1])), "4", api_name="/parse")
     assert paper["pages"] >= 4 and len(paper["title"]) > 20 and "INTRODUCTION" in paper["text"].upper()
-    assert "prompt tokens" in paper["budget"] and not paper["hidden_text"]
-    job = client.submit(paper["text"], "4", 0.95, 0.0, api_name="/review")
+    assert "prompt tokens" in paper["budget"] and not paper["hidden_text"] and len(paper["pdf_sha256"]) == 64
+    job = client.submit(paper["text"], "4", 0.95, 0.0, 1, api_name="/review")
     local = job.result()
     while not job.done():
         time.sleep(0.05)
-    assert len(job.outputs()) > 5  # streamed: many partial texts
-    assert job.outputs()[-1] == local and local.startswith(job.outputs()[2])
+    assert len(job.outputs()) > 5  # streamed: many partial results
+    assert job.outputs()[-1] == local and local["review"].startswith(job.outputs()[2]["review"])
+    assert local["markers"]["strength"] == 0.95 and len(local["markers"]["aspects"]) == 4
+    assert local["settings"]["seed"] == 1 and local["model_input"]["source"] == "text"
     gpt = client.predict(paper["text"], "4", 0.7, api_name="/gpt4_review")
     assert parse(gpt, "4").report.is_well_formed
     sent = openai_server.state.requests[-1]["body"]["messages"][1]["content"]
     assert sent.startswith("Title:") and len(sent) < len(paper["text"]) + 10  # budgeted model input
-    verdict = client.predict(paper["text"], local, gpt, "4", api_name="/judge")
+    verdict = client.predict(paper["text"], local["review"], gpt, "4", api_name="/judge")
     assert verdict["winner"] in ("A", "B", "tie") and isinstance(verdict["consistent"], bool)
     assert len(openai_server.state.requests) == 3  # one review + the judge's two orders
 
@@ -75,16 +84,54 @@ def test_not_a_pdf_gives_the_message(client, tmp_path):
         client.predict(handle_file(str(bad)), api_name="/parse")
 
 
+class Spy:
+    """The real engine, recording the paper text each stream() call is given (what the model reads)."""
+
+    def __init__(self, engine):
+        self._engine, self.texts = engine, []
+
+    def __getattr__(self, name):
+        return getattr(self._engine, name)
+
+    def stream(self, paper_text, schema, gen=None, stop=None, probe=None):
+        self.texts.append(paper_text)
+        yield from self._engine.stream(paper_text, schema, gen, stop=stop, probe=probe)
+
+
+def test_local_gpt4_and_judge_read_the_same_prepare_result(model_dirs, openai_env):
+    """One paper through a run of the page: the three models get ModelInput.text of one prepare() call."""
+    from reviewgpt.ingest import extract
+    from reviewgpt.prepare.model_input import prepare
+
+    service = ReviewService(AppSettings(base_model=str(model_dirs / "base"), adapter=str(model_dirs / "adapter"),
+                                        demo=False, max_new_tokens=40))
+    service.load()
+    spy = Spy(service.engine)
+    service.load(spy)  # the service accepts any engine-like object
+    doc = extract(EXAMPLE_PDFS[1].read_bytes())
+    mi = service.prepare(doc, "4")
+    assert mi == prepare(doc, "4", spy.tokenizer, spy.config.max_prompt_tokens)
+    run = service.new_run(mi, 0.95, 0.0, 3, doc.title, "p.pdf", "0" * 64)
+    last = list(service.execute(run))[-1]
+    assert last.phase is RunPhase.DONE and last.verdict is not None
+    bodies = [r["body"]["messages"] for r in openai_env.state.requests]
+    gpt_user = [m[1]["content"] for m in bodies if "meta-reviewer" not in m[0]["content"]]
+    judge_user = [m[1]["content"] for m in bodies if "meta-reviewer" in m[0]["content"]]
+    assert spy.texts == [mi.text] and gpt_user == [mi.text]
+    assert len(judge_user) == 2 and all(u.startswith(f"[Paper]\n{mi.text}\n\n[") for u in judge_user)
+
+
 def test_without_a_key_the_gpt_side_says_how_to_enable_it(model_dirs, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     service = ReviewService(AppSettings(base_model=str(model_dirs / "base"), demo=False, max_new_tokens=8))
     assert "OPENAI_API_KEY" in service.banner() and "OPENAI_API_KEY" in service.gpt_error
     service.load()
-    import threading
-    outs = list(service.run_both("Title: T\n\nText.", "4", 0.95, 0.0, threading.Event()))
-    last = outs[-1]
-    assert last.local.text and not last.local.error  # the Llama side still works
-    assert "OPENAI_API_KEY" in last.gpt.error and "OPENAI_API_KEY" in last.verdict_note
+    mi = service.prepare("Title: T\n\nText.", "4")
+    last = list(service.execute(service.new_run(mi, 0.95, 0.0, None, "T", None, None)))[-1]
+    assert last.local.text and not last.local.error  # the local side still works
+    assert last.phase is RunPhase.ONE_SIDE_FAILED and "OPENAI_API_KEY" in last.gpt.error
+    status = last.status()
+    assert "Done" not in status and "failed" in status and "OPENAI_API_KEY" in status and "No verdict" in status
     assert "BASE model" in service.banner()  # no adapter configured: said visibly
 
 
@@ -103,11 +150,54 @@ def test_bundled_demo_model_is_used_without_a_gpu():
     service.load()
     assert service.engine is not None, service.load_error
     assert "Demo model" in service.banner()
+    assert service.local_label.title == "Demo-scale model (pipeline only)"
 
 
-def test_two_users_at_once_both_get_their_reviews(app_url):
-    a, b = Client(app_url, verbose=False), Client(app_url, verbose=False)
-    text = "Title: A paper\n\nAbstract: We propose a method and evaluate it on three datasets."
-    jobs = [a.submit(text, "4", 0.95, 0.0, api_name="/review"), b.submit(text, "7", 0.0, 0.0, api_name="/review")]
-    results = [j.result(timeout=120) for j in jobs]
-    assert all(r.strip() for r in results) and results[0] != results[1]
+def test_labels_in_words_a_user_knows():
+    class Info:
+        def __init__(self, base, adapter):
+            self.base_model, self.adapter = base, adapter
+
+        def describe(self):
+            return f"{self.base_model} + {self.adapter} · nf4 · cuda · sdpa"
+
+    class Engine:
+        def __init__(self, base, adapter):
+            self.info = Info(base, adapter)
+
+    tuned = local_label(Engine("meta-llama/Llama-3.1-8B-Instruct", "me/reviewer-lora"), is_demo=False)
+    assert tuned.title == "Fine-tuned Llama 3.1 8B (LoRA)" and "nf4" in tuned.detail and "nf4" not in tuned.title
+    assert "not fine-tuned" in local_label(Engine("meta-llama/Llama-3.1-8B-Instruct", None), False).title
+    assert local_label(Engine("x", "y"), is_demo=True).title == "Demo-scale model (pipeline only)"
+    assert gpt_label("gpt-4o", None, True).title == "GPT-4o baseline"
+    a, b = ModelLabel("L", "", "the fine-tuned Llama"), ModelLabel("G", "", "GPT-4o")
+    said = name_systems("Review A is specific; B is generic. A careful reader prefers A.", a.short, b.short)
+    assert said == ("the fine-tuned Llama's review is specific; GPT-4o is generic. A careful reader prefers "
+                    "the fine-tuned Llama.")
+
+
+def test_eight_users_at_once_each_get_their_own_review(app_url, capsys):
+    """Load: 8 gradio_client users on /review at once (one GPU slot): all complete, each gets the
+    review of its own request, the queue reports positions."""
+    users = [Client(app_url, verbose=False) for _ in range(8)]
+    texts = [f"Title: Paper number {i}\n\nAbstract: We study problem {i} on {i + 2} datasets." for i in range(8)]
+    ranks: dict[int, set] = {i: set() for i in range(8)}
+    t0 = time.perf_counter()
+    jobs = [u.submit(t, "4", 0.95, 0.7, 100 + i, api_name="/review") for i, (u, t) in enumerate(zip(users, texts))]
+    done_at: dict[int, float] = {}
+    while len(done_at) < 8:
+        for i, j in enumerate(jobs):
+            st = j.status()
+            if st.rank is not None:
+                ranks[i].add(st.rank)
+            if j.done() and i not in done_at:
+                done_at[i] = time.perf_counter() - t0
+        time.sleep(0.05)
+    results = [j.result() for j in jobs]
+    for i, r in enumerate(results):  # each got the review of its own request (its text, its seed)
+        assert r["review"].strip() and r["settings"]["seed"] == 100 + i
+        assert r["model_input"]["text_sha256"] == hashlib.sha256(texts[i].encode()).hexdigest()
+    assert any(max(r) >= 1 for r in ranks.values() if r), ranks  # someone waited behind others, with a position
+    with capsys.disabled():
+        print(f"\n8 users: finished at {sorted(round(t, 1) for t in done_at.values())} s; "
+              f"queue ranks seen: {[sorted(r) for r in ranks.values()]}")

@@ -1,65 +1,324 @@
-"""A real browser (Debian's Chromium, headless, driven by Playwright) uses the app as a person would."""
+"""A real browser (Debian's Chromium, headless, driven by Playwright) uses the app as a person would.
 
+One app (a tiny model trained to write the empty marker, the local OpenAI-compatible server), one
+browser; each test opens its own page. Screenshots go to test-artifacts/.
+"""
+
+import hashlib
+import json
 import os
+import re
 import shutil
+import time
 
 import pytest
 
-from .conftest import EXAMPLE_PDFS, ROOT
-from .test_app import app_url  # noqa: F401  (the running app fixture)
+from app.settings import AppSettings
+from reviewgpt.config import OpenAIConfig
+from reviewgpt.format.schema import EMPTY_MARKER, get_schema
+
+from .conftest import EXAMPLE_PDFS, MARKER_PAPER, ROOT, marker_review
+from .support.openai_server import API_KEY, Step
+from .test_app import start_app
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
+STATUS = "document.querySelector('#status').innerText"
+FINISHED = f"/Done|failed|Stopped|No verdict|Both reviews done/.test({STATUS})"
+RUNNING = f"/Waiting for the GPU|Writing|judge is/.test({STATUS})"
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def page(app_url):  # noqa: F811
+def marker_app(marker_model_dir, openai_server):
+    url, demo, service = start_app(AppSettings(
+        base_model=str(marker_model_dir), demo=False, max_new_tokens=160,
+        openai=OpenAIConfig(api_key=API_KEY, base_url=openai_server.base_url, max_retries=0)))
+    yield url
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
     if not shutil.which(CHROMIUM):
         pytest.fail(f"Chromium not found at {CHROMIUM}: `apt-get install -y chromium` (.ci/run does)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
             "--disable-component-update", "--disable-sync"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1800})
-        page.goto(app_url)
-        yield page
-        browser.close()
+        yield b
+        b.close()
 
 
-def test_upload_slide_generate_and_read_the_verdict(page, openai_server):
+@pytest.fixture
+def open_page(browser, marker_app, openai_server):
     openai_server.reset()
-    page.set_default_timeout(90_000)
-    page.locator("#pdf input[type=file]").set_input_files(str(EXAMPLE_PDFS[1]))
-    page.wait_for_function("document.querySelector('#status').innerText.includes('Parsed')")
-    assert "Beyond Summarization" in page.locator("#paper-info").inner_text()
-    assert "INTRODUCTION" in page.locator("#paper-text textarea").input_value().upper()
-    # move the suppression slider to 0.5 through its number box, as a keyboard user would
-    box = page.locator("#suppression input[type=number]")
-    box.fill("0.5")
-    box.press("Enter")
-    page.get_by_label("4 aspects").check()
-    page.locator("#generate").click()
-    page.wait_for_function("document.querySelector('#status').innerText.includes('Done')")
-    local = page.locator("#local-review").inner_text()
-    gpt = page.locator("#gpt-review").inner_text()
-    verdict = page.locator("#verdict").inner_text()
-    assert local.strip() and "Significance and novelty" in gpt
-    assert "both orders agree" in verdict or "disagree" in verdict or "Tie" in verdict
-    assert "Empty or missing aspects" in page.locator("#gpt-stats").inner_text()
-    body = [r["body"] for r in openai_server.state.requests]
-    assert any("4 criteria" in b["messages"][0]["content"] for b in body)  # the 4-aspect choice reached GPT-4
+    contexts = []
+
+    def _open(width: int = 1366, height: int = 768):
+        ctx = browser.new_context(viewport={"width": width, "height": height},
+                                  permissions=["clipboard-read", "clipboard-write"])
+        contexts.append(ctx)
+        page = ctx.new_page()
+        page.set_default_timeout(90_000)
+        page.goto(marker_app)
+        page.wait_for_selector("#generate")
+        return page
+
+    yield _open
+    for c in contexts:
+        c.close()
+
+
+def shot(page, name: str, full: bool = False) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "app.png"), full_page=True)
-    assert (ARTIFACTS / "app.png").stat().st_size > 20_000
+    page.screenshot(path=str(ARTIFACTS / name), full_page=full)
 
 
-def test_bad_pdf_shows_the_message_in_the_page(page, tmp_path):
+def set_number(page, elem_id: str, value) -> None:
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")
+    box.blur()
+    page.wait_for_function(
+        f"Math.abs(Number(document.querySelector('#{elem_id} input[type=range]').value) - {float(value)}) < 1e-6")
+
+
+def paste_paper(page, text: str) -> None:
+    page.get_by_text("Paper text the models read").click()
+    page.locator("#paper-text textarea").fill(text)
+
+
+def advanced(page, temperature: float, seed: int) -> None:
+    page.get_by_text("Advanced", exact=True).click()
+    set_number(page, "temperature", temperature)
+    page.locator("#seed input").fill(str(seed))
+
+
+def upload(page, path) -> None:
+    """As a person does: remove the current file (if any) with the box's Clear button, then choose one."""
+    clear = page.locator("#pdf button[aria-label='Clear']")
+    if clear.count():
+        clear.click()
+    page.locator("#pdf input[type=file]").set_input_files(str(path))
+
+
+def generate_and_wait(page) -> str:
+    page.locator("#generate").click()
+    page.wait_for_function(RUNNING)  # not the previous run's final status
+    page.wait_for_function(FINISHED)
+    return page.locator("#status").inner_text()
+
+
+def downloads(page) -> dict[str, bytes]:
+    """Every file in the Downloads box, fetched as the browser would (name -> content)."""
+    out = {}
+    for a in page.locator("#downloads a[href]").all():
+        href = a.get_attribute("href")
+        name = href.split("/")[-1]
+        out[name] = page.request.get(href).body()
+    return out
+
+
+def body_of(md: bytes) -> str:
+    """A downloaded review without its front matter."""
+    text = md.decode()
+    return text.split("\n---\n", 1)[1] if text.startswith("---\n") else text
+
+
+def test_every_header_and_marker_of_the_download_is_visible(open_page, openai_server):
+    """Defect 1: the marker used to be eaten (with all after it) by the Markdown renderer."""
+    gpt_review = marker_review("4")  # the GPT side writes markers too: both columns are checked
+    openai_server.state.script.append(Step(content=gpt_review, match="Potential reasons"))
+    page = open_page()
+    paste_paper(page, MARKER_PAPER)
+    page.get_by_label("4 aspects").check()
+    set_number(page, "suppression", 0)
+    advanced(page, temperature=1.0, seed=0)
+    status = generate_and_wait(page)
+    shot(page, "marker-badges.png", full=True)
+    files = downloads(page)
+    local_md = body_of(next(v for k, v in files.items() if k.endswith("local-review.md")))
+    gpt_md = body_of(next(v for k, v in files.items() if k.endswith("gpt-review.md")))
+    assert local_md.count(EMPTY_MARKER) >= 2, f"precondition: the sampled review has markers\n{local_md}"
+    for column, md in (("local-review", local_md), ("gpt-review", gpt_md)):
+        visible = page.locator(f"#{column}").inner_text()
+        headers = re.findall(r"^## (.+)$", md, re.M)
+        assert headers and all(h.strip() in visible for h in headers), (column, headers, visible)
+        assert visible.count(EMPTY_MARKER) == md.count(EMPTY_MARKER), (column, visible)
+        badges = page.locator(f"#{column} .empty-badge")
+        assert badges.count() == md.count(EMPTY_MARKER) and badges.first.is_visible()
+    # the P(empty) shown per aspect are the numbers of the run's marker report (JSON download)
+    report = json.loads(next(v for k, v in files.items() if k.endswith("results.json")))["local"]["markers"]
+    stats = page.locator("#local-stats").inner_text()
+    assert report["strength"] == 0 and f"{report['empty_count']} of 4 aspects empty" in stats
+    for a in report["aspects"]:
+        if a["p_before"] is not None:
+            assert a["p_before"] == a["p_after"]  # s = 0
+            assert f"{a['p_before']:.2f} → {a['p_after']:.2f}" in stats
+    assert "Done" in status
+
+
+def test_new_or_failed_upload_clears_the_old_results_and_stops_the_run(open_page, openai_server, tmp_path):
+    """Defect 3: results of the previous paper stayed on the page under the new title."""
+    page = open_page()
+    paste_paper(page, MARKER_PAPER)
+    generate_and_wait(page)
+    assert page.locator("#local-review").inner_text().strip() and page.locator("#downloads").is_visible()
+    upload(page, EXAMPLE_PDFS[1])
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Parsed')")
+    for column in ("local-review", "gpt-review", "verdict", "local-stats", "gpt-stats"):
+        assert not page.locator(f"#{column}").inner_text().strip(), column
+    assert not page.locator("#downloads").is_visible()
+    # a run in flight for this paper, then a failed upload: cleared, and the run stops
+    openai_server.state.script.append(Step(delay_s=4))
+    page.locator("#generate").click()
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Writing')")
     bad = tmp_path / "broken.pdf"
     bad.write_bytes(b"not really a pdf")
-    page.reload()  # a fresh page: the file box takes a new upload
-    page.locator("#pdf input[type=file]").set_input_files(str(bad))
-    page.wait_for_function("document.querySelector('#status').innerText.includes('not a PDF')")
+    upload(page, bad)
+    page.wait_for_function("document.querySelector('#upload-msg').innerText.includes('not a PDF')")
+    time.sleep(5)  # longer than the delayed GPT answer: a run still going would write its results now
+    for column in ("local-review", "gpt-review", "verdict"):
+        assert not page.locator(f"#{column}").inner_text().strip(), column
+    assert "Done" not in page.locator("#status").inner_text()
+    assert not page.locator("#downloads").is_visible()
+
+
+def test_errors_and_the_start_of_the_reviews_are_where_the_eye_is(open_page, tmp_path):
+    """Defect 4: on a 1366x768 screen, errors show as a toast and at the upload box; after a long
+    paper is parsed, Generate and the start of both review columns are on screen."""
+    page = open_page(1366, 768)
+    bad = tmp_path / "broken.pdf"
+    bad.write_bytes(b"not really a pdf")
+    upload(page, bad)
+    toast = page.locator(".toast-body, [data-testid='toast-body']").first
+    toast.wait_for()
+    page.wait_for_timeout(600)  # let the toast finish sliding in before measuring where it is
+    assert "not a PDF" in toast.inner_text()
+    msg = page.locator("#upload-msg")
+    assert "not a PDF" in msg.inner_text()
+    shot(page, "error-1366x768.png")
+    for el in (toast, msg):
+        box = el.bounding_box()
+        assert box and box["y"] >= 0 and box["y"] + box["height"] <= 768
+    import pymupdf
+
+    long_pdf = tmp_path / "long-paper.pdf"
+    doc = pymupdf.open()
+    for p in (EXAMPLE_PDFS[0], EXAMPLE_PDFS[2], EXAMPLE_PDFS[0]):
+        doc.insert_pdf(pymupdf.open(p))
+    doc.save(long_pdf)
+    assert doc.page_count >= 39
+    page.reload()
+    upload(page, long_pdf)
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Parsed')")
+    assert not page.locator("#upload-msg").inner_text().strip()  # the old error went with the old file
+    shot(page, "parsed-long-paper-1366x768.png")
+    for sel in ("#generate", "#stop", "#local-title", "#gpt-title"):
+        box = page.locator(sel).bounding_box()
+        assert box and box["y"] + min(box["height"], 40) <= 768, (sel, box)
+    details = page.locator("#paper-info details")
+    assert details.count() == 1 and details.get_attribute("open") is None  # dropped sections folded away
+
+
+def test_labels_say_which_model_and_which_side_failed(open_page, openai_server):
+    """Defect 5: user words for the models, systems named in the verdict, no "Done." after a failure."""
+    page = open_page()
+    title = page.locator("#local-title").inner_text()
+    assert title.splitlines()[0].strip() and "·" not in title.splitlines()[0]  # the words first ...
+    assert "fp32" in page.locator("#local-title .model-detail").inner_text()  # ... the technical line second
+    assert "GPT-4o baseline" in page.locator("#gpt-title").inner_text()
+    paste_paper(page, MARKER_PAPER)
+    generate_and_wait(page)
+    verdict = page.locator("#verdict").inner_text()
+    assert "GPT-4o" in verdict and not re.search(r"\b[AB] has\b", verdict)  # the stub says "A has N chars"
+    openai_server.state.script.append(Step(status=401, match="Potential reasons"))
+    status = generate_and_wait(page)
+    shot(page, "gpt-side-failed.png", full=True)
+    assert "Done" not in status and "GPT-4o baseline failed" in status and "API key" in status
+    assert "GPT-4o baseline failed" in page.locator("#gpt-review").inner_text()
+    assert page.locator("#local-review").inner_text().strip()  # the other side's review stands
+    files = downloads(page)  # complete, not partial: the local review finished
+    assert files and not any("PARTIAL" in name for name in files), list(files)
+    data = json.loads(next(v for k, v in files.items() if k.endswith("results.json")))
+    assert data["status"] == "one_side_failed" and "API key" in data["gpt"]["error"]
+
+
+def test_downloads_are_named_after_the_paper_and_record_the_run(open_page):
+    """Defect 6."""
+    page = open_page()
+    upload(page, EXAMPLE_PDFS[1])
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Parsed')")
+    advanced(page, temperature=0.8, seed=7)
+    generate_and_wait(page)
+    files = downloads(page)
+    assert files and all(name.startswith("beyond-summarization") for name in files), list(files)
+    data = json.loads(next(v for k, v in files.items() if k.endswith("results.json")))
+    assert data["paper"]["pdf_sha256"] == hashlib.sha256(EXAMPLE_PDFS[1].read_bytes()).hexdigest()
+    assert data["paper"]["title"].startswith("Beyond Summarization")
+    assert data["settings"] == {"schema": "7", "suppression": 0.95, "temperature": 0.8, "seed": 7,
+                                "max_new_tokens": 160}
+    assert data["models"]["local"]["base_model"] and data["models"]["gpt"]["model"] == "gpt-4o"
+    assert data["model_input"]["source"] == "parsed" and "dropped_sections" in data["model_input"]
+    assert data["started_at"] and data["finished_at"] and data["app_version"] and data["status"] == "done"
+    review = next(v for k, v in files.items() if k.endswith("local-review.md")).decode()
+    assert review.startswith("---\n") and "pdf_sha256:" in review and "seed: 7" in review
+
+
+def test_a_second_user_sees_that_it_waits_for_the_gpu(open_page, openai_server):
+    """Defect 7: two tabs; the second one's run waits in the queue and says so."""
+    openai_server.state.script.append(Step(delay_s=6, match="Potential reasons"))  # tab 1 holds the GPU slot
+    first, second = open_page(), open_page()
+    for page in (first, second):
+        paste_paper(page, MARKER_PAPER)
+    first.locator("#generate").click()
+    first.wait_for_function("document.querySelector('#status').innerText.includes('Writing')")
+    second.locator("#generate").click()
+    second.wait_for_function("document.querySelector('#status').innerText.includes('Waiting for the GPU')")
+    second.wait_for_function("/queue/i.test(document.body.innerText)")  # Gradio's queue position
+    shot(second, "second-user-waiting.png")
+    second.wait_for_function("document.querySelector('#status').innerText.includes('Done')", timeout=60_000)
+    assert second.locator("#local-review").inner_text().strip()
+
+
+def test_stop_copy_and_full_aspect_names(open_page, openai_server):
+    """Defect 8: Stop with nothing running; a stopped run's partial downloads; copy; whole aspect names."""
+    page = open_page()
+    page.locator("#stop").click()
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Nothing is running')")
+    paste_paper(page, MARKER_PAPER)
+    generate_and_wait(page)
+    local = next(v for k, v in downloads(page).items() if k.endswith("local-review.md"))
+    page.locator("#local-copy").click()
+    assert page.evaluate("navigator.clipboard.readText()") == body_of(local).split("\n", 1)[-1].strip() or \
+        page.evaluate("navigator.clipboard.readText()").strip() in body_of(local)
+    stats = page.locator("#gpt-stats").inner_text()
+    assert all(c in stats for c in get_schema("7").criteria)  # long aspect names whole
+    openai_server.state.script.append(Step(delay_s=5, match="Potential reasons"))
+    page.locator("#generate").click()
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Writing')")
+    page.locator("#stop").click()
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Stopped')")
+    shot(page, "stopped-run.png", full=True)
+    files = downloads(page)
+    assert files and all("PARTIAL" in name for name in files), list(files)
+    data = json.loads(next(v for k, v in files.items() if k.endswith(".json")))
+    assert data["status"] == "partial" and data["phase"] == "stopped"
+
+
+def test_an_edit_of_the_text_is_what_the_models_read_and_is_recorded(open_page, openai_server):
+    page = open_page()
+    upload(page, EXAMPLE_PDFS[1])
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Parsed')")
+    page.get_by_text("Paper text the models read").click()
+    box = page.locator("#paper-text textarea")
+    box.fill("Title: My corrected title\n\n" + box.input_value().split("\n\n", 1)[1])
+    generate_and_wait(page)
+    data = json.loads(next(v for k, v in downloads(page).items() if k.endswith("results.json")))
+    assert data["model_input"]["source"] == "edited"
+    sent = [r["body"]["messages"][1]["content"] for r in openai_server.state.requests]
+    assert sent and all("My corrected title" in s for s in sent)  # GPT-4 and the judge read the edit

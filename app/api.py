@@ -1,0 +1,133 @@
+"""The named API endpoints (also the MCP tools): parse, review, gpt4_review, judge.
+
+Each takes the paper text and builds the same ModelInput with prepare() as the page does, so a
+text-only caller gets the same cut and the same model input as a user of the page.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Iterator
+
+import gradio as gr
+from gradio.data_classes import FileData
+
+from reviewgpt.errors import PDFError, ReviewGPTError
+from reviewgpt.prepare.model_input import ModelInput
+
+from .service import Paper, ReviewService, read_paper
+
+
+def _path(file: Any) -> str:
+    """A local path from what Gradio hands over: a path, a FileData, or its dict form."""
+    if isinstance(file, str):
+        return file
+    return getattr(file, "path", None) or getattr(file, "name", None) or file["path"]
+
+
+def _text(paper_text: str | None) -> str:
+    if not (paper_text or "").strip():
+        raise gr.Error("The paper text is empty: pass the paper as text (e.g. the 'text' that parse returns).")
+    return paper_text
+
+
+def paper_dict(paper: Paper, mi: ModelInput) -> dict[str, Any]:
+    d = paper.document
+    return {"title": d.title, "abstract": d.abstract, "pages": d.page_count, "file": paper.filename,
+            "pdf_sha256": paper.sha256, "sections": [s.heading for s in d.sections], "text": d.to_text(),
+            "warnings": d.warnings,
+            "hidden_text": [{"page": h.page, "text": h.text, "reason": h.reason} for h in d.hidden_text],
+            "budget": mi.summary(), "model_input": mi.to_dict()}
+
+
+def endpoints(service: ReviewService) -> list[tuple[Any, str]]:
+    """(function, api_name) pairs; the docstrings are what API and MCP clients read."""
+
+    def parse(pdf_file: FileData, aspects: str = "7") -> dict:
+        """Parse a paper PDF into text.
+
+        Args:
+            pdf_file: the paper as a PDF file (an http(s) URL, a base64 data URL, or an upload).
+            aspects: "7" or "4": the review schema whose prompt budget is reported.
+
+        Returns:
+            title, abstract, pages, sections, text (the whole parsed paper), warnings, hidden_text
+            (text a human cannot see, left out of the model input), pdf_sha256, budget (what the
+            models will read) and model_input (its token counts and what was cut).
+        """
+        try:
+            paper = read_paper(_path(pdf_file), service.ingest)
+        except PDFError as e:
+            raise gr.Error(str(e)) from None
+        return paper_dict(paper, service.prepare(paper.document, aspects))
+
+    def review(paper_text: str, aspects: str = "7", suppression: float = 0.95, temperature: float = 0.6,
+               seed: int = -1) -> Iterator[dict]:
+        """The fine-tuned model's structured review of a paper (streamed: each update is the review so far).
+
+        Args:
+            paper_text: the paper as text (e.g. the "text" that parse returns); it is fitted to the
+                model's prompt budget the same way as in the app.
+            aspects: "7" or "4" review aspects.
+            suppression: 0..1, how strongly the empty-item marker <No related terms> is discouraged (0.95 = recipe).
+            temperature: sampling temperature; 0 = greedy.
+            seed: random seed; -1 picks one (the result records it).
+
+        Returns:
+            review (Markdown), markers (per aspect: P(empty) before and after suppression, empty or
+            not; filled in the last update), model, settings, model_input.
+        """
+        try:
+            mi = service.prepare(_text(paper_text), aspects)
+            gen = service.generation(suppression, temperature, seed if seed is not None and seed >= 0 else None)
+            if gen.seed is None:
+                gen.seed = random.randrange(2**31)
+            result = {"review": "", "markers": None, "model": service.local_label.detail,
+                      "settings": {"aspects": mi.schema, "suppression": suppression, "temperature": temperature,
+                                   "seed": gen.seed, "max_new_tokens": gen.max_new_tokens},
+                      "model_input": mi.to_dict()}
+            for item in service.stream_local(mi, gen):
+                if isinstance(item, str):
+                    result["review"] += item
+                else:
+                    result["markers"] = item.to_dict()
+                yield dict(result)
+        except ReviewGPTError as e:
+            raise gr.Error(str(e)) from None
+
+    def gpt4_review(paper_text: str, aspects: str = "7", temperature: float = 0.7) -> Iterator[str]:
+        """The GPT-4 baseline's review of the same paper text, in the same format (streamed).
+
+        Args:
+            paper_text: the paper as text; fitted to the same budget as for the fine-tuned model.
+            aspects: "7" or "4".
+            temperature: sampling temperature.
+        """
+        try:
+            out = ""
+            for piece in service.stream_gpt(service.prepare(_text(paper_text), aspects), temperature):
+                out += piece
+                yield out
+        except ReviewGPTError as e:
+            raise gr.Error(str(e)) from None
+
+    def judge(paper_text: str, review_a: str, review_b: str, aspects: str = "7") -> dict:
+        """Pairwise verdict on two reviews of the paper, asked in both orders.
+
+        Args:
+            paper_text: the paper as text (the judge reads the same budgeted text as the reviewers).
+            review_a: the first review.
+            review_b: the second review.
+            aspects: "7" or "4".
+
+        Returns:
+            winner ("A", "B", "tie" or "no verdict"), consistent (both orders agree), rationale, aspects.
+        """
+        try:
+            if not (review_a or "").strip() or not (review_b or "").strip():
+                raise gr.Error("Both reviews are needed: review_a or review_b is empty.")
+            return service.judge(service.prepare(_text(paper_text), aspects), review_a, review_b).to_dict()
+        except ReviewGPTError as e:
+            raise gr.Error(str(e)) from None
+
+    return [(parse, "parse"), (review, "review"), (gpt4_review, "gpt4_review"), (judge, "judge")]

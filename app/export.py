@@ -1,0 +1,82 @@
+"""The downloads of a run: each review (Markdown), the verdict, and everything as JSON, named after
+the paper and recording where they came from (paper, PDF hash, models, settings, cuts, times)."""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from reviewgpt.format.review_format import parse
+
+from .render import verdict as verdict_markdown
+from .run import Run
+
+
+def slug(title: str, limit: int = 60) -> str:
+    s = re.sub(r"[^A-Za-z0-9]+", "-", title or "").strip("-").lower()
+    return (s[:limit].rstrip("-") or "paper")
+
+
+def provenance(run: Run, models: dict[str, Any], app_version: str) -> dict[str, Any]:
+    """What a download records about its run."""
+    mi = run.model_input
+    b = mi.budget
+    return {
+        "paper": {"title": run.paper_title, "pdf_file": run.pdf_name, "pdf_sha256": run.pdf_sha256},
+        "status": "partial" if run.partial else run.phase.value,
+        "phase": run.phase.value,
+        "models": models,
+        "settings": {"schema": run.settings.schema, "suppression": run.settings.suppression,
+                     "temperature": run.settings.temperature, "seed": run.settings.seed,
+                     "max_new_tokens": run.settings.max_new_tokens},
+        "model_input": {**mi.to_dict(), "summary": mi.summary(),
+                        "budget_tokens": b.budget if b else None},
+        "started_at": run.started_at, "finished_at": run.finished_at,
+        "app_version": app_version,
+    }
+
+
+def _front_matter(meta: dict[str, Any]) -> str:
+    return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=100) + "---\n\n"
+
+
+def export_run(run: Run, models: dict[str, Any], app_version: str, folder: Path | None = None) -> list[str]:
+    folder = folder or Path(tempfile.mkdtemp(prefix="review-"))
+    meta = provenance(run, models, app_version)
+    name = slug(run.paper_title or Path(run.pdf_name or "").stem)
+    tag = "-PARTIAL" if run.partial else ""  # stopped before the end: the text is incomplete
+    note = ("> **Partial:** the run was stopped before it finished; this is what had been written.\n\n"
+            if tag else "")
+    files: list[Path] = []
+    for key, side in (("local", run.local), ("gpt", run.gpt)):
+        if not side.text:
+            continue
+        p = folder / f"{name}-{key}-review{tag}.md"
+        side_meta = {**meta, "review_by": {"title": side.label.title, "detail": side.label.detail},
+                     "error": side.error}
+        p.write_text(_front_matter(side_meta) + note + side.text.rstrip() + "\n")
+        files.append(p)
+    if run.verdict:
+        p = folder / f"{name}-verdict{tag}.md"
+        p.write_text(_front_matter(meta) + verdict_markdown(run.verdict, run.local.label, run.gpt.label) + "\n")
+        files.append(p)
+    data = {**meta,
+            "local": _side(run.local, run.settings.schema), "gpt": _side(run.gpt, run.settings.schema),
+            "verdict": run.verdict.to_dict() if run.verdict else None, "verdict_note": run.verdict_note}
+    p = folder / f"{name}-results{tag}.json"
+    p.write_text(json.dumps(data, indent=2, ensure_ascii=False))
+    files.append(p)
+    return [str(f) for f in files]
+
+
+def _side(side: Any, schema: str) -> dict[str, Any]:
+    return {"title": side.label.title, "detail": side.label.detail, "review": side.text, "error": side.error,
+            "started_at": side.started_at, "finished_at": side.finished_at,
+            "format": parse(side.text, schema).report.to_dict() if side.text else None,
+            "markers": side.markers.to_dict() if side.markers is not None else None}
+

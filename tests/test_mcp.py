@@ -1,0 +1,51 @@
+"""The app's MCP server (Gradio's, at /gradio_api/mcp/) through a real MCP client (the `mcp` package):
+list the tools, parse a PDF, review its text."""
+
+import ast
+import asyncio
+import base64
+
+import pytest
+
+from .conftest import EXAMPLE_PDFS
+from .test_app import app_url  # noqa: F401  (the running app fixture)
+
+pytest.importorskip("mcp", reason="pip install 'gradio[mcp]' (requirements.txt has it)")
+
+
+def _call(url: str, steps):
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamablehttp_client
+
+    async def main():
+        async with streamablehttp_client(url + "gradio_api/mcp/") as (read, write, _):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                return await steps(session)
+
+    return asyncio.run(main())
+
+
+def _json(result) -> dict:
+    assert not result.isError, result.content
+    return ast.literal_eval(result.content[0].text)  # Gradio's MCP server writes a dict as its Python repr
+
+
+def test_tools_parse_and_review_over_mcp(app_url):  # noqa: F811
+    pdf = "data:application/pdf;base64," + base64.b64encode(EXAMPLE_PDFS[1].read_bytes()).decode()
+
+    async def steps(session):
+        tools = {t.name: t for t in (await session.list_tools()).tools}
+        paper = _json(await session.call_tool("parse", {"pdf_file": pdf, "aspects": "4"}))
+        review = await session.call_tool("review", {"paper_text": paper["text"], "aspects": "4",
+                                                    "suppression": 0.95, "temperature": 0.0, "seed": 1})
+        return tools, paper, review
+
+    tools, paper, review = _call(app_url, steps)
+    assert {"parse", "review", "gpt4_review", "judge"} <= set(tools)
+    assert "suppression" in tools["review"].inputSchema["properties"]
+    assert "empty-item marker" in tools["review"].inputSchema["properties"]["suppression"]["description"]
+    assert paper["title"].startswith("Beyond Summarization") and paper["pages"] == 4
+    result = _json(review)
+    assert result["review"].strip() and len(result["markers"]["aspects"]) == 4
+    assert result["settings"]["seed"] == 1
