@@ -7,6 +7,8 @@ whose phase decides what Stop and the status line say.
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -194,7 +196,8 @@ def build(service: ReviewService) -> gr.Blocks:
                 mi = service.prepare(s.paper.document, schema)
             else:  # the user edited the parsed text (or pasted a paper): honoured, recorded as an edit
                 mi = service.prepare(paper_text, schema, edited=s.paper is not None)
-            title = s.paper.title if s.paper else paper_text.strip().splitlines()[0][:120]
+            # Pasted text: its first line, without the "Title: " label that Document.to_text() writes
+            title = s.paper.title if s.paper else re.sub(r"^title:\s*", "", paper_text.strip().splitlines()[0], flags=re.I)[:120]
             run = service.new_run(mi, strength, temp, None if seed_value is None else int(seed_value), title,
                                   s.paper.filename if s.paper else None, s.paper.sha256 if s.paper else None)
             s.run = run
