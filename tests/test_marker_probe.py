@@ -9,35 +9,17 @@ from reviewgpt.format.schema import EMPTY_MARKER, get_schema
 from reviewgpt.generate.engine import _FastDecoder, load_engine
 from reviewgpt.generate.marker_probe import MarkerProbe
 from reviewgpt.generate.suppression import marker_start_token_ids
-from reviewgpt.prepare.chat import encode_example, encode_prompt
-from reviewgpt.testing.tiny_model import build_tiny_llama
+from reviewgpt.prepare.chat import encode_prompt
 
-PAPER = "Title: A probe paper\n\nAbstract: We check what the slider does to the empty marker."
+from .conftest import MARKER_PAPER
+
 CRITERIA = get_schema("4").criteria
-# Aspects 1 and 3 empty, 2 and 4 with items: the model learns to start the marker after some headers.
-REVIEW = "\n\n".join(
-    f"## {c}\n" + (EMPTY_MARKER if i in (0, 2) else f"1. **Point {i}**: the method is described clearly.")
-    for i, c in enumerate(CRITERIA))
+PAPER = MARKER_PAPER  # the session's marker model learned to review this paper: marker after headers 1 and 3
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory, tokenizer):
-    """A tiny Llama trained to write REVIEW for PAPER, saved and loaded through the engine."""
-    model = build_tiny_llama(tokenizer, seed=5)
-    ex = encode_example(tokenizer, "4", PAPER, REVIEW)
-    ids = torch.tensor([ex["input_ids"]])
-    labels = torch.where(torch.tensor([ex["completion_mask"]]) == 1, ids, -100)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    model.train()
-    for _ in range(120):
-        loss = model(input_ids=ids, labels=labels).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    path = tmp_path_factory.mktemp("probe-model")
-    model.eval().save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return load_engine(EngineConfig(base_model=str(path), local_files_only=True, max_prompt_tokens=1024,
+def engine(marker_model_dir):
+    return load_engine(EngineConfig(base_model=str(marker_model_dir), local_files_only=True, max_prompt_tokens=1024,
                                     max_new_tokens=160))
 
 
