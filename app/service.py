@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from reviewgpt.compare.judge import PairwiseJudge, Verdict
-from reviewgpt.config import GenerationConfig, IngestConfig
+from reviewgpt.config import RECIPE_MAX_PROMPT_TOKENS, GenerationConfig, IngestConfig
 from reviewgpt.errors import ModelLoadError, OpenAIConfigError
 from reviewgpt.generate.engine import get_engine
 from reviewgpt.generate.gpt_reviewer import GPTReviewer
@@ -108,7 +108,9 @@ class ReviewService:
         lines = []
         if self.is_demo and self.engine:
             lines.append("**Demo model.** No GPU here, so this runs the tiny demo-scale model bundled in `assets/` "
-                         "(trained by `train/build_demo.py`). It shows the pipeline working, not review quality. "
+                         "(trained by `train/build_demo.py`). It reads the first "
+                         f"{self.engine.config.max_prompt_tokens:,} prompt tokens of a paper (title, abstract, "
+                         f"introduction; the 8B reads {RECIPE_MAX_PROMPT_TOKENS:,}) and shows the pipeline working, not review quality. "
                          "Set `REVIEWGPT_BASE_MODEL` / `REVIEWGPT_ADAPTER` on a GPU machine for the real 8B reviewer.")
         if self.engine:
             lines += [f"Note: {n}" for n in getattr(self.engine.info, "notes", []) if "BASE model" in n]

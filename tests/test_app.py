@@ -5,7 +5,10 @@ import hashlib
 import socket
 import time
 
+from pathlib import Path
+
 import pytest
+import yaml
 from gradio_client import Client, handle_file
 
 from app.labels import ModelLabel, gpt_label, local_label, name_systems
@@ -150,6 +153,8 @@ def test_bundled_demo_model_is_used_without_a_gpu():
     service.load()
     assert service.engine is not None, service.load_error
     assert "Demo model" in service.banner()
+    reads = yaml.safe_load((Path(settings.demo_dir) / "engine.yaml").read_text())["max_prompt_tokens"]
+    assert f"reads the first {reads:,} prompt tokens" in service.banner()  # what the demo model reads, said
     assert service.local_label.title == "Demo-scale model (pipeline only)"
 
 
