@@ -206,3 +206,34 @@ def test_eight_users_at_once_each_get_their_own_review(app_url, capsys):
     with capsys.disabled():
         print(f"\n8 users: finished at {sorted(round(t, 1) for t in done_at.values())} s; "
               f"queue ranks seen: {[sorted(r) for r in ranks.values()]}")
+
+
+def test_the_local_reviewer_on_an_inference_server_runs_the_page(model_dirs, openai_env, monkeypatch):
+    """REVIEWGPT_LOCAL_BASE_URL set (vLLM / SGLang / llama.cpp): the page's run sends the project's own
+    prompt of the same ModelInput to /v1/completions, suppression as logit_bias; GPT-4 and the judge
+    read the same text."""
+    import math
+
+    from reviewgpt.generate.served_reviewer import ServedReviewer
+    from reviewgpt.prepare.chat import render_prompt
+
+    monkeypatch.setenv("REVIEWGPT_LOCAL_BASE_URL", openai_env.base_url)
+    monkeypatch.setenv("REVIEWGPT_LOCAL_MODEL", "reviewer")
+    monkeypatch.setenv("REVIEWGPT_LOCAL_TOKENIZER", str(model_dirs / "base"))
+    monkeypatch.setenv("REVIEWGPT_LOCAL_API_KEY", API_KEY)
+    settings = AppSettings.from_env()
+    assert not settings.use_demo()  # a server URL means "that server", never the demo model
+    service = ReviewService(settings)
+    service.load()
+    assert isinstance(service.engine, ServedReviewer), service.load_error
+    mi = service.prepare("Title: Served\n\nAbstract: A method and three benchmarks.", "4")
+    last = list(service.execute(service.new_run(mi, 0.95, 0.6, 5, "Served", None, None)))[-1]
+    assert last.phase is RunPhase.DONE and last.local.text and last.verdict is not None, last.status()
+    assert last.local.markers is None  # a server gives no per-step probabilities: nothing is shown as if it did
+    completions = [r["body"] for r in openai_env.state.requests if r["path"] == "/v1/completions"]
+    assert len(completions) == 1
+    body = completions[0]
+    assert body["model"] == "reviewer" and body["prompt"] == render_prompt(service.engine.tokenizer, "4", mi.text)
+    assert body["logit_bias"] and all(v == pytest.approx(math.log(0.05)) for v in body["logit_bias"].values())
+    chats = [r["body"]["messages"] for r in openai_env.state.requests if r["path"] == "/v1/chat/completions"]
+    assert [m[1]["content"] for m in chats if "meta-reviewer" not in m[0]["content"]] == [mi.text]
