@@ -12,6 +12,7 @@ from typing import Any, Iterator
 import gradio as gr
 from gradio.data_classes import FileData
 
+from reviewgpt.config import RECIPE_SUPPRESSION, GenerationConfig
 from reviewgpt.errors import PDFError, ReviewGPTError
 from reviewgpt.prepare.model_input import ModelInput
 
@@ -61,7 +62,8 @@ def endpoints(service: ReviewService) -> list[tuple[Any, str]]:
             raise gr.Error(str(e)) from None
         return paper_dict(paper, service.prepare(paper.document, aspects))
 
-    def review(paper_text: str, aspects: str = "7", suppression: float = 0.95, temperature: float = 0.6,
+    def review(paper_text: str, aspects: str = "7", suppression: float = RECIPE_SUPPRESSION,
+               temperature: float = GenerationConfig.temperature,
                seed: int = -1) -> Iterator[dict]:
         """The fine-tuned model's structured review of a paper (streamed: each update is the review so far).
 
@@ -69,7 +71,7 @@ def endpoints(service: ReviewService) -> list[tuple[Any, str]]:
             paper_text: the paper as text (e.g. the "text" that parse returns); it is fitted to the
                 model's prompt budget the same way as in the app.
             aspects: "7" or "4" review aspects.
-            suppression: 0..1, how strongly the empty-item marker <No related terms> is discouraged (0.95 = recipe).
+            suppression: 0..1, how strongly the empty-item marker <No related terms> is discouraged (default: the recipe's strength).
             temperature: sampling temperature; 0 = greedy.
             seed: random seed; -1 picks one (the result records it).
 

@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 import gradio as gr
 
-from reviewgpt.config import RECIPE_SUPPRESSION
+from reviewgpt.config import RECIPE_SUPPRESSION, GenerationConfig
 from reviewgpt.errors import PDFError
 from reviewgpt.format.review_format import parse
 
@@ -26,7 +26,7 @@ from .service import Paper, ReviewService, read_paper
 from .settings import EXAMPLES_DIR
 
 SUPPRESSION_HELP = ("How strongly to discourage the empty-item marker <No related terms>: the chance of starting "
-                    "it is multiplied by (1 - strength). 0 = off; 0.95 = the recipe's setting.")
+                    f"it is multiplied by (1 - strength). 0 = off; {RECIPE_SUPPRESSION} = the recipe's setting.")
 ASPECTS = [("7 aspects", "7"), ("4 aspects", "4")]
 GPU_QUEUE = "gpu"  # every event that runs the local model shares one slot: the GPU writes one review at a time
 
@@ -106,7 +106,7 @@ def build(service: ReviewService) -> gr.Blocks:
                 preview = gr.Image(label="First page", type="pil", interactive=False, height=300, scale=1)
         with gr.Accordion("Advanced", open=False):
             with gr.Row():
-                temperature = gr.Slider(0.0, 1.5, value=0.6, step=0.05, label="Sampling temperature (0 = greedy)",
+                temperature = gr.Slider(0.0, 1.5, value=GenerationConfig.temperature, step=0.05, label="Sampling temperature (0 = greedy)",
                                         elem_id="temperature")
                 seed = gr.Number(-1, precision=0, label="Seed (-1 = random; the downloads record it)",
                                  elem_id="seed")
