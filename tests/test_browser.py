@@ -12,6 +12,7 @@ import shutil
 import time
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from app.settings import AppSettings
 from reviewgpt.config import OpenAIConfig
@@ -78,13 +79,24 @@ def shot(page, name: str, full: bool = False) -> None:
     page.screenshot(path=str(ARTIFACTS / name), full_page=full)
 
 
-def set_number(page, elem_id: str, value) -> None:
+def set_number(page, elem_id: str, value, attempts: int = 5) -> None:
+    """Type a value into a slider's number box as a person would, until the slider shows it.
+
+    A box inside an accordion that has just opened can be mounted again after the first keystrokes
+    (the typed value is then lost), so typing is retried; a slider that never takes the value fails.
+    """
     box = page.locator(f"#{elem_id} input[type=number]")
-    box.fill(str(value))
-    box.press("Enter")
-    box.blur()
-    page.wait_for_function(
-        f"Math.abs(Number(document.querySelector('#{elem_id} input[type=range]').value) - {float(value)}) < 1e-6")
+    shows = f"Math.abs(Number(document.querySelector('#{elem_id} input[type=range]').value) - {float(value)}) < 1e-6"
+    for attempt in range(attempts):
+        box.fill(str(value))
+        box.press("Enter")
+        box.blur()
+        try:
+            page.wait_for_function(shows, timeout=10_000)
+            return
+        except PlaywrightTimeout:
+            if attempt == attempts - 1:
+                raise
 
 
 def paste_paper(page, text: str) -> None:
