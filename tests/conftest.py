@@ -119,3 +119,14 @@ def marker_model_dir(tmp_path_factory, tokenizer):
     model.eval().save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def data_file(tmp_path_factory):
+    """The fixture papers prepared as eval's test split (4-aspect targets, every paper held out)."""
+    from reviewgpt.training.data.prepare import PrepareConfig, prepare
+
+    out = tmp_path_factory.mktemp("evaldata")
+    prepare(PrepareConfig(source=str(FIXTURES / "iclr2017"), out_dir=str(out), schemas=["4"], test_frac=1.0,
+                          val_frac=0.0))
+    return out / "test.jsonl"

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from reviewgpt.config import OpenAIConfig
-from reviewgpt.training.data.prepare import PrepareConfig, prepare
 from reviewgpt.compare.evaluation.config import EvalConfig, Matchup, SystemSpec
 from reviewgpt.compare.evaluation.report import report
 from reviewgpt.compare.evaluation.stages import generate, judge, judgement_store, review_store
@@ -13,16 +12,7 @@ from reviewgpt.compare.evaluation.stats import aspect_stats, length_adjusted_win
 from reviewgpt.format.review_format import Review, ReviewItem, render
 from reviewgpt.format.schema import FOUR_ASPECT
 
-from .conftest import FIXTURES
 from .support.openai_server import API_KEY, Step
-
-
-@pytest.fixture(scope="module")
-def data_file(tmp_path_factory):
-    out = tmp_path_factory.mktemp("evaldata")
-    prepare(PrepareConfig(source=str(FIXTURES / "iclr2017"), out_dir=str(out), schemas=["4"], test_frac=1.0,
-                          val_frac=0.0))
-    return out / "test.jsonl"
 
 
 def _cfg(tmp_path, data_file, model_dirs, server, limit=3, max_prompt_tokens=2048):

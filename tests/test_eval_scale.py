@@ -20,18 +20,9 @@ from reviewgpt.compare.evaluation.stats import aspect_stats
 from reviewgpt.compare.evaluation.systems import make_runner, system_config
 from reviewgpt.config import RECIPE_MAX_PROMPT_TOKENS, RECIPE_SUPPRESSION, OpenAIConfig, load_config
 from reviewgpt.prepare.chat import render_prompt
-from reviewgpt.training.data.prepare import PrepareConfig, prepare
 
-from .conftest import FIXTURES, ROOT
+from .conftest import ROOT
 from .support.openai_server import API_KEY, Step
-
-
-@pytest.fixture(scope="module")
-def data_file(tmp_path_factory):
-    out = tmp_path_factory.mktemp("evaldata-scale")
-    prepare(PrepareConfig(source=str(FIXTURES / "iclr2017"), out_dir=str(out), schemas=["4"], test_frac=1.0,
-                          val_frac=0.0))
-    return out / "test.jsonl"
 
 
 def _local_cfg(tmp_path, data_file, model_dirs, server, limit=2, budget=400):
