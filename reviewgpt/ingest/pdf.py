@@ -64,16 +64,20 @@ def _open(data: bytes, cfg: IngestConfig) -> pymupdf.Document:
     except Exception as e:  # MuPDF raises its own error types for broken files
         raise CorruptPDFError(f"The PDF is damaged and cannot be read ({e}). "
                               "Try re-downloading or re-exporting it.") from e
-    if doc.needs_pass:
-        raise EncryptedPDFError("The PDF is password-protected. Please upload a copy without a password.")
-    if doc.page_count == 0:
-        if doc.is_repaired:
-            raise CorruptPDFError("The PDF is damaged: no page could be recovered. Try re-exporting it.")
-        raise EmptyPDFError("The PDF has no pages.")
-    if doc.page_count > cfg.max_pages:
-        raise PDFTooLargeError(
-            f"The PDF has {doc.page_count} pages; the limit is {cfg.max_pages}. Upload the paper without "
-            "long supplementary material.")
+    try:
+        if doc.needs_pass:
+            raise EncryptedPDFError("The PDF is password-protected. Please upload a copy without a password.")
+        if doc.page_count == 0:
+            if doc.is_repaired:
+                raise CorruptPDFError("The PDF is damaged: no page could be recovered. Try re-exporting it.")
+            raise EmptyPDFError("The PDF has no pages.")
+        if doc.page_count > cfg.max_pages:
+            raise PDFTooLargeError(
+                f"The PDF has {doc.page_count} pages; the limit is {cfg.max_pages}. Upload the paper without "
+                "long supplementary material.")
+    except BaseException:  # a refused PDF must not keep its document (the whole file) in memory
+        doc.close()
+        raise
     return doc
 
 
@@ -216,11 +220,12 @@ def extract(source: bytes | str | Path, config: IngestConfig | None = None) -> D
     data = _read_source(source, cfg)
     doc = _open(data, cfg)
     warnings: list[str] = []
-    without_text = guard.TextRemoved(data) if cfg.drop_hidden_text or cfg.report_hidden_text else None
-    reader = _PageReader(cfg, without_text)
+    without_text = None
     ocr_pages: list[int] = []
     no_ocr_pages: list[int] = []
     try:
+        without_text = guard.TextRemoved(data) if cfg.drop_hidden_text or cfg.report_hidden_text else None
+        reader = _PageReader(cfg, without_text)
         pages: list[list[Block]] = []
         sizes: list[tuple[float, float]] = []
         page_texts: list[str] = []
