@@ -8,6 +8,8 @@ was written is kept and marked partial) or FAILED (neither side produced a revie
 
 from __future__ import annotations
 
+import contextlib
+
 import contextvars
 import logging
 import queue
@@ -126,14 +128,15 @@ def drive(run: Run, local: Stream | None, gpt: Stream | None, judge: Callable[[s
     def pump(side: Side, stream: Stream) -> None:
         side.started_at = now()
         try:
-            for item in stream():
-                if run.stop.is_set():
-                    break
-                if isinstance(item, str):
-                    side.text += item
-                else:
-                    side.markers = item
-                updates.put(1)
+            with contextlib.closing(stream()) as items:  # Stop closes the stream: the model or request ends now
+                for item in items:
+                    if run.stop.is_set():
+                        break
+                    if isinstance(item, str):
+                        side.text += item
+                    else:
+                        side.markers = item
+                    updates.put(1)
         except ReviewGPTError as e:
             side.error = str(e)
         except Exception as e:  # never a stack trace on the page; the log has it

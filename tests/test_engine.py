@@ -68,6 +68,17 @@ def test_stop_event_cancels_streaming(model_dirs):
     assert len(engine.tokenizer(full, add_special_tokens=False)["input_ids"]) >= 60
 
 
+def test_closing_the_stream_stops_the_model(model_dirs):
+    """A client that leaves (the API stream closed) must not keep the model writing behind the lock."""
+    engine = _engine(model_dirs)
+    gen = GenerationConfig(max_new_tokens=12_000, do_sample=False, suppression=0.0, ignore_eos=True)
+    stream = engine.stream(PAPER, "4", gen)
+    next(stream)
+    stream.close()
+    assert engine._lock.acquire(timeout=2)  # writing all 12,000 tokens takes far longer on the CPU
+    engine._lock.release()
+
+
 def test_seeded_sampling_is_reproducible(model_dirs):
     engine = _engine(model_dirs)
     gen = GenerationConfig(max_new_tokens=24, temperature=1.0, top_p=0.95, seed=7)

@@ -141,7 +141,7 @@ class ReviewEngine:
         ids = encode_prompt(self.tokenizer, schema, paper_text)
         if len(ids) > self.config.max_prompt_tokens:
             raise ValueError(f"prompt has {len(ids)} tokens, over the budget of {self.config.max_prompt_tokens}: "
-                             "fit the paper first (ReviewEngine.fit)")
+                             "fit the paper first (ReviewEngine.prepare)")
         return ids
 
     # ------------------------------------------------------------------ generation
@@ -152,6 +152,7 @@ class ReviewEngine:
         ids = self.prompt_ids(paper_text, schema)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
         errors: list[BaseException] = []
+        stop = stop if stop is not None else threading.Event()
 
         def run() -> None:
             try:
@@ -162,8 +163,12 @@ class ReviewEngine:
 
         worker = Thread(target=run, daemon=True)
         worker.start()
-        for piece in streamer:
-            yield piece
+        try:
+            for piece in streamer:
+                yield piece
+        except GeneratorExit:  # the caller left (a closed API stream): free the model for the next request
+            stop.set()
+            raise
         worker.join()
         if errors:
             raise errors[0]

@@ -68,9 +68,12 @@ class OpenAIChat:
         try:
             events = self.client.chat.completions.create(model=model, messages=messages, temperature=temperature,
                                                          stream=True)
-            for event in events:
-                if event.choices and event.choices[0].delta and event.choices[0].delta.content:
-                    yield event.choices[0].delta.content
+            try:
+                for event in events:
+                    if event.choices and event.choices[0].delta and event.choices[0].delta.content:
+                        yield event.choices[0].delta.content
+            finally:  # a caller that stops early closes the HTTP stream now, not at garbage collection
+                events.close()
         except openai.OpenAIError as e:
             raise self._explain(e, model) from e
 
