@@ -121,15 +121,11 @@ class ReviewService:
         return "\n\n".join(lines)
 
     # ----------------------------------------------------------------- what the models read
-    @property
-    def max_prompt_tokens(self) -> int | None:
-        return self.engine.config.max_prompt_tokens if self.engine else None
-
     def prepare(self, paper: Document | str, schema: str, edited: bool = False) -> ModelInput:
         """The one ModelInput every model (local, GPT side, judge) reads for this paper and schema."""
-        if self.engine is None:
+        if self.engine is None:  # no tokenizer to count with: the whole text, said so in the summary
             return prepare(paper, schema, None, edited=edited)
-        return prepare(paper, schema, self.engine.tokenizer, self.engine.config.max_prompt_tokens, edited=edited)
+        return self.engine.prepare(paper, schema, edited=edited)
 
     # ----------------------------------------------------------------- the three model calls
     def generation(self, suppression: float, temperature: float, seed: int | None = None) -> GenerationConfig:

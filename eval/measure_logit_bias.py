@@ -31,16 +31,12 @@ from reviewgpt.format.review_format import parse
 from reviewgpt.format.schema import EMPTY_MARKER
 from reviewgpt.generate.served_reviewer import logit_bias_processor, suppression_logit_bias
 from reviewgpt.generate.suppression import SequenceSuppressionProcessor, _marker_token_sets
-from reviewgpt.prepare.budget import fit_to_budget
+from reviewgpt.prepare.model_input import prepare
 from reviewgpt.prepare.chat import encode_prompt, end_token_ids
 from reviewgpt.training.data.papers import PaperRecord
+from reviewgpt.training.data.prepare import read_examples
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def read_examples(path: str) -> list[dict]:  # (the data package's reader pulls in the openai client)
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 def load_demo(device: str):
@@ -192,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
     prompts, schemas = [], []
     for e in exs:
         doc = PaperRecord.from_json({"id": e["id"], **e["paper"]}).document
-        text = fit_to_budget(doc, tok, e["schema"], spec["max_prompt_tokens"]).text
+        text = prepare(doc, e["schema"], tok, spec["max_prompt_tokens"]).text
         prompts += [encode_prompt(tok, e["schema"], text)] * args.samples_per_example
         schemas += [e["schema"]] * args.samples_per_example
     sampled, samples0 = sampling_table(model, tok, prompts, schemas, args)

@@ -132,16 +132,9 @@ class PairwiseJudge:
         self.model = model or chat.config.judge_model
         self.max_attempts = max_attempts
 
-    def prompt_sha256(self, schema: ReviewSchema | str) -> str:
-        return judge_prompt_sha256(schema, self.max_attempts)
-
-    def messages(self, schema: ReviewSchema, paper_text: str, human_reviews: list[str] | None,
-                 first: str, second: str) -> list[dict[str, str]]:
-        return judge_messages(schema, paper_text, human_reviews, first, second)
-
     def judge_once(self, schema: ReviewSchema, paper_text: str, human_reviews: list[str] | None,
                    first: str, second: str) -> Judgement:
-        msgs = self.messages(schema, paper_text, human_reviews, first, second)
+        msgs = judge_messages(schema, paper_text, human_reviews, first, second)
         raw = ""
         for attempt in range(1, self.max_attempts + 1):
             raw = self.chat.complete(msgs, self.model, temperature=0.0,
