@@ -49,6 +49,9 @@ def test_llm_aggregation_through_the_openai_client_is_cached(openai_env, tmp_pat
     assert all(r["aggregator"] == "llm:agg-model" and "aggregated reviewer" in r["review"] for r in rows)
     prepare(cfg)  # a rerun (or a resumed one) asks nothing again
     assert len(openai_env.state.requests) == 3
+    cfg.llm_model = "another-model"  # another aggregator: its targets are made again, not served from the cache
+    prepare(cfg)
+    assert len(openai_env.state.requests) == 6 and openai_env.state.requests[-1]["body"]["model"] == "another-model"
 
 
 def _args(data_dir, tiny_base_dir, tmp_path, *flags):

@@ -11,6 +11,7 @@ Two aggregators, same output (a `Review` plus which aggregator made it):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -114,11 +115,13 @@ class LLMAggregator:
         self.temperature = temperature
         self.max_attempts = max_attempts
         self.name = f"llm:{model}"
-        self.calls = 0
+        # A cached target is reused only by the same model, prompt and temperature: change any and
+        # the papers are aggregated again instead of silently serving the old model's reviews.
+        self._key = hashlib.sha256(json.dumps([model, load_prompt("aggregate"), temperature]).encode()).hexdigest()[:12]
 
     def _cache_file(self, paper_id: str) -> Path:
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", paper_id)
-        return self.cache_dir / f"{safe}.{self.schema.n_aspects}.json"
+        return self.cache_dir / f"{safe}.{self.schema.n_aspects}.{self._key}.json"
 
     def messages(self, title: str, reviews: list[str]) -> list[dict[str, str]]:
         system = load_prompt("aggregate").format(
@@ -135,7 +138,6 @@ class LLMAggregator:
             return AggregatedReview(d["id"], Review.from_dict(d["review"]), d["aggregator"])
         last_problem = ""
         for _ in range(self.max_attempts):
-            self.calls += 1
             text = self.client.complete(self.messages(title, reviews), model=self.model,
                                         temperature=self.temperature)
             parsed = parse(text, self.schema)
