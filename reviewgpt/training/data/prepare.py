@@ -74,7 +74,8 @@ def prepare(cfg: PrepareConfig) -> dict[str, Path]:
     if cfg.aggregator == "llm":
         tokens, usd = estimate_cost(["\n".join(p.reviews) for p in papers] * len(cfg.schemas),
                                     cfg.usd_per_1m_input, cfg.usd_per_1m_output)
-        log.warning("LLM aggregation of %d papers x %d schemas: ~%s input tokens, ~$%.2f at most (papers already in the cache are not asked again)",
+        log.warning("LLM aggregation of %d papers x %d schemas: ~%s input tokens, ~$%.2f at most "
+                    "(papers already in the cache are not asked again)",
                     len(papers), len(cfg.schemas), f"{tokens:,}", usd)
     parts = split(papers, cfg.seed, cfg.val_frac, cfg.test_frac)
     out = Path(cfg.out_dir)
