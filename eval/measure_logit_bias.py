@@ -33,8 +33,7 @@ from reviewgpt.generate.served_reviewer import logit_bias_processor, suppression
 from reviewgpt.generate.suppression import SequenceSuppressionProcessor, _marker_token_sets
 from reviewgpt.prepare.model_input import prepare
 from reviewgpt.prepare.chat import encode_prompt, end_token_ids
-from reviewgpt.training.data.papers import PaperRecord
-from reviewgpt.training.data.prepare import read_examples
+from reviewgpt.training.data.prepare import example_document, read_examples
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -187,7 +186,7 @@ def main(argv: list[str] | None = None) -> None:
     exs = [e for f in args.data for e in read_examples(f)]
     prompts, schemas = [], []
     for e in exs:
-        doc = PaperRecord.from_json({"id": e["id"], **e["paper"]}).document
+        doc = example_document(e)
         text = prepare(doc, e["schema"], tok, spec["max_prompt_tokens"]).text
         prompts += [encode_prompt(tok, e["schema"], text)] * args.samples_per_example
         schemas += [e["schema"]] * args.samples_per_example

@@ -9,7 +9,7 @@ from trl import get_peft_config, get_quantization_config
 from reviewgpt.config import (DEFAULT_BASE_MODEL, RECIPE_MAX_PROMPT_TOKENS, RECIPE_MAX_RESPONSE_TOKENS, EngineConfig,
                               GenerationConfig)
 from reviewgpt.training.data.papers import read_iclr2017, split_of
-from reviewgpt.training.data.prepare import PrepareConfig, prepare, read_examples
+from reviewgpt.training.data.prepare import PrepareConfig, example_document, prepare, read_examples
 from reviewgpt.generate.engine import load_engine
 from reviewgpt.format.review_format import parse
 from reviewgpt.training.sft import CONFIG_FILE, build_trainer, parse_args, train
@@ -96,8 +96,7 @@ def test_cpu_sft_smoke_run_learns_and_its_adapter_loads_in_the_engine(data_dir, 
                                       local_files_only=True))
     assert not any("BASE model" in n for n in engine.info.notes)
     ex = next(e for e in read_examples(data_dir / "train.jsonl") if e["schema"] == "4")
-    from reviewgpt.training.data.papers import PaperRecord
-    paper = engine.prepare(PaperRecord.from_json({"id": ex["id"], **ex["paper"]}).document, "4").text
+    paper = engine.prepare(example_document(ex), "4").text
     text = engine.generate(paper, "4", GenerationConfig(max_new_tokens=40, do_sample=False, suppression=0.0))
     assert text.startswith("## Significance")  # it learned how its reviews start
 

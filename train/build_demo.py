@@ -39,8 +39,7 @@ from reviewgpt.format.schema import EMPTY_MARKER, get_schema
 from reviewgpt.generate.engine import load_engine
 from reviewgpt.testing.local_tokenizer import build_llama31_tokenizer
 from reviewgpt.testing.tiny_model import build_tiny_llama
-from reviewgpt.training.data.papers import PaperRecord
-from reviewgpt.training.data.prepare import PrepareConfig, prepare, read_examples
+from reviewgpt.training.data.prepare import PrepareConfig, example_document, prepare, read_examples
 from reviewgpt.training.sft import non_default_values, parse_args, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,7 +150,7 @@ def sample_rates(engine, papers: list[dict], demo: DemoArguments, seed: int) -> 
     for schema in ("7", "4"):
         texts = []
         for p in papers:
-            fitted = engine.prepare(PaperRecord.from_json({"id": p["id"], **p["paper"]}).document, schema)
+            fitted = engine.prepare(example_document(p), schema)
             texts.append(fitted.text)
             prompt_tokens.append(fitted.budget.prompt_tokens)
         for s in (0.0, RECIPE_SUPPRESSION):
@@ -175,7 +174,7 @@ def time_reviews(engine, papers: list[dict], demo: DemoArguments, seed: int) -> 
     rows = []
     try:
         for p in papers[: demo.timing_reviews]:
-            text = engine.prepare(PaperRecord.from_json({"id": p["id"], **p["paper"]}).document, "7").text
+            text = engine.prepare(example_document(p), "7").text
             prompt = len(engine.prompt_ids(text, "7"))
             t0 = time.perf_counter()
             review = engine.generate(text, "7", GenerationConfig(max_new_tokens=engine.config.max_new_tokens, seed=seed))
@@ -236,7 +235,7 @@ def main(argv: list[str] | None = None) -> None:
     train_rows = read_examples(data["train"])
     build: dict = {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"}
     if not (demo.reuse_base and (out / "base" / "config.json").exists()):
-        corpus = [PaperRecord.from_json({"id": r["id"], **r["paper"]}).document.to_text()
+        corpus = [example_document(r).to_text()
                   for r in {r["id"]: r for r in train_rows}.values()]
         corpus += [r["review"] for r in train_rows]
         tokenizer = build_llama31_tokenizer(corpus, vocab_size=demo.vocab_size)

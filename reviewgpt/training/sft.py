@@ -118,9 +118,9 @@ def tokenize_example(ex: dict[str, Any], tokenizer: Any, max_prompt_tokens: int)
     """One prepared example -> input_ids + completion_mask (the paper as the app would cut it)."""
     from reviewgpt.prepare.chat import encode_example
     from reviewgpt.prepare.model_input import prepare
-    from reviewgpt.training.data.papers import PaperRecord
+    from reviewgpt.training.data.prepare import example_document
 
-    paper = PaperRecord.from_json({"id": ex["id"], **ex["paper"]}).document
+    paper = example_document(ex)
     fitted = prepare(paper, ex["schema"], tokenizer, max_prompt_tokens)
     enc = encode_example(tokenizer, ex["schema"], fitted.text, ex["review"])
     return {**enc, "response_tokens": sum(enc["completion_mask"])}

@@ -12,8 +12,7 @@ from reviewgpt.compare.evaluation.config import EvalConfig
 from reviewgpt.compare.evaluation.fingerprint import fingerprint, model_identity
 from reviewgpt.compare.evaluation.store import JsonlStore
 from reviewgpt.prepare.model_input import prepare
-from reviewgpt.training.data.papers import PaperRecord
-from reviewgpt.training.data.prepare import read_examples
+from reviewgpt.training.data.prepare import example_document, read_examples
 
 
 def papers(cfg: EvalConfig) -> list[dict[str, Any]]:
@@ -53,7 +52,7 @@ def prepared_inputs(cfg: EvalConfig, exs: list[dict[str, Any]] | None = None) ->
             else:
                 todo.append((ex, schema, key))
     for ex, schema, key in tqdm(todo, desc="prepare inputs", unit="paper", disable=not todo):
-        doc = PaperRecord.from_json({"id": ex["id"], **ex["paper"]}).document
+        doc = example_document(ex)
         mi = prepare(doc, schema, tokenizer, cfg.max_prompt_tokens)
         row = {"key": key, "id": ex["id"], "schema": schema, "tokenizer": source, "text": mi.text,
                "input": mi.to_dict(), "summary": mi.summary()}

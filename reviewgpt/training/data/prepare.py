@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from reviewgpt.config import OpenAIConfig
 from reviewgpt.training.data.aggregate import ExtractiveAggregator, LLMAggregator, estimate_cost
+from reviewgpt.ingest.document import Document
 from reviewgpt.training.data.papers import PaperRecord, read_papers, split
 
 log = logging.getLogger(__name__)
@@ -103,3 +104,8 @@ def prepare(cfg: PrepareConfig) -> dict[str, Path]:
 def read_examples(path: str | Path) -> list[dict[str, Any]]:
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def example_document(ex: dict[str, Any]) -> Document:
+    """The paper of a prepared example (one line of train/val/test.jsonl) as a Document."""
+    return PaperRecord.from_json({"id": ex["id"], **ex["paper"]}).document
