@@ -203,8 +203,13 @@ def drive(run: Run, local: Stream | None, gpt: Stream | None, judge: Callable[[s
     yield run
 
 
+_FINISH = threading.Lock()  # Stop (UI thread) and drive (worker thread) may finish a run at once
+
+
 def finish(run: Run, phase: RunPhase) -> None:
-    if run.finished.is_set():
-        return
-    run.phase, run.finished_at = phase, now()
-    run.finished.set()
+    """End the run in `phase`, once: the first caller's phase and time stand."""
+    with _FINISH:
+        if run.finished.is_set():
+            return
+        run.phase, run.finished_at = phase, now()
+        run.finished.set()
