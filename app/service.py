@@ -99,10 +99,14 @@ class ReviewService:
         oa = self.settings.openai
         return {"local": {"title": self.local_label.title, "base_model": getattr(info, "base_model", None),
                           "adapter": getattr(info, "adapter", None),
-                          "detail": info.describe() if info else None, "demo": self.is_demo},
+                          "detail": info.describe() if info else None, "demo": self.is_demo,
+                          "schema_guide": self._guided()},
                 "gpt": {"model": oa.reviewer_model, "base_url": oa.resolved_base_url(),
                         "available": self._chat is not None},
                 "judge": {"model": oa.judge_model, "available": self._chat is not None}}
+
+    def _guided(self) -> bool:
+        return bool(getattr(getattr(self.engine, "config", None), "schema_guide", False))
 
     def banner(self) -> str:
         lines = []
@@ -111,7 +115,9 @@ class ReviewService:
                          "(trained by `train/build_demo.py`). It reads the first "
                          f"{self.engine.config.max_prompt_tokens:,} prompt tokens of a paper (title, abstract, "
                          f"introduction; the 8B reads {RECIPE_MAX_PROMPT_TOKENS:,}) and shows the pipeline working, not review quality. "
-                         "Set `REVIEWGPT_BASE_MODEL` / `REVIEWGPT_ADAPTER` on a GPU machine for the real 8B reviewer.")
+                         + ("Its aspect headers are kept in the format's order by guided decoding; "
+                            "every word under them is the model's. " if self._guided() else "")
+                         + "Set `REVIEWGPT_BASE_MODEL` / `REVIEWGPT_ADAPTER` on a GPU machine for the real 8B reviewer.")
         if self.engine:
             lines += [f"Note: {n}" for n in getattr(self.engine.info, "notes", []) if "BASE model" in n]
         if self.load_error:

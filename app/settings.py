@@ -26,9 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import yaml
 
-from reviewgpt.config import DEFAULT_BASE_MODEL, EngineConfig, OpenAIConfig
+from reviewgpt.config import DEFAULT_BASE_MODEL, EngineConfig, OpenAIConfig, bundled_engine_config
 from reviewgpt.generate.served_reviewer import ServedConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,11 +107,7 @@ class AppSettings:
     def engine_config(self) -> EngineConfig:
         """The 8B (or whatever base_model names) with its adapter, or the bundled demo model."""
         if self.use_demo():
-            demo = Path(self.demo_dir)
-            spec = yaml.safe_load((demo / "engine.yaml").read_text())
-            cfg = EngineConfig(base_model=str(demo / spec["base_model"]), adapter=str(demo / spec["adapter"]),
-                               max_prompt_tokens=spec["max_prompt_tokens"], max_new_tokens=spec["max_new_tokens"],
-                               local_files_only=True)
+            cfg = bundled_engine_config(self.demo_dir)
         else:
             cfg = EngineConfig(base_model=self.base_model or DEFAULT_BASE_MODEL, adapter=self.adapter,
                                precision=self.precision)

@@ -51,9 +51,23 @@ class EngineConfig:
     decoder: str = "engine"
     max_prompt_tokens: int = RECIPE_MAX_PROMPT_TOKENS
     max_new_tokens: int = RECIPE_MAX_RESPONSE_TOKENS + 50
+    # Schema-guided decoding (reviewgpt/generate/schema_guide.py): each aspect header once, in order.
+    # For small models that lose count (the demo model); the recipe's 8B runs without it.
+    schema_guide: bool = False
     warmup: bool = True
     hf_token: str | None = None
     local_files_only: bool = False
+
+
+def bundled_engine_config(folder: str | Path) -> EngineConfig:
+    """The EngineConfig of a model folder with an `engine.yaml` (the bundled demo model): its keys are
+    EngineConfig fields, `base_model` / `adapter` relative to the folder; files are local only."""
+    folder = Path(folder)
+    spec = yaml.safe_load((folder / "engine.yaml").read_text()) or {}
+    for key in ("base_model", "adapter"):
+        if spec.get(key):
+            spec[key] = str(folder / spec[key])
+    return from_dict(EngineConfig, {**spec, "local_files_only": True})
 
 
 @dataclass

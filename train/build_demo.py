@@ -26,19 +26,20 @@ import random
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
 import yaml
 from tqdm.auto import tqdm
 
-from reviewgpt.config import RECIPE_SUPPRESSION, EngineConfig, GenerationConfig
+from reviewgpt.config import RECIPE_SUPPRESSION, GenerationConfig, bundled_engine_config
 from reviewgpt.format.review_format import parse
 from reviewgpt.format.schema import EMPTY_MARKER, get_schema
 from reviewgpt.generate.engine import load_engine
 from reviewgpt.testing.local_tokenizer import build_llama31_tokenizer
 from reviewgpt.testing.tiny_model import build_tiny_llama
+from reviewgpt.training.data.aggregate import ExtractiveAggregator
 from reviewgpt.training.data.prepare import PrepareConfig, example_document, prepare, read_examples
 from reviewgpt.training.sft import non_default_values, parse_args, train
 
@@ -57,6 +58,13 @@ class DemoArguments:
     work_dir: str = field(default="outputs/demo", metadata={"help": "Prepared data and SFT checkpoints."})
     max_items: int = field(default=2, metadata={"help": "Extractive targets: items per aspect at most."})
     max_item_words: int = field(default=20, metadata={"help": "Extractive targets: longer sentences are skipped."})
+    target_variants: int = field(default=1, metadata={
+        "help": "Extractive targets per training paper and schema: the human reviews read in other orders "
+                "give other sentences under each aspect, so SFT sees the review format more often without "
+                "repeating one target (identical targets are kept once)."})
+    schema_guide: bool = field(default=True, metadata={
+        "help": "The app decodes the demo model with the schema guide (engine.yaml): each aspect header once, "
+                "in order. The rates are measured with and without it."})
     vocab_size: int = 4096
     hidden: int = 256
     layers: int = 4
@@ -64,7 +72,9 @@ class DemoArguments:
     kv_heads: int = 2
     intermediate: int = 768
     pretrain_steps: int = field(default=2000, metadata={"help": "Plain-LM steps for the tiny base."})
-    pretrain_seq: int = 1024
+    pretrain_seq: int = field(default=2688, metadata={
+        "help": "Pretraining window: at least max_prompt_tokens + max_response_tokens, so the review's "
+                "positions are ones the base has seen."})
     pretrain_batch: int = 16
     pretrain_lr: float = 2e-3
     save_dtype: str = field(default="bfloat16", metadata={"help": "dtype of the saved base weights (size in git)."})
@@ -106,6 +116,33 @@ def pretrain(model, tokenizer, texts: list[str], demo: DemoArguments, seed: int)
     return losses
 
 
+def add_target_variants(train_file: Path, demo: DemoArguments, seed: int) -> Path:
+    """train.jsonl plus, per paper and schema, up to `target_variants - 1` more extractive targets made
+    from the same human reviews read in other orders. Written beside it; held-out splits are untouched."""
+    rows = read_examples(train_file)
+    if demo.target_variants <= 1:
+        return train_file
+    rng = random.Random(seed)
+    aggs: dict[str, ExtractiveAggregator] = {}
+    out = []
+    for row in rows:
+        agg = aggs.setdefault(row["schema"], ExtractiveAggregator(row["schema"], demo.max_items, demo.max_item_words))
+        seen = {row["review"]}
+        out.append(row)
+        for _ in range(4 * demo.target_variants):  # a few tries: some orders give the same target
+            if len(seen) >= demo.target_variants:
+                break
+            reviews = rng.sample(row["human_reviews"], len(row["human_reviews"]))
+            text = agg.aggregate(row["id"], reviews).to_json()["text"]
+            if text not in seen:
+                seen.add(text)
+                out.append({**row, "review": text})
+    path = train_file.with_name(f"train_x{demo.target_variants}.jsonl")
+    path.write_text("".join(json.dumps(r) + "\n" for r in out))
+    logging.warning("SFT targets: %d examples from %d (target_variants=%d)", len(out), len(rows), demo.target_variants)
+    return path
+
+
 def review_stats(reviews: list[str], schema: str) -> dict:
     """Over sampled reviews: every header written in order, aspects with items / the marker / missing."""
     crit = len(get_schema(schema).criteria)
@@ -132,20 +169,20 @@ def held_out_papers(data: dict[str, Path], n: int) -> list[dict]:
 
 def load_demo_engine(out: Path):
     """The model as the app loads it from engine.yaml (fp32 on the CPU)."""
-    spec = yaml.safe_load((out / "engine.yaml").read_text())
-    return load_engine(EngineConfig(base_model=str(out / spec["base_model"]), adapter=str(out / spec["adapter"]),
-                                    max_prompt_tokens=spec["max_prompt_tokens"], max_new_tokens=spec["max_new_tokens"],
-                                    local_files_only=True, precision="fp32", fast_decoding=False, warmup=False))
+    return load_engine(replace(bundled_engine_config(out), precision="fp32", fast_decoding=False, warmup=False))
 
 
 def sample_rates(engine, papers: list[dict], demo: DemoArguments, seed: int) -> dict:
     """Sample reviews of held-out papers, both schemas, suppression 0 and the recipe's, at the app's default
-    temperature. Same fp32 weights as the app; moved to the build's GPU, if any, only for speed."""
+    temperature, decoded as the app does (schema guide as in engine.yaml) and, if that uses the guide, also
+    without it (the model alone). Same fp32 weights as the app; moved to the build's GPU, if any, for speed."""
     if torch.cuda.is_available():
         engine.model.to("cuda")
         engine.device = torch.device("cuda")
     temperature = GenerationConfig().temperature  # the app's default
-    rates: dict = {"held_out_papers": len(papers), "temperature": temperature, "device": str(engine.device)}
+    shipped = engine.config.schema_guide
+    rates: dict = {"held_out_papers": len(papers), "temperature": temperature, "device": str(engine.device),
+                   "schema_guide": shipped}
     prompt_tokens = []
     for schema in ("7", "4"):
         texts = []
@@ -153,13 +190,17 @@ def sample_rates(engine, papers: list[dict], demo: DemoArguments, seed: int) -> 
             fitted = engine.prepare(example_document(p), schema)
             texts.append(fitted.text)
             prompt_tokens.append(fitted.budget.prompt_tokens)
-        for s in (0.0, RECIPE_SUPPRESSION):
-            gen = GenerationConfig(max_new_tokens=engine.config.max_new_tokens, temperature=temperature,
-                                   suppression=s, seed=seed)
-            reviews = []
-            for i in tqdm(range(0, len(texts), demo.eval_batch), desc=f"sample {schema}-aspect reviews, s={s}"):
-                reviews += engine.generate_batch(texts[i:i + demo.eval_batch], schema, gen)
-            rates[f"{schema}-aspect, s={s}"] = review_stats(reviews, schema)
+        for guided in dict.fromkeys((shipped, False)):  # as the app runs it, then the model alone
+            engine.config.schema_guide = guided
+            for s in (0.0, RECIPE_SUPPRESSION):
+                gen = GenerationConfig(max_new_tokens=engine.config.max_new_tokens, temperature=temperature,
+                                       suppression=s, seed=seed)
+                name = f"{schema}-aspect, s={s}" + ("" if guided == shipped else ", model alone (no schema guide)")
+                reviews = []
+                for i in tqdm(range(0, len(texts), demo.eval_batch), desc=f"sample {name}"):
+                    reviews += engine.generate_batch(texts[i:i + demo.eval_batch], schema, gen)
+                rates[name] = review_stats(reviews, schema)
+    engine.config.schema_guide = shipped
     rates["prompt_tokens"] = {"min": min(prompt_tokens), "max": max(prompt_tokens),
                               "mean": round(sum(prompt_tokens) / len(prompt_tokens))}
     engine.model.to("cpu")
@@ -198,9 +239,10 @@ def measure(demo: DemoArguments, data: dict[str, Path], seed: int, metrics: dict
     return metrics
 
 
-def write_engine_yaml(out: Path, data_args) -> None:
+def write_engine_yaml(out: Path, data_args, demo: DemoArguments) -> None:
+    """How the app loads the model (reviewgpt.config.bundled_engine_config reads it)."""
     spec = {"base_model": "base", "adapter": "adapter", "max_prompt_tokens": data_args.max_prompt_tokens,
-            "max_new_tokens": data_args.max_response_tokens, "local_files_only": True}
+            "max_new_tokens": data_args.max_response_tokens, "schema_guide": demo.schema_guide}
     (out / "engine.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
 
 
@@ -245,7 +287,7 @@ def main(argv: list[str] | None = None) -> None:
         t0 = time.perf_counter()
         losses = pretrain(base, tokenizer, corpus, demo, training.seed)
         build["pretrain"] = {"seconds": round(time.perf_counter() - t0, 1), "steps": demo.pretrain_steps,
-                             "loss_first": round(losses[0], 3), "loss_last": round(sum(losses[-20:]) / 20, 3),
+                             "loss_first": round(losses[0], 3), "loss_last": round(sum(losses[-20:]) / len(losses[-20:]), 3),
                              "parameters": sum(p.numel() for p in base.parameters())}
         if (out / "base").exists():
             shutil.rmtree(out / "base")
@@ -253,10 +295,12 @@ def main(argv: list[str] | None = None) -> None:
         tokenizer.save_pretrained(out / "base")
 
     # The SFT stage: the recipe's own code; the builder owns these paths.
+    training.output_dir = str(work / "sft")  # the builder's, like the data paths: two builds never share one
     sft_dir = Path(training.output_dir)
     if sft_dir.exists():
         shutil.rmtree(sft_dir)  # a fresh build, never a resume of an older one
-    data_args.train_file, data_args.eval_file = str(data["train"]), str(data["val"])
+    sft_train = add_target_variants(data["train"], demo, training.seed)
+    data_args.train_file, data_args.eval_file = str(sft_train), str(data["val"])
     model_args.model_name_or_path = str(out / "base")
     sft_config = non_default_values(data_args, training, model_args)
     t0 = time.perf_counter()
@@ -273,9 +317,9 @@ def main(argv: list[str] | None = None) -> None:
     adapter.mkdir(parents=True, exist_ok=True)
     for f in ("adapter_config.json", "adapter_model.safetensors"):
         shutil.copyfile(final / f, adapter / f)
-    write_engine_yaml(out, data_args)
+    write_engine_yaml(out, data_args, demo)
     build["total_seconds"] = round(time.perf_counter() - t_start, 1)
-    metrics = {"source": str(source), "train_examples": len(train_rows), "size_mb": size_mb(out), "build": build,
+    metrics = {"source": str(source), "train_examples": len(train_rows), "sft_examples": len(read_examples(sft_train)), "size_mb": size_mb(out), "build": build,
                "config": {**asdict(demo), **sft_config}}
     metrics_file.write_text(json.dumps(metrics, indent=2))  # written before measuring: a build is never lost
     metrics = measure(demo, data, training.seed, metrics)

@@ -35,6 +35,7 @@ from reviewgpt.errors import ModelLoadError
 from reviewgpt.generate.hardware import can_quantize_4bit, choose_attention, nf4_config
 from reviewgpt.format.schema import ReviewSchema
 from reviewgpt.generate.marker_probe import MarkerProbe
+from reviewgpt.generate.schema_guide import SchemaGuideProcessor
 from reviewgpt.generate.suppression import SequenceSuppressionProcessor
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,9 @@ def build_logits_processors(tokenizer: Any, gen: GenerationConfig, probe: Marker
         procs.append(_declare_lookback(SequenceSuppressionProcessor(tokenizer, gen.suppression, probe=probe),
                                        SUPPRESSION_LOOKBACK))
     return procs
+
+
+_WARPERS = (TemperatureLogitsWarper, TopPLogitsWarper)
 
 
 def _sampling_warpers(gen: GenerationConfig) -> LogitsProcessorList:
@@ -156,7 +160,7 @@ class ReviewEngine:
 
         def run() -> None:
             try:
-                self._generate_ids(ids, gen, streamer=streamer, stop=stop, probe=probe)
+                self._generate_ids(ids, gen, streamer=streamer, stop=stop, probe=probe, schema=schema)
             except BaseException as e:  # surfaced to the caller below
                 errors.append(e)
                 streamer.end()
@@ -176,7 +180,7 @@ class ReviewEngine:
     def generate(self, paper_text: str, schema: ReviewSchema | str, gen: GenerationConfig | None = None,
                  probe: MarkerProbe | None = None) -> str:
         gen = gen or GenerationConfig()
-        out = self._generate_ids(self.prompt_ids(paper_text, schema), gen, probe=probe)
+        out = self._generate_ids(self.prompt_ids(paper_text, schema), gen, probe=probe, schema=schema)
         return self.tokenizer.decode(out, skip_special_tokens=True)
 
     def generate_batch(self, paper_texts: list[str], schema: ReviewSchema | str,
@@ -185,7 +189,7 @@ class ReviewEngine:
         left padding. Each row stops at its own end token."""
         gen = gen or GenerationConfig()
         prompts = [self.prompt_ids(t, schema) for t in paper_texts]
-        outs = self._generate_batch_ids(prompts, gen, probe=probe)
+        outs = self._generate_batch_ids(prompts, gen, probe=probe, schema=schema)
         return self.tokenizer.batch_decode(outs, skip_special_tokens=True)
 
     # ------------------------------------------------------------------ internals
@@ -195,13 +199,14 @@ class ReviewEngine:
             if torch.cuda.is_available():
                 torch.cuda.manual_seed_all(gen.seed)
 
-    def _hf_kwargs(self, gen: GenerationConfig, pad_id: int, probe: MarkerProbe | None = None,
+    def _hf_kwargs(self, gen: GenerationConfig, pad_id: int, processors: LogitsProcessorList,
                    batch: int = 1) -> dict[str, Any]:
         sample = gen.do_sample and gen.temperature > 0
         kw: dict[str, Any] = dict(
             max_new_tokens=gen.max_new_tokens, do_sample=sample, pad_token_id=pad_id, eos_token_id=self.end_ids,
             min_new_tokens=gen.max_new_tokens if gen.ignore_eos else None,
-            logits_processor=build_logits_processors(self.tokenizer, gen, probe),
+            # ours without the sampling warpers: generate() adds its own from temperature / top_p
+            logits_processor=LogitsProcessorList(p for p in processors if not isinstance(p, _WARPERS)),
         )
         if sample:
             kw.update(temperature=gen.temperature, top_p=gen.top_p, top_k=None)
@@ -222,14 +227,15 @@ class ReviewEngine:
         return cache
 
     def _generate_ids(self, ids: list[int], gen: GenerationConfig, streamer: Any = None,
-                      stop: threading.Event | None = None, probe: MarkerProbe | None = None) -> list[int]:
+                      stop: threading.Event | None = None, probe: MarkerProbe | None = None,
+                      schema: ReviewSchema | str | None = None) -> list[int]:
         with self._lock, torch.inference_mode():
             self._seed(gen)
-            procs = self._processors(gen, probe)
+            procs = self._processors(gen, probe, schema)
             if self._fast is not None and lookback(procs) is not None:
                 return self._fast.generate(ids, gen, procs, self.end_ids, streamer, stop)
             input_ids = torch.tensor([ids], device=self.device)
-            kw = self._hf_kwargs(gen, self._pad_id(), probe)
+            kw = self._hf_kwargs(gen, self._pad_id(), procs)
             if stop is not None:
                 from transformers import StoppingCriteria, StoppingCriteriaList
 
@@ -242,10 +248,11 @@ class ReviewEngine:
             return out[0, len(ids):].tolist()
 
     def _generate_batch_ids(self, prompts: list[list[int]], gen: GenerationConfig, streamer: Any = None,
-                            probe: MarkerProbe | None = None) -> list[list[int]]:
+                            probe: MarkerProbe | None = None, schema: ReviewSchema | str | None = None
+                            ) -> list[list[int]]:
         with self._lock, torch.inference_mode():
             self._seed(gen)
-            procs = self._processors(gen, probe)
+            procs = self._processors(gen, probe, schema)
             if self._fast is not None and lookback(procs) is not None:
                 return self._batch_decoder(len(prompts)).generate_rows(prompts, gen, procs, self.end_ids, streamer)
             width = max(len(p) for p in prompts)
@@ -253,7 +260,7 @@ class ReviewEngine:
             input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=self.device)
             mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device)
             out = self.model.generate(input_ids=input_ids, attention_mask=mask, streamer=streamer,
-                                      **self._hf_kwargs(gen, pad, probe, batch=len(prompts)))
+                                      **self._hf_kwargs(gen, pad, procs, batch=len(prompts)))
             return [_until_end(row, self.end_ids) for row in out[:, width:].tolist()]
 
     def _batch_decoder(self, rows: int) -> _FastDecoder:
@@ -271,8 +278,13 @@ class ReviewEngine:
     def _pad_id(self) -> int:
         return self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.end_ids[0]
 
-    def _processors(self, gen: GenerationConfig, probe: MarkerProbe | None = None) -> LogitsProcessorList:
-        return LogitsProcessorList([*build_logits_processors(self.tokenizer, gen, probe), *_sampling_warpers(gen)])
+    def _processors(self, gen: GenerationConfig, probe: MarkerProbe | None = None,
+                    schema: ReviewSchema | str | None = None) -> LogitsProcessorList:
+        """Suppression (and its probe), the schema guide if this model uses one, then the sampling warpers."""
+        guide = ([SchemaGuideProcessor(self.tokenizer, schema, self.end_ids)]
+                 if self.config.schema_guide and schema is not None else [])
+        return LogitsProcessorList([*build_logits_processors(self.tokenizer, gen, probe), *guide,
+                                    *_sampling_warpers(gen)])
 
     def warmup(self) -> float:
         """Run one short generation so the first user does not pay compilation; returns seconds."""

@@ -56,7 +56,7 @@ def system_config(spec: SystemSpec, schema: str) -> SystemConfig:
     identity = {"adapter": s.adapter, "adapter_id": model_identity(s.adapter),
                 "tokenizer": tok_src, "tokenizer_id": model_identity(tok_src)}
     if s.kind == "local":
-        settings["precision"] = s.precision
+        settings.update(precision=s.precision, schema_guide=s.schema_guide)
         identity.update(base_model=s.base_model, base_model_id=model_identity(s.base_model))
     else:  # served: the server's name for the model; where it runs (base_url) does not change the review
         settings["server_adds_bos"] = s.server_adds_bos
@@ -87,7 +87,8 @@ class LocalRunner:
         self.batch_size = spec.batch_size
         self.engine = get_engine(EngineConfig(base_model=spec.base_model, adapter=spec.adapter,
                                               precision=spec.precision, max_prompt_tokens=cfg.max_prompt_tokens,
-                                              max_new_tokens=spec.max_new_tokens, warmup=False))
+                                              max_new_tokens=spec.max_new_tokens, schema_guide=spec.schema_guide,
+                                              warmup=False))
 
     def review(self, texts: list[str], schema: str) -> list[str]:
         return self.engine.generate_batch(texts, schema, generation(self.spec))
