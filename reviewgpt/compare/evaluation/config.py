@@ -27,6 +27,7 @@ class SystemSpec:
     base_model: str | None = None  # local
     adapter: str | None = None  # local: peft folder; served: what the server loaded (recorded, not sent)
     precision: str = "auto"  # local
+    schema_guide: bool = False  # local: each aspect header once, in order (EngineConfig.schema_guide)
     suppression: float = RECIPE_SUPPRESSION  # local / served
     temperature: float = 0.6
     top_p: float = 0.9  # local / served

@@ -56,7 +56,9 @@ def system_config(spec: SystemSpec, schema: str) -> SystemConfig:
     identity = {"adapter": s.adapter, "adapter_id": model_identity(s.adapter),
                 "tokenizer": tok_src, "tokenizer_id": model_identity(tok_src)}
     if s.kind == "local":
-        settings.update(precision=s.precision, schema_guide=s.schema_guide)
+        settings["precision"] = s.precision
+        if s.schema_guide:  # recorded only when on, so reviews made before the option existed keep their keys
+            settings["schema_guide"] = True
         identity.update(base_model=s.base_model, base_model_id=model_identity(s.base_model))
     else:  # served: the server's name for the model; where it runs (base_url) does not change the review
         settings["server_adds_bos"] = s.server_adds_bos
