@@ -138,6 +138,8 @@ def worker(seq: int, ckpt: str, data: str, steps: int, report_dir: str, train_fl
     Path(report_dir, f"rank{rank}.json").write_text(json.dumps(report))
     del trainer
     gc.collect()
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 # ---------------------------------------------------------------------------- the orchestrator
