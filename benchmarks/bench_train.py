@@ -3,7 +3,7 @@ GPU or data-parallel on several.
 
     python -m benchmarks.bench_train --seq 12288 16384 --out benchmarks/results/train.jsonl
     NCCL_NVLS_ENABLE=0 python -m benchmarks.bench_train --seq 12288 --steps 6 --processes 1 2 \\
-        --out benchmarks/results/train_2gpu.jsonl
+        --out benchmarks/results/train_2gpu_h100.jsonl -- --disable_tqdm true
 
 Builds the same SFTTrainer as `python -m train.sft` (reviewgpt.training.sft.build_trainer: NF4 base,
 LoRA r=16 on all linear layers, gradient checkpointing, SDPA/flash, TRL's completion-only LM head)
@@ -50,7 +50,8 @@ from .random_llama8b import build, corpus_text, corpus_texts
 ROOT = Path(__file__).resolve().parents[1]
 DDP_CONFIG = ROOT / "train" / "accelerate" / "ddp.yaml"
 # {n}: number of processes; the worker's `-m benchmarks.bench_train --worker ...` follows
-ACCELERATE = f"{shlex.quote(sys.executable)} -m accelerate.commands.launch --config_file {DDP_CONFIG} --num_processes {{n}}"
+ACCELERATE = (f"{shlex.quote(sys.executable)} -m accelerate.commands.launch"
+              f" --config_file {shlex.quote(str(DDP_CONFIG))} --num_processes {{n}}")
 
 
 def _sync() -> None:
@@ -95,8 +96,9 @@ def worker(seq: int, ckpt: str, data: str, steps: int, report_dir: str, train_fl
     """One process (one rank): build the recipe's trainer, train `steps` steps, write rank<r>.json."""
     args = parse_args(["--config", str(ROOT / "train" / "configs" / "recipe.yaml"), "--model_name_or_path", ckpt,
                        "--train_file", data, "--eval_strategy", "no", "--output_dir", f"{report_dir}/run",
-                       "--max_prompt_tokens", str(seq - RECIPE_MAX_RESPONSE_TOKENS), "--gradient_accumulation_steps", "1",
-                       "--max_steps", str(steps), "--save_steps", str(10**9), "--logging_steps", "1", "--report_to", "none",
+                       "--max_prompt_tokens", str(seq - RECIPE_MAX_RESPONSE_TOKENS),
+                       "--gradient_accumulation_steps", "1", "--max_steps", str(steps), "--save_steps", str(10**9),
+                       "--logging_steps", "1", "--report_to", "none",
                        *train_flags])
     clock = StepClock()
     trainer = build_trainer(*args, callbacks=[clock])
@@ -149,7 +151,8 @@ def worker_command(n: int, launch: str, seq: int, ckpt: str, data: Path, steps: 
                    train_flags: list[str]) -> list[str]:
     prefix = [sys.executable] if n == 1 else shlex.split(launch.format(n=n))
     return [*prefix, "-m", "benchmarks.bench_train", "--worker", "--seq", str(seq), "--checkpoint", ckpt,
-            "--data", str(data), "--steps", str(steps), "--report-dir", report_dir, "--train-flags", json.dumps(train_flags)]
+            "--data", str(data), "--steps", str(steps), "--report-dir", report_dir,
+            "--train-flags", json.dumps(train_flags)]
 
 
 def combine(n: int, reports: list[dict]) -> dict:
@@ -169,7 +172,8 @@ def combine(n: int, reports: list[dict]) -> dict:
         "peak_gib_per_gpu": [r["peak_gib"] for r in reports], "devices": [r["device"] for r in reports],
         "weights_on": [r["weights_on"] for r in reports],
         # across ranks (None for one process)
-        "inputs_disjoint": all(a.isdisjoint(b) for i, a in enumerate(shards) for b in shards[i + 1:]) if n > 1 else None,
+        "inputs_disjoint": (all(a.isdisjoint(b) for i, a in enumerate(shards) for b in shards[i + 1:])
+                            if n > 1 else None),
         "lora_identical": len({r["lora_sha256"] for r in reports}) == 1 if n > 1 else None,
         "lora_sha256": first["lora_sha256"][:16],
         "lora_params": first["lora_params"], "lora_b_abs": round(first["lora_b_abs"], 4),

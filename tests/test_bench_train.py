@@ -23,7 +23,7 @@ def test_two_process_rows_report_identical_adapters_from_different_shards(tmp_pa
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     cmd = [sys.executable, "-m", "benchmarks.bench_train", "--checkpoint", str(tiny_base_dir), "--seq", "1406",
            "--steps", "3", "--processes", "1", "2", "--launch", launch, "--out", str(out), "--", *CPU]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, cwd=ROOT)
+    proc = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True, timeout=900, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     one, two = [json.loads(line) for line in out.read_text().splitlines()]
     assert (one["processes"], one["world"], two["processes"], two["world"]) == (1, 1, 2, 2)
