@@ -5,7 +5,8 @@ fewer split-K reductions).
 `fuse_projections(model)` concatenates each group's base weights once, into one linear of the same
 kind (nn.Linear, or bitsandbytes' Linear4bit, re-quantized from the dequantized concatenation with
 bitsandbytes' own quantizer: NF4 blocks of 64 never straddle two projections, so the 4-bit codes
-come out identical to the originals', which `FusionReport.codes_identical` checks). The original
+come out identical to the originals', which `FusionReport.codes_identical` checks; the per-block
+scales are the originals' own, un-nested, so the fused layer uses exactly their weights). The original
 base linears are replaced by `_Rows` stand-ins holding no weights, so the memory is not doubled.
 
 The library's module code runs unchanged: a forward pre-hook on the attention (MLP) module computes
@@ -100,26 +101,42 @@ def _fuse_linears(bases: list[nn.Module], report: FusionReport) -> nn.Module | N
     return None
 
 
+def _absmax(state: Any) -> torch.Tensor:
+    """A QuantState's per-block absmax as float32 (undoing the nested 8-bit quantization, if any)."""
+    import bitsandbytes.functional as bf
+
+    if state.nested:
+        return bf.dequantize_blockwise(state.absmax, state.state2) + state.offset
+    return state.absmax.float()
+
+
 def _fuse_4bit(bases: list[nn.Module], report: FusionReport) -> nn.Module | None:
+    """Codes from bitsandbytes' quantizer on the dequantized concatenation (checked equal to the
+    originals'); the per-block scales are the originals' own, exactly (not re-quantized: nesting
+    them again over the concatenation would shift every weight by up to one 8-bit step of its
+    scale), so the fused layer computes with the very weights the three did."""
     import bitsandbytes as bnb
     import bitsandbytes.functional as bf
 
     states = [b.weight.quant_state for b in bases]
     qs = states[0]
-    if any(s.quant_type != qs.quant_type or s.blocksize != qs.blocksize or (s.nested != qs.nested) for s in states):
+    if any(s.quant_type != qs.quant_type or s.blocksize != qs.blocksize for s in states):
         return None
     if bases[0].in_features % qs.blocksize:  # a block would straddle two rows: codes could change
         return None
     w = bases[0].weight
     dense = torch.cat([bf.dequantize_4bit(b.weight.data, b.weight.quant_state) for b in bases])
     fused = bnb.nn.Linear4bit(bases[0].in_features, dense.shape[0], bias=False, compute_dtype=bases[0].compute_dtype,
-                              compress_statistics=qs.nested, quant_type=qs.quant_type, quant_storage=w.quant_storage,
+                              compress_statistics=False, quant_type=qs.quant_type, quant_storage=w.quant_storage,
                               device=torch.device("meta"))
     fused.weight = bnb.nn.Params4bit(dense, requires_grad=False, quant_type=qs.quant_type, blocksize=qs.blocksize,
-                                     compress_statistics=qs.nested, quant_storage=w.quant_storage, module=fused)
+                                     compress_statistics=False, quant_storage=w.quant_storage, module=fused)
     fused.to(w.device)  # bitsandbytes quantizes on the move to the GPU (its own quantize_4bit)
+    del dense
     same = torch.equal(fused.weight.data.view(-1), torch.cat([b.weight.data.view(-1) for b in bases]))
     report.codes_identical = same if report.codes_identical is None else report.codes_identical and same
+    scales = torch.cat([_absmax(s) for s in states])
+    fused.weight.quant_state.absmax = scales.to(fused.weight.quant_state.absmax.dtype)
     return fused
 
 

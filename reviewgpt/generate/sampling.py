@@ -6,11 +6,15 @@ recompile the step. `GraphSampler` keeps ONE instance of each, built once per de
 settings are 0-d tensors that `set()` overwrites in place: the processors' own code runs in the
 graph (one owner of their semantics), the settings change without recompiling.
 
-Sampling is the exponential race: argmax(p / E) with E ~ Exponential(1) i.i.d. per token picks
-token i with probability p_i / sum(p) (the argmin of E_i / p_i, exponentials of rate p_i), with no
-host sync and no multinomial; gpt-fast samples this way. Greedy is argmax of the suppressed scores,
-exactly as the eager loop. Seeding: the noise comes from the default generator, so
-`torch.manual_seed` before a generation gives the same review.
+Sampling is the exponential race, argmax(p / E) with E ~ Exponential(1) i.i.d. per token, which
+picks token i with probability p_i / sum(p) (gpt-fast samples this way), computed as its log form
+argmax(warped scores + G), G = -log(E) (Gumbel noise): no softmax, no multinomial, no host sync.
+The noise is a counter-based hash of (seed, step, row, token), not the CUDA generator: the same
+seed gives the same review whatever the graph replays (a generator's state inside captured CUDA
+graphs did not reproduce on the H100). The seed is drawn from torch's CPU generator at each
+generation, so `torch.manual_seed` (GenerationConfig.seed) fixes it. Greedy is argmax of the
+suppressed scores, exactly as the eager loop. Top-p runs transformers' own warper as an opaque op
+(`reviewgpt::top_p`): inductor's split scan for its cumsum failed to compile at batch 8.
 
 The suppression processor's MarkerProbe records go to `StepRecorder`, fixed buffers written at a
 device-side cursor; `StepRecorder.hand_to(probe)` copies the steps a generation used into the
@@ -29,6 +33,50 @@ from reviewgpt.generate.marker_probe import MarkerProbe, marker_mass
 from reviewgpt.generate.suppression import SequenceSuppressionProcessor
 
 WINDOW = SequenceSuppressionProcessor.lookback  # tokens of look-back the graph keeps per row
+_M32 = 0xFFFFFFFF
+
+
+@torch.library.custom_op("reviewgpt::top_p", mutates_args=())
+def top_p(scores: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """transformers' TopPLogitsWarper with `p` a 0-d tensor (run eagerly, as one opaque op)."""
+    warper = TopPLogitsWarper(0.5)
+    warper.top_p = p
+    return warper(None, scores)
+
+
+@top_p.register_fake
+def _(scores: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    return torch.empty_like(scores)
+
+
+def _mix32(x: torch.Tensor) -> torch.Tensor:
+    """A 32-bit integer hash (xorshift-multiply) on int64 holding values < 2^32 (products stay < 2^63)."""
+    x = x ^ (x >> 16)
+    x = (x * 0x7FEB352D) & _M32
+    x = x ^ (x >> 15)
+    x = (x * 0x6D2B79F5) & _M32
+    return x ^ (x >> 16)
+
+
+def gumbel_noise(seed: torch.Tensor, step: torch.Tensor, rows: int, vocab: int) -> torch.Tensor:
+    """(rows, vocab) float32 Gumbel noise, a pure function of (seed, step, row, token)."""
+    device = seed.device
+    key = _mix32(_mix32(seed.view(1, 1) ^ step.view(1, 1)) ^ torch.arange(rows, device=device).view(-1, 1))
+    bits = _mix32(key ^ torch.arange(vocab, device=device).view(1, -1))
+    u = ((bits >> 9).float() + 0.5) * (1.0 / (1 << 23))  # uniform in (0, 1); 23 bits keep 1 - u exact in float32
+    return -torch.log(-torch.log(u))
+
+
+def wide_argmax(x: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+    """argmax over the last dim of (b, V), first index on ties like torch.argmax, in two stages so that
+    a 128k-wide row is reduced by many blocks rather than one. Returns (b, 1)."""
+    b, v = x.shape
+    n = -(-v // chunk)
+    if n * chunk != v:
+        x = torch.nn.functional.pad(x, (0, n * chunk - v), value=-math.inf)
+    best, at = x.view(b, n, chunk).max(dim=-1)
+    which = best.argmax(dim=-1, keepdim=True)
+    return which * chunk + at.gather(1, which)
 
 
 class StepRecorder:
@@ -66,17 +114,16 @@ class GraphSampler:
         self.temperature = torch.ones((), device=device)
         self.top_p = torch.ones((), device=device)
         self.greedy = torch.zeros((), dtype=torch.bool, device=device)
+        self.seed = torch.zeros((), dtype=torch.long, device=device)
         self.suppress = SequenceSuppressionProcessor(tokenizer, 0.0, probe=self.recorder)
         self.suppress._on(device)  # its id tensors, built once outside the graph
         self.suppress.penalty = self.penalty
         self.warp_temperature = TemperatureLogitsWarper(1.0)
         self.warp_temperature.temperature = self.temperature
-        self.warp_top_p = TopPLogitsWarper(0.5)
-        self.warp_top_p.top_p = self.top_p
 
     def tensors(self) -> list[torch.Tensor]:
         """Every tensor the graph reads or writes that lives across steps (static addresses)."""
-        return [self.penalty, self.temperature, self.top_p, self.greedy, *self.recorder.tensors(),
+        return [self.penalty, self.temperature, self.top_p, self.greedy, self.seed, *self.recorder.tensors(),
                 *self.suppress._on(self.device).values()]
 
     def accepts(self, processors: Sequence[Any]) -> bool:
@@ -107,6 +154,7 @@ class GraphSampler:
         self.temperature.fill_(temperature)
         self.top_p.fill_(top_p)
         self.greedy.fill_(not sample)
+        self.seed.fill_(int(torch.randint(0, 2**32, (1,)).item()))  # torch.manual_seed fixes it
         self.recorder.cursor.zero_()
         return probe
 
@@ -115,10 +163,9 @@ class GraphSampler:
         raw = logits
         scores = self.suppress._penalise(window, logits, self.suppress._on(logits.device))
         start = self.suppress._on(logits.device)["start"]
+        step = self.recorder.cursor.clone()  # this pick's index in the generation (the noise's counter)
         self.recorder.record(window[:, -1], marker_mass(raw, start), marker_mass(scores, start))
-        greedy = scores.argmax(dim=-1, keepdim=True)
-        warped = self.warp_top_p(window, self.warp_temperature(window, scores))
-        probs = torch.softmax(warped, dim=-1)
-        race = torch.empty_like(probs).exponential_(1)
-        sampled = (probs / race).argmax(dim=-1, keepdim=True)
+        greedy = wide_argmax(scores)
+        warped = torch.ops.reviewgpt.top_p(self.warp_temperature(window, scores), self.top_p)
+        sampled = wide_argmax(warped + gumbel_noise(self.seed, step, *warped.shape))
         return torch.where(self.greedy, greedy, sampled)
