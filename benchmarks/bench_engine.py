@@ -9,8 +9,12 @@ suppression off and at 0.95. Rows (one JSON line each):
   time per call (CUDA graph of many calls, events): ours (SDPA enable_gqa + boolean mask), the
   previous matmul-softmax-matmul, and stock transformers SDPA (K/V expanded), with the relative
   error of each against a float64 reference on the same inputs.
-- "step-only": the compiled decode step alone (graph replays, no sampling, no host sync), plus a
-  torch.profiler kernel table of it written to --profile-dir (attention us/layer read from it).
+- "fusion": the model is loaded unfused, then q|k|v and gate|up are fused as load_engine does;
+  relative error of a prompt's logits after vs before, NF4 codes check.
+- "seeded-repeat": two sampled generations with one seed are equal, one with another seed is not.
+- "step-only": the compiled decode step alone (graph replays, no host sync), which includes the
+  processors and sampling, plus a torch.profiler kernel table of it written to --profile-dir
+  (attention us/layer read from it).
 - "engine" / "generate-static", batch 1: prefill s (to the first token), decode tok/s (after the
   first token), step ms (= 1000 / tok/s), peak GiB. Timings from the streaming hook.
 - "engine" / "generate-static", batch 8 (8 different ~11k-token prompts, per-row stop): prefill s
