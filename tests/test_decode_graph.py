@@ -170,10 +170,14 @@ def test_fused_projections_give_the_same_logits(model_dirs, adapter):
         assert torch.allclose(fused(ids).logits, ref(ids).logits, atol=1e-5, rtol=1e-5)
 
 
-def test_fused_nf4_codes_equal_the_originals(tokenizer):
+def test_fused_nf4_codes_equal_the_originals_with_a_lora_on_top():
     """bitsandbytes' own quantizer on the dequantized concatenation writes the same 4-bit codes
-    (blocks of 64 never straddle two projections); the layer's output stays within NF4 rounding."""
-    bnb = pytest.importorskip("bitsandbytes")
+    (blocks of 64 never straddle two projections) and the fused layer keeps the originals' block
+    scales, so it computes with the very weights the three did; a peft LoRA on each projection
+    (as on the NF4 GPU path with an adapter) still adds its term."""
+    import bitsandbytes as bnb
+    from peft import LoraConfig, inject_adapter_in_model
+
     torch.manual_seed(0)
 
     def nf4(out_features: int):
@@ -191,13 +195,21 @@ def test_fused_nf4_codes_equal_the_originals(tokenizer):
         def forward(self, hidden_states):
             return torch.cat([self.q_proj(hidden_states), self.k_proj(hidden_states), self.v_proj(hidden_states)], -1)
 
-    m = Attn()
-    ref_q, ref_k, ref_v = (bnb.functional.dequantize_4bit(p.weight.data, p.weight.quant_state)
-                           for p in (m.q_proj, m.k_proj, m.v_proj))
+    m = inject_adapter_in_model(LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "k_proj", "v_proj"]), Attn())
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)  # a fresh LoRA is a no-op: give it an effect
+    dense = [bnb.functional.dequantize_4bit(p.base_layer.weight.data, p.base_layer.weight.quant_state)
+             for p in (m.q_proj, m.k_proj, m.v_proj)]
     x = torch.randn(1, 3, 128, dtype=torch.bfloat16)
-    ref = m(x)
+    with torch.no_grad():
+        ref = m(x)
+        lora_term = m.q_proj(x) - torch.nn.functional.linear(x, dense[0])
+    assert lora_term.abs().max() > 0.1
     report = fuse_projections(m)
     assert report.kinds == {"Linear4bit": 1} and report.codes_identical is True
-    dense = bnb.functional.dequantize_4bit(m.qkv_proj.weight.data, m.qkv_proj.weight.quant_state)
-    assert torch.equal(dense, torch.cat([ref_q, ref_k, ref_v]))  # the very weights the three used
-    assert torch.allclose(m(x).float(), ref.float(), rtol=1e-2, atol=1e-2)
+    fused = m.qkv_proj.weight
+    assert torch.equal(bnb.functional.dequantize_4bit(fused.data, fused.quant_state), torch.cat(dense))
+    with torch.no_grad():
+        assert torch.allclose(m(x).float(), ref.float(), rtol=1e-2, atol=1e-2)

@@ -112,7 +112,8 @@ class ReviewEngine:
     Decoding paths ("which path runs where" in the README):
     - `info.fast_decoding` and `config.decoder == "engine"` (GPU default): `_FastDecoder`, a static
       cache and a compiled, CUDA-graphed decode step; batch 1 for stream/generate, batch B for
-      generate_batch. Used when the processors declare a bounded look-back.
+      generate_batch. Used when the decode graph runs the processors (`_FastDecoder.accepts`: the
+      engine's own, with a declared look-back).
     - `config.decoder == "generate-static"`: transformers' generate() with a StaticCache, which
       compiles its own decode step.
     - otherwise (CPU, `fast_decoding=False` as on ZeroGPU, unbounded processors): eager generate().
