@@ -9,8 +9,12 @@ suppression off and at 0.95. Rows (one JSON line each):
   time per call (CUDA graph of many calls, events): ours (SDPA enable_gqa + boolean mask), the
   previous matmul-softmax-matmul, and stock transformers SDPA (K/V expanded), with the relative
   error of each against a float64 reference on the same inputs.
-- "step-only": the compiled decode step alone (graph replays, no sampling, no host sync), plus a
-  torch.profiler kernel table of it written to --profile-dir (attention us/layer read from it).
+- "fusion": the model is loaded unfused, then q|k|v and gate|up are fused as load_engine does;
+  relative error of a prompt's logits after vs before, NF4 codes check.
+- "seeded-repeat": two sampled generations with one seed are equal, one with another seed is not.
+- "step-only": the compiled decode step alone (graph replays, no host sync), which includes the
+  processors and sampling, plus a torch.profiler kernel table of it written to --profile-dir
+  (attention us/layer read from it).
 - "engine" / "generate-static", batch 1: prefill s (to the first token), decode tok/s (after the
   first token), step ms (= 1000 / tok/s), peak GiB. Timings from the streaming hook.
 - "engine" / "generate-static", batch 8 (8 different ~11k-token prompts, per-row stop): prefill s
@@ -164,69 +168,74 @@ def kernel_profile(step, args, steps: int, path: Path) -> dict:
     return {k: round(v / steps / 1000, 3) for k, v in kinds.items()} | {"kernels_total_ms": round(total / steps / 1000, 3)}
 
 
+def _ready_step(dec, rows: int, gen: GenerationConfig, engine: ReviewEngine):
+    """The decoder's compiled step, its state set as after an 11,137-token prompt (no prefill):
+    each replay decodes one token for every row, processors and sampling included."""
+    sampler = dec.sampler()
+    sampler.set(engine._processors(gen), sample=gen.do_sample)
+    dec._state.start(torch.full((rows, 2), 5, device="cuda"), torch.full((rows, 1), 5, device="cuda"), PROMPT_TOKENS,
+                     [0] * rows)
+    for layer in dec.cache.layers:  # each replay writes one slot further: stay inside the cache
+        layer.cumulative_length.fill_(PROMPT_TOKENS)
+    return dec._compiled_step()
+
+
 def step_only(engine: ReviewEngine, precision: str, profile_dir: Path | None, tag: str = "", n: int = 200) -> None:
-    """The compiled decode step alone (no sampling, no host sync per token): the graph's own cost."""
+    """The compiled decode step alone (graph replays, no host sync per token): the model, the
+    processors (suppression 0.95, T 0.6, top-p 0.9) and sampling, as one graph."""
     import torch._dynamo
 
     dec = engine._fast
-    step = dec._compiled_step()
-
-    def at_prompt_end() -> None:  # each replay writes one slot further: stay inside the cache
-        for layer in dec.cache.layers:
-            layer.cumulative_length.fill_(PROMPT_TOKENS)
-
-    tok = torch.tensor([[5]], device="cuda")
-    pos = torch.tensor([PROMPT_TOKENS], device="cuda")
-    first = torch.zeros(1, dtype=torch.long, device="cuda")
+    gen = GenerationConfig(suppression=RECIPE_SUPPRESSION)
     with torch.inference_mode():  # as in generation: the graph was compiled for inference mode
-        at_prompt_end()
+        step = _ready_step(dec, 1, gen, engine)
         for _ in range(3):
-            step(tok, pos, first)
+            step()
         torch.cuda.synchronize()
         t = time.perf_counter()
         for _ in range(n):
-            step(tok, pos, first)
+            step()
         torch.cuda.synchronize()
         ms = (time.perf_counter() - t) / n * 1000
         kinds = {}
-        at_prompt_end()
+        step = _ready_step(dec, 1, gen, engine)
         if profile_dir is not None:
-            kinds = kernel_profile(step, (tok, pos, first), 20, profile_dir / f"engine_profile_{precision}{tag}.txt")
+            kinds = kernel_profile(step, (), 20, profile_dir / f"engine_profile_fused_{precision}{tag}.txt")
     layers = engine.model.config.num_hidden_layers
-    row = {"part": "step-only", "precision": precision, "variant": tag or "default", "step_ms": round(ms, 2),
-           "tok_s_bound": round(1000 / ms, 1), "kernel_ms_by_kind": kinds,
+    row = {"part": "step-only", "precision": precision, "variant": tag or "default", "includes": "model+processors+sampling",
+           "step_ms": round(ms, 2), "tok_s_bound": round(1000 / ms, 1), "kernel_ms_by_kind": kinds,
            "attention_us_per_layer": round(kinds["attention"] * 1000 / layers, 1) if kinds else None,
            "graph_breaks": sum(torch._dynamo.utils.counters["graph_break"].values())}
     emit(row)
 
 
-def pick_cost(engine: ReviewEngine, precision: str) -> None:
-    """GPU time of one token's processors + sampling (suppression 0.95, T 0.6, top-p 0.9)."""
-    gen = GenerationConfig(suppression=RECIPE_SUPPRESSION)
-    procs = engine._processors(gen)
-    logits = torch.randn(1, engine.model.config.vocab_size, device="cuda")
-    window = torch.tensor([[11, 12]], device="cuda")
-    with torch.inference_mode():
-        for _ in range(5):
-            torch.multinomial(torch.softmax(procs(window, logits), -1), 1)
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        for _ in range(100):
-            torch.multinomial(torch.softmax(procs(window, logits), -1), 1)
-        b.record()
-        b.synchronize()
-        from torch.profiler import ProfilerActivity, profile
+def fusion_check(engine: ReviewEngine, precision: str) -> None:
+    """Fuse q|k|v and gate|up on the loaded model (as load_engine does) and compare a prompt's
+    logits before and after; the NF4 codes check comes from the fusion report."""
+    from reviewgpt.generate.fused import fuse_projections
 
-        with profile(activities=[ProfilerActivity.CUDA]) as prof:
-            for _ in range(20):
-                torch.multinomial(torch.softmax(procs(window, logits), -1), 1)
-            torch.cuda.synchronize()
-    kernels = [(getattr(e, "self_device_time_total", 0), e.count, e.key) for e in prof.key_averages()]
-    gpu_us = sum(t for t, _, _ in kernels) / 20
-    top = sorted(kernels, reverse=True)[:8]
-    emit({"part": "pick", "precision": precision, "host_loop_ms": round(a.elapsed_time(b) / 100, 3),
-          "gpu_us_per_token": round(gpu_us, 1), "kernels_per_token": sum(c for _, c, _ in kernels) / 20,
-          "top_kernels_us": [[round(t / 20, 1), k[:80]] for t, _, k in top]})
+    ids = torch.tensor([engine.prompt_ids("Title: fusion check\n\nAbstract: " + "word " * 400, "7")], device="cuda")
+    with torch.inference_mode():
+        ref = engine.model(input_ids=ids, logits_to_keep=64).logits.float()
+        t = time.perf_counter()
+        report = fuse_projections(engine.model)
+        took = time.perf_counter() - t
+        out = engine.model(input_ids=ids, logits_to_keep=64).logits.float()
+    emit({"part": "fusion", "precision": precision, "groups": report.groups, "kinds": report.kinds,
+          "codes_identical": report.codes_identical, "skipped": report.skipped[:4], "fuse_s": round(took, 2),
+          "logits_rel_err": float(f"{((out - ref).norm() / ref.norm()).item():.2e}"),
+          "argmax_agree": round((out.argmax(-1) == ref.argmax(-1)).float().mean().item(), 4),
+          "peak_gib_after": round(torch.cuda.memory_allocated() / 2**30, 2)})
+
+
+def seeded_repeat(engine: ReviewEngine, text: str, precision: str) -> None:
+    """Same seed, same review (sampling inside the CUDA graph); another seed, another review."""
+    gen = GenerationConfig(max_new_tokens=64, suppression=RECIPE_SUPPRESSION, seed=7, ignore_eos=True)
+    ids = engine.prompt_ids(text, "7")
+    a, b = engine._generate_ids(ids, gen), engine._generate_ids(ids, gen)
+    c = engine._generate_ids(ids, replace(gen, seed=8))
+    emit({"part": "seeded-repeat", "precision": precision, "same_seed_equal": a == b, "other_seed_differs": a != c,
+          "tokens": len(a)})
 
 
 # ---------------------------------------------------------------------------------- end to end
@@ -282,7 +291,7 @@ def step_variant(engine: ReviewEngine, precision: str, profile_dir: Path | None,
 
     kept = engine._fast
     torch._dynamo.reset()  # else dynamo reuses the compiled step (same code, guards pass): nothing recompiles
-    engine._fast = _FastDecoder(engine.model, max_cache_len=kept.max_cache_len)
+    engine._fast = _FastDecoder(engine.model, max_cache_len=kept.max_cache_len, tokenizer=engine.tokenizer)
     try:
         with torch.inference_mode():
             engine._fast._ensure_cache(torch.device("cuda"))
@@ -305,32 +314,31 @@ def static_engine(engine: ReviewEngine) -> ReviewEngine:
 
 def run(precision: str, ckpt: str, parts: set[str], profile_dir: Path | None) -> None:
     t0 = time.perf_counter()
-    engine = load_engine(EngineConfig(base_model=ckpt, precision=precision, fast_decoding=True, warmup=True,
-                                      max_prompt_tokens=PROMPT_TOKENS, max_new_tokens=MAX_NEW, local_files_only=True))
-    print(f"[{precision}] loaded + warmed up in {time.perf_counter() - t0:.0f} s: {engine.info.describe()} "
-          f"fast={engine.info.fast_decoding} notes={engine.info.notes}", flush=True)
+    # loaded unfused and not warmed up, so that fusion_check compares the logits before and after
+    engine = load_engine(EngineConfig(base_model=ckpt, precision=precision, fast_decoding=True, warmup=False,
+                                      fuse_projections=False, max_prompt_tokens=PROMPT_TOKENS, max_new_tokens=MAX_NEW,
+                                      local_files_only=True))
+    fusion_check(engine, precision)
+    print(f"[{precision}] warm-up (compiling the step) {engine.warmup():.0f} s; loaded in {time.perf_counter() - t0:.0f} s:"
+          f" {engine.info.describe()} fast={engine.info.fast_decoding} notes={engine.info.notes}", flush=True)
     texts = [engine.prepare(t, "7").text for t in corpus_texts(8)]
+    if "seed" in parts:
+        seeded_repeat(engine, texts[0], precision)
     if "b1" in parts:
         for s in (0.0, RECIPE_SUPPRESSION):
             batch1(engine, texts[0], precision, "engine", s)
     if "step" in parts:
         step_only(engine, precision, profile_dir)
-        pick_cost(engine, precision)
     if "b8" in parts:
         t = time.perf_counter()
         batch8(engine, texts, precision, "engine", RECIPE_SUPPRESSION)  # first call compiles the batch-8 step
         print(f"[{precision}] batch-8 compile + run {time.perf_counter() - t:.0f} s", flush=True)
         batch8(engine, texts, precision, "engine", RECIPE_SUPPRESSION)
-        batch8(engine, texts, precision, "engine", 0.0)
         if profile_dir is not None:
             dec = engine._fast_batches[8]
             with torch.inference_mode():
-                for layer in dec.cache.layers:
-                    layer.cumulative_length.fill_(PROMPT_TOKENS)
-                kinds = kernel_profile(dec._compiled_step(), (torch.full((8, 1), 5, device="cuda"),
-                                       torch.tensor([PROMPT_TOKENS], device="cuda"),
-                                       torch.zeros(8, dtype=torch.long, device="cuda")), 10,
-                                       profile_dir / f"engine_profile_{precision}_batch8.txt")
+                step = _ready_step(dec, 8, GenerationConfig(suppression=RECIPE_SUPPRESSION), engine)
+                kinds = kernel_profile(step, (), 10, profile_dir / f"engine_profile_fused_{precision}_batch8.txt")
             emit({"part": "step-profile", "precision": precision, "batch": 8, "kernel_ms_by_kind": kinds,
                   "attention_us_per_layer": round(kinds["attention"] * 1000 / engine.model.config.num_hidden_layers, 1)})
     if "static" in parts:
@@ -362,7 +370,7 @@ def main() -> None:
     p.add_argument("--precision", nargs="+", default=["bf16", "nf4"])
     p.add_argument("--checkpoint", default="/tmp/llama8b-random")
     p.add_argument("--parts", nargs="+", default=["attention", "b1", "step", "b8", "static"],
-                   help="attention b1 step b8 static static8 freeze coord")
+                   help="attention b1 seed step b8 static static8 freeze coord")
     p.add_argument("--out", default="benchmarks/results/engine.jsonl")
     p.add_argument("--profile-dir", default=None, help="write the decode step's kernel table here")
     args = p.parse_args()

@@ -49,6 +49,8 @@ class EngineConfig:
     # transformers' generate() with a StaticCache, which compiles its own decode step.
     fast_decoding: bool = True
     decoder: str = "engine"
+    # With fast decoding: one matrix product for q|k|v and one for gate|up per layer (generate/fused.py)
+    fuse_projections: bool = True
     max_prompt_tokens: int = RECIPE_MAX_PROMPT_TOKENS
     max_new_tokens: int = RECIPE_MAX_RESPONSE_TOKENS + 50
     # Schema-guided decoding (reviewgpt/generate/schema_guide.py): each aspect header once, in order.

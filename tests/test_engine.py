@@ -96,7 +96,7 @@ def test_fast_decoder_loop_matches_generate(model_dirs):
     """The static-cache loop of the GPU path (run eagerly here) writes what generate() writes."""
     engine = _engine(model_dirs)
     ids = engine.prompt_ids(PAPER, "7")
-    fast = _FastDecoder(engine.model, max_cache_len=len(ids) + 40, compile=False)
+    fast = _FastDecoder(engine.model, max_cache_len=len(ids) + 40, tokenizer=engine.tokenizer, compile=False)
     for gen in (GREEDY, GenerationConfig(max_new_tokens=24, do_sample=False, suppression=0.95)):
         out = fast.generate(ids, gen, engine._processors(gen), engine.end_ids)
         assert engine.tokenizer.decode(out, skip_special_tokens=True) == engine.generate(PAPER, "7", gen)

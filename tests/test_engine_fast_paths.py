@@ -25,7 +25,8 @@ def engine(model_dirs):
 
 
 def _decoder(engine, batch_size: int) -> _FastDecoder:
-    return _FastDecoder(engine.model, max_cache_len=engine.config.max_prompt_tokens + 64, compile=False,
+    return _FastDecoder(engine.model, max_cache_len=engine.config.max_prompt_tokens + 64, tokenizer=engine.tokenizer,
+                        compile=False,
                         batch_size=batch_size)
 
 

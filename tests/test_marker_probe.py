@@ -75,7 +75,7 @@ def test_probe_reads_the_same_on_the_fast_decoder_loop(engine):
     ref = MarkerProbe()
     engine.generate(PAPER, "4", gen, probe=ref)
     ids = encode_prompt(engine.tokenizer, "4", PAPER)
-    fast = _FastDecoder(engine.model, max_cache_len=len(ids) + 170, compile=False)
+    fast = _FastDecoder(engine.model, max_cache_len=len(ids) + 170, tokenizer=engine.tokenizer, compile=False)
     probe = MarkerProbe()
     fast.generate(ids, gen, engine._processors(gen, probe), engine.end_ids)
     assert probe.series()[0] == ref.series()[0]

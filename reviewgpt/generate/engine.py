@@ -6,10 +6,11 @@ when):
   one fixed length and batch size, then each decode step runs a torch.compile'd forward captured
   as a CUDA graph ("reduce-overhead"). Fixed shapes mean one compilation per batch size; the graph
   replays with near-zero launch overhead, which is what batch-1 decoding is bound by otherwise.
+  The step also runs the processors and samples (sampling.py), so a token is one replay.
   Batch 1 serves the app (streaming), batch B the eval (generate_batch).
 - transformers' `generate()`: eager with a dynamic cache (CPU, ZeroGPU, processors that read all
   of input_ids), or with a StaticCache and its own compiled step (`decoder="generate-static"`).
-Logits processors run as ordinary LogitsProcessors, `processors(window, scores)` once per token.
+Elsewhere the logits processors run as ordinary LogitsProcessors, once per token.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ from reviewgpt.ingest.document import Document
 from reviewgpt.errors import ModelLoadError
 from reviewgpt.generate.hardware import can_quantize_4bit, choose_attention, nf4_config
 from reviewgpt.format.schema import ReviewSchema
+from reviewgpt.generate.fused import fuse_projections
 from reviewgpt.generate.marker_probe import MarkerProbe
+from reviewgpt.generate.sampling import WINDOW, GraphSampler
 from reviewgpt.generate.schema_guide import SchemaGuideProcessor
 from reviewgpt.generate.suppression import SequenceSuppressionProcessor
 
@@ -113,7 +116,8 @@ class ReviewEngine:
     Decoding paths ("which path runs where" in the README):
     - `info.fast_decoding` and `config.decoder == "engine"` (GPU default): `_FastDecoder`, a static
       cache and a compiled, CUDA-graphed decode step; batch 1 for stream/generate, batch B for
-      generate_batch. Used when the processors declare a bounded look-back.
+      generate_batch. Used when the decode graph runs the processors (`_FastDecoder.accepts`: the
+      engine's own, with a declared look-back).
     - `config.decoder == "generate-static"`: transformers' generate() with a StaticCache, which
       compiles its own decode step.
     - otherwise (CPU, `fast_decoding=False` as on ZeroGPU, unbounded processors): eager generate().
@@ -131,7 +135,7 @@ class ReviewEngine:
         self._fast_batches: dict[int, _FastDecoder] = {}  # batch size -> decoder (own cache and graph)
         self._static_caches: dict[int, Any] = {}  # generate-static: batch size -> reusable StaticCache
         if info.fast_decoding and config.decoder == "engine":
-            self._fast = _FastDecoder(model, max_cache_len=self._cache_len())
+            self._fast = _FastDecoder(model, max_cache_len=self._cache_len(), tokenizer=tokenizer)
 
     def _cache_len(self) -> int:
         return self.config.max_prompt_tokens + self.config.max_new_tokens
@@ -232,7 +236,7 @@ class ReviewEngine:
         with self._lock, torch.inference_mode():
             self._seed(gen)
             procs = self._processors(gen, probe, schema)
-            if self._fast is not None and lookback(procs) is not None:
+            if self._fast is not None and self._fast.accepts(procs):
                 return self._fast.generate(ids, gen, procs, self.end_ids, streamer, stop)
             input_ids = torch.tensor([ids], device=self.device)
             kw = self._hf_kwargs(gen, self._pad_id(), procs)
@@ -253,7 +257,7 @@ class ReviewEngine:
         with self._lock, torch.inference_mode():
             self._seed(gen)
             procs = self._processors(gen, probe, schema)
-            if self._fast is not None and lookback(procs) is not None:
+            if self._fast is not None and self._fast.accepts(procs):
                 return self._batch_decoder(len(prompts)).generate_rows(prompts, gen, procs, self.end_ids, streamer)
             width = max(len(p) for p in prompts)
             pad = self._pad_id()
@@ -271,7 +275,8 @@ class ReviewEngine:
         fits = [b for b in self._fast_batches if b >= rows]
         if fits:
             return self._fast_batches[min(fits)]
-        dec = self._fast_batches[rows] = _FastDecoder(self.model, max_cache_len=self._cache_len(), batch_size=rows,
+        dec = self._fast_batches[rows] = _FastDecoder(self.model, max_cache_len=self._cache_len(), tokenizer=self.tokenizer,
+                                                      batch_size=rows,
                                                       compile=self._fast.compile if self._fast else True)
         return dec
 
@@ -310,17 +315,42 @@ class _FastDecoder:
     left padding). Decode step t writes slot W + t for every row; a boolean mask (b, 1, 1, slots),
     built inside the compiled step from the slot index and each row's first slot, hides the empty
     and padding slots.
+
+    One graph replay a token: the step reads the last token, the look-back window and the slot from
+    fixed buffers (`_State`), runs the model, the processors and sampling (`GraphSampler`, settings
+    as tensors), and writes the next token, window and slot back. The host only copies each token
+    out, behind an event.
     """
 
-    def __init__(self, model: Any, max_cache_len: int, compile: bool = True, batch_size: int = 1) -> None:
+    def __init__(self, model: Any, max_cache_len: int, tokenizer: Any, compile: bool = True,
+                 batch_size: int = 1) -> None:
         from transformers import StaticCache
 
         self.model = model
+        self.tokenizer = tokenizer
         self.max_cache_len = max_cache_len
         self.batch_size = batch_size
         self.compile = compile  # False: same loop, eager step (tests the logic on a CPU)
         self.cache = StaticCache(config=model.config, max_cache_len=max_cache_len)
-        self._step: Callable[..., Any] | None = None
+        self._step: Callable[[], None] | None = None
+        self._sampler: GraphSampler | None = None
+        self._state: _State | None = None
+
+    def sampler(self) -> GraphSampler:
+        if self._sampler is None:
+            device = next(self.model.parameters()).device
+            # one record per step: at most one per cache slot after the prompt, plus the first token
+            self._sampler = GraphSampler(self.tokenizer, self.batch_size, self.max_cache_len + 1, device)
+            self._state = _State(self.batch_size, device)
+            if self.compile:
+                for t in [*self._sampler.tensors(), *self._state.tensors()]:
+                    torch._dynamo.mark_static_address(t)  # read/written in place by the graph
+        return self._sampler
+
+    def accepts(self, processors: LogitsProcessorList) -> bool:
+        """Whether the graph can run these processors (the engine's own, bounded look-back)."""
+        k = lookback(processors)
+        return k is not None and k <= WINDOW and self.sampler().accepts(processors)
 
     def _ensure_cache(self, device: torch.device) -> None:
         if not self.cache.layers[0].is_initialized:
@@ -329,17 +359,24 @@ class _FastDecoder:
             dtype = self.model.get_input_embeddings().weight.dtype  # bf16 for NF4 too (compute dtype)
             self.cache.early_initialization(self.batch_size, cfg.num_key_value_heads, head_dim, dtype, device)
 
-    def _compiled_step(self) -> Callable[..., Any]:
+    def _compiled_step(self) -> Callable[[], None]:
         if self._step is None:
-            model, cache, slots = self.model, self.cache, self.max_cache_len
+            model, cache, slots, sampler = self.model, self.cache, self.max_cache_len, self.sampler()
+            state = self._state
+            assert state is not None
 
-            def step(tokens: torch.Tensor, pos: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
-                """tokens (b, 1); pos (1,): the slot written now; first (b,): each row's first prompt slot."""
-                idx = torch.arange(slots, device=tokens.device)
-                mask = ((idx[None, :] >= first[:, None]) & (idx[None, :] <= pos)).view(-1, 1, 1, slots)
-                out = model(input_ids=tokens, attention_mask=mask, position_ids=(pos - first)[:, None],
+            def step() -> None:
+                """One token for every row: state.tokens (b, 1) at slot state.pos -> the next token."""
+                idx = torch.arange(slots, device=state.tokens.device)
+                mask = ((idx[None, :] >= state.first[:, None]) & (idx[None, :] <= state.pos)).view(-1, 1, 1, slots)
+                out = model(input_ids=state.tokens, attention_mask=mask, position_ids=(state.pos - state.first)[:, None],
                             past_key_values=cache, use_cache=True, logits_to_keep=1)
-                return out.logits[:, -1, :].float()
+                logits = out.logits[:, -1, :].float()
+                window = torch.cat([state.window[:, 1:], state.tokens], dim=1)
+                nxt = sampler(window, logits)
+                state.window.copy_(window)
+                state.tokens.copy_(nxt)
+                state.pos.add_(1)
 
             self._step = (torch.compile(step, mode="reduce-overhead", fullgraph=False, dynamic=False)
                           if self.compile else step)
@@ -375,51 +412,45 @@ class _FastDecoder:
     def generate_rows(self, prompts: list[list[int]], gen: GenerationConfig, processors: LogitsProcessorList,
                       end_ids: list[int], streamer: Any = None, stop: threading.Event | None = None) -> list[list[int]]:
         """Pipelined decode: the graph replay for token t+1 is queued before the host reads token t
-        (copied to pinned memory behind an event), so streaming, stop checks and the launches of the
-        logits processors overlap GPU work instead of leaving the GPU idle at every token.
+        (copied to pinned memory behind an event), so streaming and stop checks overlap GPU work.
 
-        The processors get a window of the last `lookback(processors)` tokens (at least 1) per row,
-        as `processors(window, scores)` once per step. Each row stops at its own end token; the
-        loop ends when all have (finished rows keep decoding: the step's shapes are fixed).
+        `processors` (as the engine builds them, see `accepts`) only give their settings and probe:
+        the graph runs its own instances of them. Each row stops at its own end token; the loop
+        ends when all have (finished rows keep decoding: the step's shapes are fixed).
         A streamer, if given, gets each step's tokens (one per row)."""
         rows = len(prompts)
         if rows > self.batch_size:
             raise ValueError(f"{rows} prompts for a decoder of batch {self.batch_size}")
-        k = lookback(processors)
-        if k is None:
+        if lookback(processors) is None:
             raise ValueError("a processor reads all of input_ids (no `lookback`): use generate()")
+        if not self.accepts(processors):
+            raise ValueError("a processor the decode graph does not run: use generate()")
         prompts = prompts + [prompts[-1]] * (self.batch_size - rows)  # padding rows, dropped at the end
         device = next(self.model.parameters()).device
         width = max(len(p) for p in prompts)
         max_new = min(gen.max_new_tokens, self.max_cache_len - width)
         logits, width = self._prefill(prompts, device)
-        k = max(1, min(k, min(len(p) for p in prompts)))
-        window = torch.tensor([p[-k:] for p in prompts], device=device)
-        first = torch.tensor([width - len(p) for p in prompts], device=device)
-        pos = torch.tensor([width], device=device)
-        sample = gen.do_sample and gen.temperature > 0
+        sampler = self.sampler()
+        state = self._state
+        assert state is not None
+        probe = sampler.set(processors, sample=gen.do_sample and gen.temperature > 0)
+        # the window a row's first token follows: its prompt's last tokens (a 1-token prompt repeats it)
+        window = torch.tensor([([p[0]] * WINDOW + p)[-WINDOW:] for p in prompts], device=device)
+        state.start(window, sampler(window, logits), width, [width - len(p) for p in prompts])
         step = self._compiled_step()
         cuda = device.type == "cuda"
         host = torch.empty(self.batch_size, dtype=torch.long, pin_memory=cuda)
         ready = torch.cuda.Event() if cuda else None
         done = [False] * rows
         generated: list[list[int]] = [[] for _ in range(rows)]
-
-        def pick(window: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-            scores = processors(window, logits)
-            if sample:
-                return torch.multinomial(torch.softmax(scores, dim=-1), 1)
-            return scores.argmax(dim=-1, keepdim=True)
-
-        nxt = pick(window, logits)
+        picks = 1  # tokens chosen that the loop reads (the graph may have chosen one more)
         for i in range(max_new):
-            host.copy_(nxt.view(-1), non_blocking=cuda)
+            host.copy_(state.tokens.view(-1), non_blocking=cuda)
             if ready is not None:
                 ready.record()
             more = i + 1 < max_new
-            if more:  # queue the next forward before waiting for this token on the host
-                logits = step(nxt, pos, first).clone()
-                pos += 1
+            if more:  # queue the next token's replay before waiting for this token on the host
+                step()
             if ready is not None:
                 ready.synchronize()
             if stop is not None and stop.is_set():
@@ -438,11 +469,31 @@ class _FastDecoder:
                 streamer.put(torch.tensor(tokens[:rows]))
             if not more:
                 break
-            window = torch.cat([window, nxt], dim=1)[:, -k:]
-            nxt = pick(window, logits)
+            picks += 1
+        if probe is not None:
+            sampler.recorder.hand_to(probe, picks)
         if streamer is not None:
             streamer.end()
         return generated
+
+
+class _State:
+    """The decode graph's per-token inputs, in fixed buffers the step reads and overwrites."""
+
+    def __init__(self, batch: int, device: torch.device) -> None:
+        self.tokens = torch.zeros(batch, 1, dtype=torch.long, device=device)  # the token fed now
+        self.window = torch.zeros(batch, WINDOW, dtype=torch.long, device=device)  # the tokens before it
+        self.pos = torch.zeros(1, dtype=torch.long, device=device)  # the cache slot written now
+        self.first = torch.zeros(batch, dtype=torch.long, device=device)  # each row's first prompt slot
+
+    def tensors(self) -> list[torch.Tensor]:
+        return [self.tokens, self.window, self.pos, self.first]
+
+    def start(self, window: torch.Tensor, tokens: torch.Tensor, pos: int, first: list[int]) -> None:
+        self.window.copy_(window)
+        self.tokens.copy_(tokens)
+        self.pos.fill_(pos)
+        self.first.copy_(torch.tensor(first))
 
 
 # ---------------------------------------------------------------------------- loading
@@ -522,6 +573,11 @@ def load_engine(config: EngineConfig) -> ReviewEngine:
                              f"{' + ' + config.adapter if config.adapter else ''}): {type(e).__name__}: {e}") from e
     model.eval()
     fast = bool(config.fast_decoding and cuda)
+    if fast and config.fuse_projections:
+        fusion = fuse_projections(model)
+        log.info("fused projections: %s", fusion)
+        if fusion.codes_identical is False:
+            notes.append("fused NF4 projections: re-quantized 4-bit codes differ from the originals'")
     info = LoadInfo(config.base_model, config.adapter, "cuda" if cuda else "cpu", precision, attn, fast, notes)
     for n in notes:
         log.warning(n)
