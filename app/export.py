@@ -76,6 +76,7 @@ def export_run(run: Run, models: dict[str, Any], app_version: str, folder: Path 
 
 def _side(side: Any, schema: str) -> dict[str, Any]:
     return {"title": side.label.title, "detail": side.label.detail, "review": side.text, "error": side.error,
+            "off": side.off,
             "started_at": side.started_at, "finished_at": side.finished_at,
             "format": parse(side.text, schema).report.to_dict() if side.text else None,
             "markers": side.markers.to_dict() if side.markers is not None else None}

@@ -62,6 +62,7 @@ class Side:
     label: ModelLabel
     text: str = ""
     error: str | None = None
+    off: bool = False  # never started: not configured (the banner says so), as opposed to failing mid-run
     done: bool = False
     markers: Any | None = None  # MarkerReport (local model only)
     started_at: str | None = None
@@ -103,7 +104,7 @@ class Run:
             return "Both reviews written. The judge is comparing them..."
         if self.phase is RunPhase.STOPPED:
             return "Stopped. What was written so far is kept; the downloads are marked partial."
-        failed = [f"{s.label.title} failed: {s.error}" for s in (a, b) if s.error]
+        failed = [f"{s.label.title} {'is off' if s.off else 'failed'}: {s.error}" for s in (a, b) if s.error]
         if self.phase is RunPhase.FAILED:
             return "Both sides failed. " + " ".join(failed)
         if self.phase is RunPhase.ONE_SIDE_FAILED:
@@ -149,7 +150,7 @@ def drive(run: Run, local: Stream | None, gpt: Stream | None, judge: Callable[[s
     threads = []
     for key, side, stream in (("local", run.local, local), ("gpt", run.gpt, gpt)):
         if stream is None:
-            side.error, side.done = unavailable.get(key, "not available"), True
+            side.error, side.off, side.done = unavailable.get(key, "not available"), True, True
             continue
         ctx = contextvars.copy_context()  # ZeroGPU reads the Gradio request from the context
         threads.append(threading.Thread(target=ctx.run, args=(pump, side, stream), daemon=True))

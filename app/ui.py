@@ -86,13 +86,13 @@ def build(service: ReviewService) -> gr.Blocks:
         with gr.Row(equal_height=False):
             with gr.Column(elem_classes="review-col", min_width=300):
                 gr.Markdown(render.column_title(local), elem_id="local-title")
-                local_md = gr.Markdown(elem_id="local-review", min_height=80, max_height=560)
+                local_md = gr.Markdown(elem_id="local-review", min_height=80)  # whole: no inner scroll hides aspects
                 local_raw = gr.Textbox(visible="hidden", elem_id="local-raw")
                 local_copy = gr.Button("Copy review", size="sm", elem_id="local-copy", elem_classes="copy-btn")
                 local_stats = gr.Markdown(elem_id="local-stats", elem_classes="stats")
             with gr.Column(elem_classes="review-col", min_width=300):
                 gr.Markdown(render.column_title(gpt), elem_id="gpt-title")
-                gpt_md = gr.Markdown(elem_id="gpt-review", min_height=80, max_height=560)
+                gpt_md = gr.Markdown(elem_id="gpt-review", min_height=80)
                 gpt_raw = gr.Textbox(visible="hidden", elem_id="gpt-raw")
                 gpt_copy = gr.Button("Copy review", size="sm", elem_id="gpt-copy", elem_classes="copy-btn")
                 gpt_stats = gr.Markdown(elem_id="gpt-stats", elem_classes="stats")
@@ -159,7 +159,8 @@ def build(service: ReviewService) -> gr.Blocks:
                 if side.text:
                     return render.review(side.text)
                 if side.error:
-                    return f"**{render.escape(side.label.title)} failed:** {render.escape(side.error)}"
+                    verb = "is off" if side.off else "failed"
+                    return f"**{render.escape(side.label.title)} {verb}:** {render.escape(side.error)}"
                 return "*Writing...*" if run.phase.active else ""
 
             def stats(side, markers=None) -> str:
@@ -207,8 +208,8 @@ def build(service: ReviewService) -> gr.Blocks:
                         return  # a new paper (or a new run) owns the page now: nothing stale is shown
                     if not r.phase.active:
                         r.files = export_run(r, service.models(), service.version)
-                        if r.phase in (RunPhase.ONE_SIDE_FAILED, RunPhase.FAILED):
-                            gr.Warning(r.status())
+                        if any(side.error and not side.off for side in (r.local, r.gpt)):
+                            gr.Warning(r.status())  # a failure during the run; a side that is off is in the banner
                     yield outputs_for(r)
             finally:
                 run.stop.set()  # also on a closed tab: the model stops writing

@@ -132,9 +132,10 @@ def test_without_a_key_the_gpt_side_says_how_to_enable_it(model_dirs, monkeypatc
     mi = service.prepare("Title: T\n\nText.", "4")
     last = list(service.execute(service.new_run(mi, 0.95, 0.0, None, "T", None, None)))[-1]
     assert last.local.text and not last.local.error  # the local side still works
-    assert last.phase is RunPhase.ONE_SIDE_FAILED and "OPENAI_API_KEY" in last.gpt.error
-    status = last.status()
-    assert "Done" not in status and "failed" in status and "OPENAI_API_KEY" in status and "No verdict" in status
+    assert last.phase is RunPhase.ONE_SIDE_FAILED and "OPENAI_API_KEY" in last.gpt.error and last.gpt.off
+    status = last.status()  # not configured is "off", not "failed" (the page toasts only failures)
+    assert "Done" not in status and "GPT-4o baseline is off" in status and "failed" not in status
+    assert "OPENAI_API_KEY" in status and "No verdict" in status
     assert "BASE model" in service.banner()  # no adapter configured: said visibly
 
 

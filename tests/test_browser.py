@@ -29,6 +29,7 @@ FINISHED = f"/Done|failed|Stopped|No verdict|Both reviews done/.test({STATUS})"
 RUNNING = f"/Waiting for the GPU|Writing|judge is/.test({STATUS})"
 
 pytestmark = pytest.mark.browser
+TOAST = ".toast-body, [data-testid='toast-body']"
 
 
 @pytest.fixture(scope="module")
@@ -174,6 +175,40 @@ def test_every_header_and_marker_of_the_download_is_visible(open_page, openai_se
     assert "Done" in status
 
 
+CLIPPED_HEADERS = """col => {
+  // headers a person cannot see without scrolling inside a box: outside an ancestor that clips
+  const box = document.getElementById(col);
+  const out = [];
+  for (const h of box.querySelectorAll('h1,h2,h3')) {
+    const r = h.getBoundingClientRect();
+    for (let a = h.parentElement; a && a !== document.body; a = a.parentElement) {
+      const o = getComputedStyle(a).overflowY;
+      if (o === 'visible') continue;
+      const b = a.getBoundingClientRect();
+      if (r.top < b.top - 1 || r.bottom > b.bottom + 1) { out.push(h.innerText); break; }
+    }
+  }
+  return out;
+}"""
+
+
+def test_a_long_review_is_shown_whole_not_cut_inside_a_box(open_page, openai_server):
+    """Walk-through defect: a 560 px box hid the last aspects of a 7-aspect review behind an inner scroll."""
+    long_review = "\n\n".join(f"## {c}\n" + "\n".join(f"{i}. **Point {i}**: " + "the method is clear and well argued. " * 6
+                                                      for i in range(1, 4))
+                              for c in get_schema("7").criteria)
+    openai_server.state.script.append(Step(content=long_review))
+    page = open_page()
+    paste_paper(page, MARKER_PAPER)
+    page.get_by_label("7 aspects").check()
+    generate_and_wait(page)
+    shot(page, "long-review.png", full=True)
+    headers = page.locator("#gpt-review h2").all_inner_texts()
+    assert len(headers) == 7, headers  # precondition: the long review is on the page
+    for column in ("local-review", "gpt-review"):
+        assert page.evaluate(CLIPPED_HEADERS, column) == [], column
+
+
 def test_new_or_failed_upload_clears_the_old_results_and_stops_the_run(open_page, openai_server, tmp_path):
     """Defect 3: results of the previous paper stayed on the page under the new title."""
     page = open_page()
@@ -207,7 +242,7 @@ def test_errors_and_the_start_of_the_reviews_are_where_the_eye_is(open_page, tmp
     bad = tmp_path / "broken.pdf"
     bad.write_bytes(b"not really a pdf")
     upload(page, bad)
-    toast = page.locator(".toast-body, [data-testid='toast-body']").first
+    toast = page.locator(TOAST).first
     toast.wait_for()
     page.wait_for_timeout(600)  # let the toast finish sliding in before measuring where it is
     assert "not a PDF" in toast.inner_text()
@@ -253,11 +288,38 @@ def test_labels_say_which_model_and_which_side_failed(open_page, openai_server):
     shot(page, "gpt-side-failed.png", full=True)
     assert "Done" not in status and "GPT-4o baseline failed" in status and "API key" in status
     assert "GPT-4o baseline failed" in page.locator("#gpt-review").inner_text()
+    assert "GPT-4o baseline failed" in page.locator(TOAST).first.inner_text()  # a failure during the run: a toast
     assert page.locator("#local-review").inner_text().strip()  # the other side's review stands
     files = downloads(page)  # complete, not partial: the local review finished
     assert files and not any("PARTIAL" in name for name in files), list(files)
     data = json.loads(next(v for k, v in files.items() if k.endswith("results.json")))
     assert data["status"] == "one_side_failed" and "API key" in data["gpt"]["error"]
+
+
+def test_a_side_that_is_off_is_said_without_a_toast_after_every_run(browser, marker_model_dir, monkeypatch):
+    """Walk-through: with no OpenAI key (a normal setup) every run raised a warning toast that covered the
+    controls. The banner says the GPT side is off; a run says it once in its column and status, no toast."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    url, demo, _ = start_app(AppSettings(base_model=str(marker_model_dir), demo=False, max_new_tokens=40,
+                                         openai=OpenAIConfig(api_key=None, base_url=None)))
+    ctx = browser.new_context(viewport={"width": 1366, "height": 768})
+    try:
+        page = ctx.new_page()
+        page.set_default_timeout(90_000)
+        page.goto(url)
+        page.wait_for_selector("#generate")
+        assert "OPENAI_API_KEY" in page.locator("body").inner_text()  # the banner
+        paste_paper(page, MARKER_PAPER)
+        status = generate_and_wait(page)
+        page.wait_for_timeout(1000)  # a toast would be on screen by now
+        assert "GPT-4o baseline is off" in status and "failed" not in status and "Done" not in status
+        assert "is off" in page.locator("#gpt-review").inner_text()
+        assert page.locator("#local-review").inner_text().strip()
+        assert page.locator(TOAST).count() == 0
+    finally:
+        ctx.close()
+        demo.close()
 
 
 def test_downloads_are_named_after_the_paper_and_record_the_run(open_page):

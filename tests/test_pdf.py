@@ -35,6 +35,7 @@ def test_real_paper_structure(case):
     assert not doc.hidden_text, doc.hidden_text  # no false alarm on a real paper (figures included)
     parts = score(parse_ours(case.pdf), case, page_words(case))
     assert parts["title"] == 1.0 and parts["abstract"] == 1.0, parts
+    assert doc.title == case.title  # exactly: no footnote mark (∗, †, ⋆) left after it
     assert parts["headings"] >= 0.9 and parts["coverage"] >= 0.97 and parts["running"] == 1.0, parts
     assert parts["total"] >= 9.5, parts
     text = doc.to_text()

@@ -433,6 +433,10 @@ def _paragraphs(b: Block) -> list[list[Line]]:
 # ---------------------------------------------------------------------------------------------
 # Assembly
 
+# Footnote marks after a title ("... CLASS∗", "...Linebreak†"): a reference to a note, not title text.
+_FOOTNOTE_MARKS = re.compile(r"[\s,]*[∗*†‡§¶⋆][\s,∗*†‡§¶⋆]*$")
+
+
 def _title_blocks(ordered: list[Block], body: float, sizes: list[tuple[float, float]]) -> list[Block]:
     """The largest text in the top 60% of page 1 (above body size), with same-size blocks after it."""
     first = [b for b in ordered if b.page == 1 and b.bbox[1] < 0.6 * sizes[0][1]
@@ -473,7 +477,7 @@ def assemble(pages: list[list[Block]], sizes: list[tuple[float, float]], cfg: In
     for b in ordered:
         k = (b.page, _column(b, sizes[b.page - 1][0]))
         col_right[k] = max(col_right.get(k, 0.0), b.bbox[2])
-    title = " ".join(b.text for b in title_blocks)
+    title = _FOOTNOTE_MARKS.sub("", " ".join(b.text for b in title_blocks))
 
     front: list[str] = []
     sections: list[Section] = []
