@@ -40,7 +40,8 @@ class Document:
         for s in self.sections:
             body = f"{s.heading}\n{s.text}".strip() if s.heading else s.text.strip()
             if body:
-                blocks.append((s.heading or "(untitled)", body))
+                # a section without a heading is named by its first words, so a cut note can say which
+                blocks.append((s.heading or f"text starting “{' '.join(body.split()[:6])}…”", body))
         return blocks
 
     def to_text(self) -> str:
