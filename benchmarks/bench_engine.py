@@ -19,6 +19,9 @@ suppression off and at 0.95. Rows (one JSON line each):
   first token), step ms (= 1000 / tok/s), peak GiB. Timings from the streaming hook.
 - "engine" / "generate-static", batch 8 (8 different ~11k-token prompts, per-row stop): prefill s
   (all 8 rows), decode tok/s over all rows, end-to-end tok/s.
+- "tune" (with b1: suppression 0.95 only): the default step alone, then each of TUNE_VARIANTS (inductor
+  options, top-p implementation, BLAS library) as a fresh batch-1 decoder in the same process: first
+  call s (compilation), step alone + kernel table, batch 1 end to end ("decode" rows with "variant").
 """
 
 from __future__ import annotations
@@ -240,7 +243,7 @@ def seeded_repeat(engine: ReviewEngine, text: str, precision: str) -> None:
 
 # ---------------------------------------------------------------------------------- end to end
 
-def batch1(engine: ReviewEngine, text: str, precision: str, decoder: str, s: float) -> None:
+def batch1(engine: ReviewEngine, text: str, precision: str, decoder: str, s: float, variant: str = "default") -> None:
     gen = GenerationConfig(max_new_tokens=NEW_TOKENS, suppression=s, seed=0, ignore_eos=True)
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
@@ -250,7 +253,7 @@ def batch1(engine: ReviewEngine, text: str, precision: str, decoder: str, s: flo
     t = clock.times
     n = len(t) - 1
     tok_s = (n - 1) / (t[-1] - t[1])
-    emit({"part": "decode", "precision": precision, "decoder": decoder, "batch": 1, "suppression": s,
+    emit({"part": "decode", "precision": precision, "decoder": decoder, "variant": variant, "batch": 1, "suppression": s,
           "prompt_tokens": len(ids), "new_tokens": n, "prefill_s": round(t[1] - t[0], 3),
           "decode_tok_s": round(tok_s, 1), "step_ms": round(1000 / tok_s, 2),
           "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)})
@@ -307,6 +310,76 @@ def step_variant(engine: ReviewEngine, precision: str, profile_dir: Path | None,
         torch.cuda.empty_cache()
 
 
+# name -> (inductor options for the decode step, sampling.TOP_P_SPLIT_SOFTMAX, preferred BLAS library or None);
+# "triton.cudagraphs" = mode "reduce-overhead" (torch.compile takes a mode or options, not both)
+TUNE_VARIANTS: dict[str, tuple[dict, bool, str | None]] = {
+    "autotune_gemm": ({"triton.cudagraphs": True, "max_autotune_gemm": True}, True, None),
+    "top_p_warper": ({"triton.cudagraphs": True}, False, None),  # transformers' warper, the previous top-p
+    "cublaslt": ({"triton.cudagraphs": True}, True, "cublaslt"),
+    "coordinate_descent": ({"triton.cudagraphs": True, "coordinate_descent_tuning": True}, True, None),
+}
+
+
+def tune_variant(engine: ReviewEngine, text: str, precision: str, profile_dir: Path | None, name: str,
+                 options: dict, split_softmax: bool, blas: str | None) -> float | None:
+    """A fresh batch-1 decoder (same model) compiled with `options`: compile seconds (the first
+    call), the step alone with its kernel profile, then batch 1 end to end at suppression 0.95.
+    Returns the step ms (None on failure)."""
+    import torch._dynamo
+
+    from reviewgpt.generate import sampling
+    from reviewgpt.generate.engine import _FastDecoder
+
+    kept, kept_flag = engine._fast, sampling.TOP_P_SPLIT_SOFTMAX
+    kept_blas = torch.backends.cuda.preferred_blas_library()
+    torch._dynamo.reset()  # else dynamo reuses the compiled step (same code, guards pass)
+    engine._fast = _FastDecoder(engine.model, max_cache_len=kept.max_cache_len, tokenizer=engine.tokenizer,
+                                compile_options=options)
+    sampling.TOP_P_SPLIT_SOFTMAX = split_softmax
+    if blas:
+        torch.backends.cuda.preferred_blas_library(blas)
+    try:
+        with torch.inference_mode():
+            engine._fast._ensure_cache(torch.device("cuda"))
+            step = _ready_step(engine._fast, 1, GenerationConfig(suppression=RECIPE_SUPPRESSION), engine)
+            t = time.perf_counter()
+            step()
+            torch.cuda.synchronize()
+            compile_s = time.perf_counter() - t
+        step_only(engine, precision, profile_dir, tag=f"_{name}")
+        step_ms = ROWS[-1]["step_ms"]
+        emit({"part": "tune", "precision": precision, "variant": name, "options": options,
+              "top_p_split_softmax": split_softmax, "blas": blas or str(kept_blas),
+              "first_call_s": round(compile_s, 1), "step_ms": step_ms})
+        batch1(engine, text, precision, "engine", RECIPE_SUPPRESSION, variant=name)
+        return step_ms
+    except Exception as e:  # an experiment: record the failure, keep the run going
+        emit({"part": "tune", "precision": precision, "variant": name, "error": f"{type(e).__name__}: {e}"[:500]})
+        return None
+    finally:
+        engine._fast = kept
+        sampling.TOP_P_SPLIT_SOFTMAX = kept_flag
+        torch.backends.cuda.preferred_blas_library(kept_blas)
+        gc.collect()
+        torch.cuda.empty_cache()
+
+
+def tune(engine: ReviewEngine, text: str, precision: str, profile_dir: Path | None, base_ms: float) -> None:
+    """Each of TUNE_VARIANTS against the default step (base_ms, same process), then the variants that
+    beat it by more than 1% together (inductor options merged)."""
+    wins = []
+    for name, (options, flag, blas) in TUNE_VARIANTS.items():
+        ms = tune_variant(engine, text, precision, profile_dir, name, options, flag, blas)
+        print(f"[{precision}] {name}: step {ms} ms (default {base_ms})", flush=True)
+        if ms is not None and ms < 0.99 * base_ms:
+            wins.append(name)
+    if len(wins) > 1:
+        options = {k: v for n in wins for k, v in TUNE_VARIANTS[n][0].items()}
+        flag = all(TUNE_VARIANTS[n][1] for n in wins)
+        blas = next((TUNE_VARIANTS[n][2] for n in wins if TUNE_VARIANTS[n][2]), None)
+        tune_variant(engine, text, precision, profile_dir, "-".join(wins), options, flag, blas)
+
+
 def static_engine(engine: ReviewEngine) -> ReviewEngine:
     """The same loaded model, decoding through transformers' generate() with a StaticCache."""
     return ReviewEngine(engine.model, engine.tokenizer, engine.info, replace(engine.config, decoder="generate-static"))
@@ -325,8 +398,11 @@ def run(precision: str, ckpt: str, parts: set[str], profile_dir: Path | None) ->
     if "seed" in parts:
         seeded_repeat(engine, texts[0], precision)
     if "b1" in parts:
-        for s in (0.0, RECIPE_SUPPRESSION):
+        for s in ((RECIPE_SUPPRESSION,) if "tune" in parts else (0.0, RECIPE_SUPPRESSION)):
             batch1(engine, texts[0], precision, "engine", s)
+    if "tune" in parts:  # the default step alone first: the variants compare with it
+        step_only(engine, precision, profile_dir, tag="_default")
+        tune(engine, texts[0], precision, profile_dir, ROWS[-1]["step_ms"])
     if "step" in parts:
         step_only(engine, precision, profile_dir)
     if "b8" in parts:
@@ -370,7 +446,7 @@ def main() -> None:
     p.add_argument("--precision", nargs="+", default=["bf16", "nf4"])
     p.add_argument("--checkpoint", default="/tmp/llama8b-random")
     p.add_argument("--parts", nargs="+", default=["attention", "b1", "step", "b8", "static"],
-                   help="attention b1 seed step b8 static static8 freeze coord")
+                   help="attention b1 seed step b8 static static8 freeze coord tune")
     p.add_argument("--out", default="benchmarks/results/engine.jsonl")
     p.add_argument("--profile-dir", default=None, help="write the decode step's kernel table here")
     args = p.parse_args()

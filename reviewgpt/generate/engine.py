@@ -43,6 +43,12 @@ from reviewgpt.generate.suppression import SequenceSuppressionProcessor
 
 log = logging.getLogger(__name__)
 
+# Inductor options for the compiled decode step. {"triton.cudagraphs": True} is exactly
+# mode="reduce-overhead" (one CUDA graph replay a token); torch.compile takes a mode or options, not
+# both, so other settings go here with it. Variants measured against it: benchmarks/bench_engine.py
+# --parts tune, results in benchmarks/results/README.md ("inductor settings").
+DECODE_COMPILE_OPTIONS: dict[str, Any] = {"triton.cudagraphs": True}
+
 
 @dataclass
 class LoadInfo:
@@ -323,7 +329,7 @@ class _FastDecoder:
     """
 
     def __init__(self, model: Any, max_cache_len: int, tokenizer: Any, compile: bool = True,
-                 batch_size: int = 1) -> None:
+                 batch_size: int = 1, compile_options: dict[str, Any] | None = None) -> None:
         from transformers import StaticCache
 
         self.model = model
@@ -331,6 +337,7 @@ class _FastDecoder:
         self.max_cache_len = max_cache_len
         self.batch_size = batch_size
         self.compile = compile  # False: same loop, eager step (tests the logic on a CPU)
+        self.compile_options = dict(DECODE_COMPILE_OPTIONS if compile_options is None else compile_options)
         self.cache = StaticCache(config=model.config, max_cache_len=max_cache_len)
         self._step: Callable[[], None] | None = None
         self._sampler: GraphSampler | None = None
@@ -378,7 +385,7 @@ class _FastDecoder:
                 state.tokens.copy_(nxt)
                 state.pos.add_(1)
 
-            self._step = (torch.compile(step, mode="reduce-overhead", fullgraph=False, dynamic=False)
+            self._step = (torch.compile(step, options=self.compile_options, fullgraph=False, dynamic=False)
                           if self.compile else step)
         return self._step
 

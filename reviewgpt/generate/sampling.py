@@ -13,8 +13,15 @@ The noise is a counter-based hash of (seed, step, row, token), not the CUDA gene
 seed gives the same review whatever the graph replays (a generator's state inside captured CUDA
 graphs did not reproduce on the H100). The seed is drawn from torch's CPU generator at each
 generation, so `torch.manual_seed` (GenerationConfig.seed) fixes it. Greedy is argmax of the
-suppressed scores, exactly as the eager loop. Top-p runs transformers' own warper as an opaque op
-(`reviewgpt::top_p`): inductor's split scan for its cumsum failed to compile at batch 8.
+suppressed scores, exactly as the eager loop. Top-p runs as one opaque op (inductor's split scan for
+its cumsum failed to compile at batch 8): `reviewgpt::top_p_split` when `TOP_P_SPLIT_SOFTMAX` (the
+default), else transformers' own warper (`reviewgpt::top_p`). The warper's softmax kernel runs one
+thread block a row (32 us for 128k logits on the H100); top_p_split computes the warper's rule
+without it: it sorts the scores as the warper does, takes exp(sorted - max) and its cumsum
+(multi-block kernels), and removes, in ascending order, the tokens whose cumulative weight is
+<= (1 - p) x the total (the cumsum's last entry). That is the warper's comparison multiplied
+through by the softmax's normaliser; on random 128k rows it agrees with a float64 warper at least
+as often as the float32 warper does (tests/test_decode_graph.py).
 
 The suppression processor's MarkerProbe records go to `StepRecorder`, fixed buffers written at a
 device-side cursor; `StepRecorder.hand_to(probe)` copies the steps a generation used into the
@@ -33,6 +40,10 @@ from reviewgpt.generate.marker_probe import MarkerProbe, marker_mass
 from reviewgpt.generate.suppression import SequenceSuppressionProcessor
 
 WINDOW = SequenceSuppressionProcessor.lookback  # tokens of look-back the graph keeps per row
+# Read when the decode step is traced (module docstring). On: the step's softmax kernel (32 us) goes;
+# measured on one H100, bf16 batch 1, same process: step 7.06 -> 7.02 ms, 141.6 -> 142.3 tok/s
+# (benchmarks/results/README.md, "inductor settings and top-p").
+TOP_P_SPLIT_SOFTMAX = True
 _M32 = 0xFFFFFFFF
 
 
@@ -45,6 +56,21 @@ def top_p(scores: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
 
 
 @top_p.register_fake
+def _(scores: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    return torch.empty_like(scores)
+
+
+@torch.library.custom_op("reviewgpt::top_p_split", mutates_args=())
+def top_p_split(scores: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """TopPLogitsWarper(p, min_tokens_to_keep=1)'s output without a softmax kernel (module docstring)."""
+    ascending, order = torch.sort(scores, descending=False, dim=-1)
+    mass = torch.exp(ascending - ascending[..., -1:]).cumsum(dim=-1)
+    remove = mass <= (1 - p) * mass[..., -1:]
+    remove[..., -1:] = False  # the largest is always kept
+    return scores.masked_fill(remove.scatter(1, order, remove), -math.inf)
+
+
+@top_p_split.register_fake
 def _(scores: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
     return torch.empty_like(scores)
 
@@ -166,6 +192,8 @@ class GraphSampler:
         step = self.recorder.cursor.clone()  # this pick's index in the generation (the noise's counter)
         self.recorder.record(window[:, -1], marker_mass(raw, start), marker_mass(scores, start))
         greedy = wide_argmax(scores)
-        warped = torch.ops.reviewgpt.top_p(self.warp_temperature(window, scores), self.top_p)
+        scaled = self.warp_temperature(window, scores)
+        top_p = torch.ops.reviewgpt.top_p_split if TOP_P_SPLIT_SOFTMAX else torch.ops.reviewgpt.top_p
+        warped = top_p(scaled, self.top_p)
         sampled = wide_argmax(warped + gumbel_noise(self.seed, step, *warped.shape))
         return torch.where(self.greedy, greedy, sampled)
