@@ -109,7 +109,9 @@ class Run:
             return "Both sides failed. " + " ".join(failed)
         if self.phase is RunPhase.ONE_SIDE_FAILED:
             ok = [s.label.title for s in (a, b) if not s.error]
-            return f"{' and '.join(ok)} finished; " + " ".join(failed) + " No verdict."
+            # a side that is off: its column and the banner say why; the status line only names it
+            why = [f"{s.label.title} is off." if s.off else f"{s.label.title} failed: {s.error}" for s in (a, b) if s.error]
+            return f"{' and '.join(ok)} finished; " + " ".join(why) + " No verdict."
         return "Done: both reviews and the verdict." if self.verdict else f"Both reviews done. {self.verdict_note}"
 
 

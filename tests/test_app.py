@@ -135,7 +135,7 @@ def test_without_a_key_the_gpt_side_says_how_to_enable_it(model_dirs, monkeypatc
     assert last.phase is RunPhase.ONE_SIDE_FAILED and "OPENAI_API_KEY" in last.gpt.error and last.gpt.off
     status = last.status()  # not configured is "off", not "failed" (the page toasts only failures)
     assert "Done" not in status and "GPT-4o baseline is off" in status and "failed" not in status
-    assert "OPENAI_API_KEY" in status and "No verdict" in status
+    assert "No verdict" in status  # why it is off: in the GPT column and the banner, not repeated here
     assert "BASE model" in service.banner()  # no adapter configured: said visibly
 
 
