@@ -3,28 +3,21 @@ import json
 import numpy as np
 import pytest
 
-from reviewgpt.config import OpenAIConfig
-from reviewgpt.compare.evaluation.config import EvalConfig, Matchup, SystemSpec
+from reviewgpt.compare.evaluation.config import Matchup, SystemSpec
 from reviewgpt.compare.evaluation.report import report
 from reviewgpt.compare.evaluation.stages import generate, judge, judgement_store, review_store
-from reviewgpt.compare.evaluation.systems import make_runner
 from reviewgpt.compare.evaluation.stats import aspect_stats, length_adjusted_win_rate, matchup_stats
+from reviewgpt.compare.evaluation.systems import make_runner
 from reviewgpt.format.review_format import Review, ReviewItem, render
 from reviewgpt.format.schema import FOUR_ASPECT
 
-from .support.openai_server import API_KEY, Step
+from .support.eval_configs import local_vs_gpt
+from .support.openai_server import Step
 
 
 def _cfg(tmp_path, data_file, model_dirs, server, limit=3, max_prompt_tokens=2048):
-    local = dict(kind="local", base_model=str(model_dirs / "base"), adapter=str(model_dirs / "adapter"),
-                 max_new_tokens=40, batch_size=2, temperature=0.0)
-    return EvalConfig(
-        data=str(data_file), out_dir=str(tmp_path / "eval"), limit=limit, schemas=["4"], bootstrap_samples=200,
-        max_prompt_tokens=max_prompt_tokens,
-        systems=[SystemSpec("ft", suppression=0.0, **local), SystemSpec("ft+supp", suppression=0.95, **local),
-                 SystemSpec("gpt4", kind="openai", model="gpt-4-1106-preview")],
-        matchups=[Matchup("ft+supp", "gpt4", "4"), Matchup("ft", "gpt4", "4"), Matchup("ft+supp", "ft", "4")],
-        openai=OpenAIConfig(api_key=API_KEY, base_url=server.base_url, max_retries=1))
+    return local_vs_gpt(tmp_path, data_file, model_dirs, server, limit=limit, max_prompt_tokens=max_prompt_tokens,
+                        max_new_tokens=40, bootstrap_samples=200)
 
 
 def test_whole_pipeline_on_a_tiny_model_and_the_local_server(tmp_path, data_file, model_dirs, openai_env):

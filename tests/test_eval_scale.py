@@ -22,19 +22,13 @@ from reviewgpt.config import RECIPE_MAX_PROMPT_TOKENS, RECIPE_SUPPRESSION, OpenA
 from reviewgpt.prepare.chat import render_prompt
 
 from .conftest import ROOT
+from .support.eval_configs import local_vs_gpt
 from .support.openai_server import API_KEY, Step
 
 
 def _local_cfg(tmp_path, data_file, model_dirs, server, limit=2, budget=400):
-    local = dict(kind="local", base_model=str(model_dirs / "base"), adapter=str(model_dirs / "adapter"),
-                 max_new_tokens=24, batch_size=2, temperature=0.0)
-    return EvalConfig(
-        data=str(data_file), out_dir=str(tmp_path / "eval"), limit=limit, schemas=["4"], bootstrap_samples=100,
-        max_prompt_tokens=budget,
-        systems=[SystemSpec("ft", suppression=0.0, **local), SystemSpec("ft+supp", suppression=0.95, **local),
-                 SystemSpec("gpt4", kind="openai", model="gpt-4-1106-preview")],
-        matchups=[Matchup("ft+supp", "gpt4", "4"), Matchup("ft", "gpt4", "4"), Matchup("ft+supp", "ft", "4")],
-        openai=OpenAIConfig(api_key=API_KEY, base_url=server.base_url, max_retries=1))
+    return local_vs_gpt(tmp_path, data_file, model_dirs, server, limit=limit, max_prompt_tokens=budget,
+                        max_new_tokens=24, bootstrap_samples=100)
 
 
 def _gpt_cfg(tmp_path, data_file, server, limit=6, out="eval", concurrency=3):

@@ -119,9 +119,9 @@ def pretrain(model, tokenizer, texts: list[str], demo: DemoArguments, seed: int)
 def add_target_variants(train_file: Path, demo: DemoArguments, seed: int) -> Path:
     """train.jsonl plus, per paper and schema, up to `target_variants - 1` more extractive targets made
     from the same human reviews read in other orders. Written beside it; held-out splits are untouched."""
-    rows = read_examples(train_file)
     if demo.target_variants <= 1:
         return train_file
+    rows = read_examples(train_file)
     rng = random.Random(seed)
     aggs: dict[str, ExtractiveAggregator] = {}
     out = []
@@ -190,12 +190,15 @@ def sample_rates(engine, papers: list[dict], demo: DemoArguments, seed: int) -> 
             fitted = engine.prepare(example_document(p), schema)
             texts.append(fitted.text)
             prompt_tokens.append(fitted.budget.prompt_tokens)
-        for guided in dict.fromkeys((shipped, False)):  # as the app runs it, then the model alone
+        passes = [(shipped, "")]  # as the app runs it; then, if that is guided, the model alone
+        if shipped:
+            passes.append((False, ", model alone (no schema guide)"))
+        for guided, suffix in passes:
             engine.config.schema_guide = guided
             for s in (0.0, RECIPE_SUPPRESSION):
                 gen = GenerationConfig(max_new_tokens=engine.config.max_new_tokens, temperature=temperature,
                                        suppression=s, seed=seed)
-                name = f"{schema}-aspect, s={s}" + ("" if guided == shipped else ", model alone (no schema guide)")
+                name = f"{schema}-aspect, s={s}{suffix}"
                 reviews = []
                 for i in tqdm(range(0, len(texts), demo.eval_batch), desc=f"sample {name}"):
                     reviews += engine.generate_batch(texts[i:i + demo.eval_batch], schema, gen)

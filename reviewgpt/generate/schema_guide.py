@@ -74,7 +74,8 @@ class SchemaGuideProcessor(LogitsProcessor):
         self._t = _guide_tables(tokenizer, self.schema.name)
         self.end_ids = list(end_ids)
         self._rows: list[_Row] | None = None
-        self._hash: torch.Tensor | None = None
+        self._hash: torch.Tensor | None = None  # header-start token ids, on the scores' device
+        self._ends: torch.Tensor | None = None
 
     def _observe(self, row: _Row, token: int) -> None:
         """Update a row's state with the token just written."""
@@ -93,22 +94,20 @@ class SchemaGuideProcessor(LogitsProcessor):
         if self._rows is None:  # the first step: every row starts its review with the first header
             self._rows = [_Row(headers_started=1, queue=t["headers"][0] + [t["newline"]]) for _ in range(scores.shape[0])]
             self._hash = torch.tensor(t["hash"], dtype=torch.long, device=scores.device)
+            self._ends = torch.tensor(self.end_ids, dtype=torch.long, device=scores.device)
         else:
             for row, token in zip(self._rows, input_ids[:, -1].tolist()):
                 self._observe(row, token)
         scores = scores.clone()
-        ends = torch.tensor(self.end_ids, dtype=torch.long, device=scores.device)
         for i, row in enumerate(self._rows):
             s = scores[i]
-            if row.queue:
-                keep = s[row.queue[0]].clone()
+            if row.queue:  # the only finite score: certain whatever the warpers after this do
                 s.fill_(-float("inf"))
-                s[row.queue[0]] = keep if torch.isfinite(keep) else 0.0
-                # a forced token keeps its own logit (any finite value is certain after the mask)
+                s[row.queue[0]] = 0.0
             elif row.headers_started < n:
                 # No end yet; at a line start a header start becomes the expected header's first token.
                 target = t["headers"][row.headers_started][0] if row.line_start else t["newline"]
-                _fold(s, torch.cat([ends, self._hash]) if row.line_start else ends, target)
+                _fold(s, torch.cat([self._ends, self._hash]) if row.line_start else self._ends, target)
             elif row.line_start:
                 _fold(s, self._hash, self.end_ids[0])  # all headers written: a new header means the end
         return scores

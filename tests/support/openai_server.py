@@ -58,7 +58,7 @@ class StubState:
 
 def _criteria_from(system: str) -> list[str]:
     # The format instructions list the criteria as "## <criterion>" lines.
-    return [m.strip() for m in re.findall(r"^## (.+)$", system, re.M)]
+    return [m.strip() for m in re.findall(r"^## (.+)$", system, re.MULTILINE)]
 
 
 def default_review(criteria: list[str], flavour: str = "gpt") -> str:
@@ -71,8 +71,8 @@ def default_review(criteria: list[str], flavour: str = "gpt") -> str:
 
 
 def _judge(state: StubState, user: str, system: str) -> str:
-    a = re.search(r"\[Review A\]\n(.*?)\n\n\[Review B\]", user, re.S)
-    b = re.search(r"\[Review B\]\n(.*)$", user, re.S)
+    a = re.search(r"\[Review A\]\n(.*?)\n\n\[Review B\]", user, re.DOTALL)
+    b = re.search(r"\[Review B\]\n(.*)$", user, re.DOTALL)
     la, lb = len(a.group(1)) if a else 0, len(b.group(1)) if b else 0
     rule = state.judge_rule
     if rule == "hash":  # a verdict that differs between papers but not between the two orders
@@ -90,7 +90,7 @@ def _judge(state: StubState, user: str, system: str) -> str:
         winner = "B"
     else:
         winner = "tie"
-    criteria = [c.strip() for c in re.findall(r"^- (.+)$", system, re.M)]
+    criteria = [c.strip() for c in re.findall(r"^- (.+)$", system, re.MULTILINE)]
     return json.dumps({"winner": winner, "rationale": f"Rule {rule}: A has {la} chars, B has {lb}.",
                        "aspects": {c: winner for c in criteria}})
 
@@ -113,7 +113,7 @@ class _in_flight:
         self.state.in_flight += 1
         self.state.max_in_flight = max(self.state.max_in_flight, self.state.in_flight)
 
-    async def __aexit__(self, *exc: Any) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         self.state.in_flight -= 1
 
 
@@ -121,6 +121,23 @@ async def _wait(state: StubState, step: Step | None) -> None:
     delay = step.delay_s if step and step.delay_s else state.default_delay_s
     if delay:
         await asyncio.sleep(delay)  # a slow upstream (other requests are still served)
+
+
+async def _receive(state: StubState, request: Request, body: dict, text: str) -> tuple[Step | None, JSONResponse | None]:
+    """What both endpoints do first: record the request, take its scripted step, wait as the step
+    says (counted in flight), then refuse a bad key or return the step's error status."""
+    auth = request.headers.get("authorization", "")
+    rec = {"body": body, "auth": auth, "path": request.url.path, "t": time.monotonic()}
+    state.requests.append(rec)
+    step = _take_step(state, text)
+    async with _in_flight(state):
+        await _wait(state, step)
+    if auth != f"Bearer {API_KEY}":
+        return step, _bad_key(auth)
+    if step and step.status != 200:
+        rec["status"] = step.status
+        return step, _error(step)
+    return step, None
 
 
 def _bad_key(auth: str) -> JSONResponse:
@@ -166,18 +183,10 @@ def make_app(state: StubState) -> FastAPI:
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Any:
         body = await request.json()
-        auth = request.headers.get("authorization", "")
         text = json.dumps(body["messages"])
-        rec = {"body": body, "auth": auth, "path": "/v1/chat/completions", "t": time.monotonic()}
-        state.requests.append(rec)
-        step = _take_step(state, text)
-        async with _in_flight(state):
-            await _wait(state, step)
-        if auth != f"Bearer {API_KEY}":
-            return _bad_key(auth)
-        if step and step.status != 200:
-            rec["status"] = step.status
-            return _error(step)
+        step, refusal = await _receive(state, request, body, text)
+        if refusal is not None:
+            return refusal
         system = body["messages"][0]["content"] if body["messages"][0]["role"] == "system" else ""
         user = body["messages"][-1]["content"]
         if step and step.content is not None:
@@ -208,18 +217,10 @@ def make_app(state: StubState) -> FastAPI:
     @app.post("/v1/completions")
     async def completions(request: Request) -> Any:
         body = await request.json()
-        auth = request.headers.get("authorization", "")
         prompt = body.get("prompt", "")
-        rec = {"body": body, "auth": auth, "path": "/v1/completions", "t": time.monotonic()}
-        state.requests.append(rec)
-        step = _take_step(state, json.dumps(prompt))
-        async with _in_flight(state):
-            await _wait(state, step)
-        if auth != f"Bearer {API_KEY}":
-            return _bad_key(auth)
-        if step and step.status != 200:
-            rec["status"] = step.status
-            return _error(step)
+        step, refusal = await _receive(state, request, body, json.dumps(prompt))
+        if refusal is not None:
+            return refusal
         if "logit_bias" in body:
             problem = ("logit_bias is not supported by this server" if state.reject_logit_bias
                        else _logit_bias_error(body["logit_bias"]))
@@ -271,7 +272,7 @@ class OpenAIStubServer:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def start(self) -> "OpenAIStubServer":
+    def start(self) -> OpenAIStubServer:
         self.thread.start()
         deadline = time.time() + 10
         while not self.server.started:
