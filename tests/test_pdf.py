@@ -140,6 +140,11 @@ def test_line_joining():
     assert join_lines(["errors automatically-", "detected by"], vocab) == "errors automatically-detected by"
     assert join_lines(["a well-", "known fact"], vocab) == "a well-known fact"
     assert join_lines(["we repre-", "sent"], vocab) == "we represent"
+    names = vocabulary(["the design of CiteSee was", "tools such as GROBID and", "a Non-Linear model"])
+    assert join_lines(["The design of Cite-", "See was"], names) == "The design of CiteSee was"
+    assert join_lines(["such as GRO-", "BID and"], names) == "such as GROBID and"
+    assert join_lines(["a Non-", "Linear model"], names) == "a Non-Linear model"
+    assert join_lines(["as well-", "Known"], names) == "as well- Known"  # no evidence either way: as before
     assert join_lines(["我们提出了一种新的", "方法来解决这个问题"]) == "我们提出了一种新的方法来解决这个问题"
     assert clean_text("e\ufb03cient \ufb01eld\x07 of\x00 work") == "efficient field of work"
 

@@ -107,11 +107,17 @@ def _keep_hyphen(head: str, tail: str, vocab: Counter[str] | None) -> bool:
 
 def _join(left: str, right: str, vocab: Counter[str] | None) -> str:
     m = _HYPHENATED.search(left[-60:])  # the tail only: a search over the whole paragraph is quadratic
+    tail = _WORD.match(right) if m else None
     if m and right[:1].islower():
-        tail = _WORD.match(right)
         if _keep_hyphen(m.group(1), tail.group(0).split("-")[0] if tail else "", vocab):
             return left + right
         return left[:-1] + right
+    if m and tail and vocab:  # a capital after the break ("Cite-" "See"): joined only on the document's word
+        h, t = m.group(1).lower(), tail.group(0).split("-")[0].lower()
+        if vocab[h + t] and vocab[h + t] >= vocab[f"{h}-{t}"]:
+            return left[:-1] + right  # "CiteSee", "GROBID"
+        if vocab[f"{h}-{t}"]:
+            return left + right  # a capitalised compound ("Non-Linear")
     if _CJK.match(left[-1]) and _CJK.match(right[0]):
         return left + right
     return f"{left} {right}"
