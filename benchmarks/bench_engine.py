@@ -38,7 +38,7 @@ import torch
 
 from reviewgpt.config import (RECIPE_MAX_PROMPT_TOKENS, RECIPE_MAX_RESPONSE_TOKENS, RECIPE_SUPPRESSION, EngineConfig,
                               GenerationConfig)
-from reviewgpt.generate.engine import ReviewEngine, load_engine
+from reviewgpt.generate.engine import DECODE_COMPILE_OPTIONS, ReviewEngine, load_engine
 
 from .random_llama8b import build, corpus_texts
 
@@ -72,61 +72,144 @@ class TokenClock:
 
 # ---------------------------------------------------------------------------------- attention
 
-def attention_micro(precision: str) -> None:
-    """One layer's decode attention, three ways, on the same random inputs (never zeros)."""
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+def _graph_us(fn, calls: int = 64) -> float:
+    """Median us per call of `fn(i)` captured `calls` times in one CUDA graph (launch gaps included)."""
+    g = torch.cuda.CUDAGraph()
+    fn(0)
+    torch.cuda.synchronize()
+    with torch.cuda.graph(g):
+        for i in range(calls):
+            fn(i)
+    g.replay()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(5):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        g.replay()
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b) * 1000 / calls)
+    del g
+    return sorted(times)[2]
 
-    from reviewgpt.generate.attention import sdpa_gqa_decode
 
-    def matmul_softmax(module, q, k, v, mask, scaling):  # the previous implementation, for the record
-        b, heads, _, d = q.shape
-        kvh = k.shape[1]
-        s = torch.matmul(q.reshape(b, kvh, heads // kvh, d), k.transpose(-1, -2)).float() * scaling
-        s = s.masked_fill(~mask, float("-inf"))
-        out = torch.matmul(torch.softmax(s, -1).to(v.dtype), v)
-        return out.reshape(b, heads, 1, d).transpose(1, 2).contiguous(), None
+def _kernels(fn) -> list[str]:
+    """Names and us of the kernels one call of `fn(0)` launches (eager, profiler)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        fn(0)
+        torch.cuda.synchronize()
+    return [f"{e.key[:90]} {e.self_device_time_total:.1f}us" for e in prof.key_averages() if e.self_device_time_total > 0]
+
+
+def attention_micro(precision: str, sweep_launch: bool) -> None:
+    """One layer's decode attention at batch 1 and 8 over a 12,338-slot cache at position 11,138:
+    cuDNN SDPA (enable_gqa + boolean mask, the previous path) against the split-KV Triton kernel
+    (decode_attention.py) with its default and a sweep of launch settings; error of each against
+    a float64 reference on the same inputs. Caches rotate over 4 layers' worth (> L2), never zeros."""
+    import torch.nn.functional as F
+
+    from reviewgpt.generate import decode_attention as da
 
     slots, pos, d = PROMPT_TOKENS + MAX_NEW, PROMPT_TOKENS, 128
-    module = torch.nn.Module()
-    module.num_key_value_groups, module.is_causal = 4, True
-    sets = []
-    for _ in range(4):  # rotate over 4 layers' caches (4 x 50 MB > L2) so the cache is really read
-        q = torch.randn(1, 32, 1, d, device="cuda", dtype=torch.bfloat16)
-        k = torch.randn(1, 8, slots, d, device="cuda", dtype=torch.bfloat16)
-        v = torch.randn(1, 8, slots, d, device="cuda", dtype=torch.bfloat16)
-        mask = (torch.arange(slots, device="cuda") <= pos).view(1, 1, 1, slots)
-        sets.append((q, k, v, mask))
-    q, k, v, mask = sets[0]
-    kk, vv = k.double().repeat_interleave(4, 1), v.double().repeat_interleave(4, 1)
-    p = torch.softmax((q.double() @ kk.transpose(-1, -2) * d ** -0.5).masked_fill(~mask, float("-inf")), -1)
-    ref = (p @ vv).transpose(1, 2)
-    variants = {"ours_sdpa_enable_gqa": sdpa_gqa_decode, "previous_matmul_softmax": matmul_softmax,
-                "stock_sdpa_repeat_kv": sdpa_attention_forward}
-    row = {"part": "attention", "precision": precision, "slots": slots, "position": pos}
-    for name, fn in variants.items():
-        out, _ = fn(module, q, k, v, mask, scaling=d ** -0.5)
-        err = ((out.double() - ref).norm() / ref.norm()).item()
-        calls = 64
-        g = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(g):
-            for i in range(calls):
-                s = sets[i % 4]
-                fn(module, *s, scaling=d ** -0.5)
-        g.replay()
-        torch.cuda.synchronize()
-        times = []
-        for _ in range(5):
-            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            a.record()
-            g.replay()
-            b.record()
-            b.synchronize()
-            times.append(a.elapsed_time(b) * 1000 / calls)
-        times.sort()
-        row[f"{name}_us"] = round(times[2], 1)
-        row[f"{name}_rel_err"] = float(f"{err:.2e}")
-        del g
-    emit(row)
+    scale = d ** -0.5
+    for b in (1, 8):
+        sets = []
+        for _ in range(4):
+            q = torch.randn(b, 32, 1, d, device="cuda", dtype=torch.bfloat16)
+            k = torch.randn(b, 8, slots, d, device="cuda", dtype=torch.bfloat16)
+            v = torch.randn(b, 8, slots, d, device="cuda", dtype=torch.bfloat16)
+            first = torch.tensor([0] + [37 * r for r in range(1, b)], device="cuda")  # ragged prompts
+            idx = torch.arange(slots, device="cuda")
+            mask = ((idx[None] >= first[:, None]) & (idx[None] <= pos)).view(b, 1, 1, slots)
+            sets.append((q, k, v, mask))
+        used = torch.tensor([pos + 1], device="cuda")
+        q, k, v, mask = sets[0]
+        ref = F.scaled_dot_product_attention(q.double(), k.double(), v.double(), attn_mask=mask, scale=scale,
+                                             enable_gqa=True).transpose(1, 2)
+
+        def err(out: torch.Tensor) -> float:
+            return float(f"{((out.double() - ref).norm() / ref.norm()).item():.2e}")
+
+        def cudnn(i: int) -> torch.Tensor:
+            q, k, v, mask = sets[i % 4]
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale, enable_gqa=True).transpose(1, 2)
+
+        def ours(i: int, **launch) -> torch.Tensor:
+            q, k, v, mask = sets[i % 4]
+            return da.decode_attention(q, k, v, mask, used, scale, **launch)
+
+        row = {"part": "attention", "precision": precision, "batch": b, "slots": slots, "position": pos,
+               "kv_read_mb": round(2 * b * 8 * (pos + 1) * d * 2 / 1e6, 1),
+               "cudnn_sdpa_us": round(_graph_us(cudnn), 1), "cudnn_sdpa_rel_err": err(cudnn(0)),
+               "ours_split_kv_us": round(_graph_us(ours), 1), "ours_split_kv_rel_err": err(ours(0)),
+               "ours_default_splits": da.default_splits(b, 8), "ours_kernels": _kernels(ours),
+               "cudnn_kernels": _kernels(cudnn)}
+        if not sweep_launch:
+            emit(row)
+            continue
+        sweep = {}
+        for splits in ((16, 32, 64, 128) if b == 1 else (4, 8, 16)):
+            for block_n in (32, 64):
+                for warps, stages in ((4, 2), (4, 3)):
+                    launch = dict(splits=splits, block_n=block_n, num_warps=warps, num_stages=stages)
+                    try:
+                        sweep[f"s{splits}_n{block_n}_w{warps}_st{stages}"] = round(
+                            _graph_us(lambda i: ours(i, **launch)), 1)
+                    except Exception as e:  # a launch setting that does not compile (shared memory)
+                        sweep[f"s{splits}_n{block_n}_w{warps}_st{stages}"] = type(e).__name__
+        row["sweep_us"] = sweep
+        best = min((v, k) for k, v in sweep.items() if isinstance(v, float))
+        row["sweep_best"] = {"config": best[1], "us": best[0]}
+        emit(row)
+        del sets
+
+
+def gemv_micro() -> None:
+    """The step's matrix products alone, bf16, batch 1 and 8 (weights rotate over 4 copies, > L2), in
+    the layouts the decode step can hand them: which cuBLAS kernel each gets and its read rate. The
+    step's o_proj read at 1.62 TB/s against ~2.85 for the others (results README)."""
+    import torch.nn.functional as F
+
+    shapes = {"o_proj": (4096, 4096), "qkv": (6144, 4096), "down": (4096, 14336)}
+    for name, (n_out, n_in) in shapes.items():
+        ws = [torch.randn(n_out, n_in, device="cuda", dtype=torch.bfloat16) * 0.02 for _ in range(4)]
+        for m in (1, 8):
+            x3 = torch.randn(m, 1, n_in, device="cuda", dtype=torch.bfloat16)
+            variants = {
+                "linear_3d_contiguous": lambda i: F.linear(x3, ws[i % 4]),
+                "linear_2d_contiguous": lambda i: F.linear(x3.view(m, n_in), ws[i % 4]),
+                "mm_w_xT": lambda i: torch.mm(ws[i % 4], x3.view(m, n_in).t()).t(),
+            }
+            if m == 1:
+                row0 = torch.randn(n_in, device="cuda", dtype=torch.bfloat16)
+                variants["linear_stride0"] = lambda i: F.linear(row0.expand(1, n_in), ws[i % 4])
+                variants["mv"] = lambda i: torch.mv(ws[i % 4], row0)
+            row = {"part": "gemv", "matrix": name, "shape": [n_out, n_in], "batch": m}
+            for vname, fn in variants.items():
+                us = _graph_us(fn)
+                row[vname] = {"us": round(us, 1), "tb_s": round(n_out * n_in * 2 / us / 1e6, 2),
+                              "kernels": _kernels(fn)}
+            emit(row)
+        del ws
+
+
+def top_p_micro() -> None:
+    """top_p_split's sort and cumsum over (b, 128,256) float32, b 1 and 8: the one-pass cumsum against
+    the two-level one (sampling.chunked_cumsum)."""
+    from reviewgpt.generate.sampling import chunked_cumsum
+
+    for b in (1, 8):
+        x = torch.randn(b, 128256, device="cuda")
+        row = {"part": "top-p", "batch": b,
+               "sort_us": round(_graph_us(lambda i: torch.sort(x, dim=-1)), 1),
+               "cumsum_us": round(_graph_us(lambda i: x.cumsum(-1)), 1),
+               "chunked_cumsum_us": round(_graph_us(lambda i: chunked_cumsum(x)), 1),
+               "chunked_vs_float64_max_rel": float(f"{((chunked_cumsum(x).double() - x.double().cumsum(-1)).abs().max() / x.double().abs().sum(-1).max()).item():.2e}"),
+               "cumsum_vs_float64_max_rel": float(f"{((x.cumsum(-1).double() - x.double().cumsum(-1)).abs().max() / x.double().abs().sum(-1).max()).item():.2e}")}
+        emit(row)
 
 
 # ---------------------------------------------------------------------------------- decode step
@@ -153,6 +236,8 @@ def kernel_profile(step, args, steps: int, path: Path) -> dict:
             kind = "attention"
         elif any(x in low for x in ("gemv", "gemm", "cutlass", "xmma", "cublas", "sm90", "kgemm", "matmul")):
             kind = "linear (GEMV/GEMM)"
+        elif low.startswith("triton_red") and "_mm_" in low:  # a one-row product as an inductor reduction
+            kind = "linear (GEMV/GEMM)"  # (with the RMSNorm or SiLU inductor fused into it)
         elif low.startswith("triton"):
             kind = "fused triton"
         else:
@@ -283,24 +368,22 @@ def batch8(engine: ReviewEngine, texts: list[str], precision: str, decoder: str,
 
 
 def step_variant(engine: ReviewEngine, precision: str, profile_dir: Path | None, name: str, **inductor) -> None:
-    """The decode step compiled again under other inductor settings (a fresh decoder, same model),
-    e.g. freezing, which lets inductor concatenate the q/k/v and gate/up weights (one GEMV each).
-    Run last: it resets dynamo, so the engine's own step would compile again."""
-    import torch._inductor.config as inductor_config
+    """The decode step compiled again with DECODE_COMPILE_OPTIONS changed by `inductor` (a fresh
+    decoder, same model): the step alone and its kernel table. Run last: it resets dynamo, so the
+    engine's own step would compile again."""
+    import torch._dynamo
 
     from reviewgpt.generate.engine import _FastDecoder
 
-    import torch._dynamo
-
     kept = engine._fast
     torch._dynamo.reset()  # else dynamo reuses the compiled step (same code, guards pass): nothing recompiles
-    engine._fast = _FastDecoder(engine.model, max_cache_len=kept.max_cache_len, tokenizer=engine.tokenizer)
+    engine._fast = _FastDecoder(engine.model, max_cache_len=kept.max_cache_len, tokenizer=engine.tokenizer,
+                                compile_options={**DECODE_COMPILE_OPTIONS, **inductor})
     try:
         with torch.inference_mode():
             engine._fast._ensure_cache(torch.device("cuda"))
         t = time.perf_counter()
-        with inductor_config.patch(**inductor):
-            step_only(engine, precision, profile_dir, tag=f"_{name}")
+        step_only(engine, precision, profile_dir, tag=f"_{name}")
         print(f"[{precision}] variant {name}: {time.perf_counter() - t:.0f} s with compilation", flush=True)
     except Exception as e:  # an experiment: record the failure, keep the run going
         emit({"part": "step-only", "precision": precision, "variant": name, "error": f"{type(e).__name__}: {e}"[:500]})
@@ -312,11 +395,12 @@ def step_variant(engine: ReviewEngine, precision: str, profile_dir: Path | None,
 
 # name -> (inductor options for the decode step, sampling.TOP_P_SPLIT_SOFTMAX, preferred BLAS library or None);
 # "triton.cudagraphs" = mode "reduce-overhead" (torch.compile takes a mode or options, not both)
+_BASE = DECODE_COMPILE_OPTIONS
 TUNE_VARIANTS: dict[str, tuple[dict, bool, str | None]] = {
-    "autotune_gemm": ({"triton.cudagraphs": True, "max_autotune_gemm": True}, True, None),
-    "top_p_warper": ({"triton.cudagraphs": True}, False, None),  # transformers' warper, the previous top-p
-    "cublaslt": ({"triton.cudagraphs": True}, True, "cublaslt"),
-    "coordinate_descent": ({"triton.cudagraphs": True, "coordinate_descent_tuning": True}, True, None),
+    "autotune_gemm": ({**_BASE, "max_autotune_gemm": True}, True, None),
+    "top_p_warper": (_BASE, False, None),  # transformers' warper, the previous top-p
+    "cublaslt": (_BASE, True, "cublaslt"),
+    "no_coordinate_descent": ({"triton.cudagraphs": True}, True, None),  # the default until this run
 }
 
 
@@ -433,8 +517,8 @@ def run(precision: str, ckpt: str, parts: set[str], profile_dir: Path | None) ->
         del lib
     if "freeze" in parts:
         step_variant(engine, precision, profile_dir, "freezing", freezing=True)
-    if "coord" in parts:
-        step_variant(engine, precision, profile_dir, "coordinate_descent", coordinate_descent_tuning=True)
+    if "nocoord" in parts:  # the previous default: cuBLAS GEMVs
+        step_variant(engine, precision, profile_dir, "no_coordinate_descent", coordinate_descent_tuning=False)
     del engine
     gc.collect()
     torch.cuda.empty_cache()
@@ -446,7 +530,7 @@ def main() -> None:
     p.add_argument("--precision", nargs="+", default=["bf16", "nf4"])
     p.add_argument("--checkpoint", default="/tmp/llama8b-random")
     p.add_argument("--parts", nargs="+", default=["attention", "b1", "step", "b8", "static"],
-                   help="attention b1 seed step b8 static static8 freeze coord tune")
+                   help="attention attnsweep gemv topp b1 seed step b8 static static8 freeze nocoord tune")
     p.add_argument("--out", default="benchmarks/results/engine.jsonl")
     p.add_argument("--profile-dir", default=None, help="write the decode step's kernel table here")
     args = p.parse_args()
@@ -454,8 +538,14 @@ def main() -> None:
     profile_dir = Path(args.profile_dir) if args.profile_dir else None
     print(torch.cuda.get_device_name(), torch.__version__, flush=True)
     parts = set(args.parts)
-    if "attention" in parts:
-        attention_micro("bf16")
+    if parts & {"attention", "attnsweep"}:
+        attention_micro("bf16", sweep_launch="attnsweep" in parts)
+    if "gemv" in parts:
+        gemv_micro()
+    if "topp" in parts:
+        top_p_micro()
+    if not parts & {"b1", "seed", "step", "b8", "static", "static8", "freeze", "nocoord", "tune"}:
+        return  # kernel parts only: no checkpoint needed
     ckpt = str(build(args.checkpoint))
     for precision in args.precision:
         run(precision, ckpt, parts, profile_dir)

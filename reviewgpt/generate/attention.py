@@ -6,8 +6,10 @@ integration expands K/V to all query heads (`repeat_kv`) whenever a mask is pass
 static cache always needs; that copy and the kernel SDPA then picks took ~128 us per layer at a
 12k cache on an H100 (11 ms decode steps). `scaled_dot_product_attention(..., enable_gqa=True)`
 reads each K/V head once for its query-head group and, with the boolean mask, measured 27-30 us
-per layer for the same cache (reading it takes ~17 us). Prefill and training (more than one query
-token) keep the stock SDPA path and its kernels.
+per layer for the same cache (reading it takes ~17 us). On CUDA with Triton, one query token goes
+to `decode_attention` (split-KV, reads only the slots before `decode_slots_used`, which the
+engine's decode step passes through the model's kwargs): see that module. Prefill and training
+(more than one query token) keep the stock SDPA path and its kernels.
 """
 
 from __future__ import annotations
@@ -18,17 +20,24 @@ from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
+from reviewgpt.generate import decode_attention
+
 NAME = "sdpa_gqa_decode"
 
 
 def sdpa_gqa_decode(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                     attention_mask: torch.Tensor | None, dropout: float = 0.0, scaling: float | None = None,
-                    **kwargs) -> tuple[torch.Tensor, None]:
+                    decode_slots_used: torch.Tensor | None = None, **kwargs) -> tuple[torch.Tensor, None]:
     """query (b, heads, q_len, d); key/value (b, kv_heads, slots, d); a boolean mask (b, 1, q_len, slots)
-    marks the slots each query may attend to. Returns (b, q_len, heads, d) like transformers' SDPA."""
+    marks the slots each query may attend to; `decode_slots_used` (1-element tensor, optional): the
+    mask is False from that slot on. Returns (b, q_len, heads, d) like transformers' SDPA."""
     if query.shape[2] != 1 or dropout:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
+    if (query.is_cuda and attention_mask is not None and attention_mask.dtype == torch.bool
+            and decode_attention.available(query, key)):
+        scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+        return torch.ops.reviewgpt.decode_attention(query, key, value, attention_mask, decode_slots_used, scale), None
     out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, scale=scaling,
                                          enable_gqa=key.shape[1] != query.shape[1])
     return out.transpose(1, 2).contiguous(), None

@@ -45,9 +45,12 @@ log = logging.getLogger(__name__)
 
 # Inductor options for the compiled decode step. {"triton.cudagraphs": True} is exactly
 # mode="reduce-overhead" (one CUDA graph replay a token); torch.compile takes a mode or options, not
-# both, so other settings go here with it. Variants measured against it: benchmarks/bench_engine.py
-# --parts tune, results in benchmarks/results/README.md ("inductor settings").
-DECODE_COMPILE_OPTIONS: dict[str, Any] = {"triton.cudagraphs": True}
+# both, so other settings go here with it. coordinate_descent_tuning (gpt-fast's setting) also makes
+# inductor write each one-row matrix product as its own Triton reduction, fused with the RMSNorm or
+# SiLU before it, instead of a cuBLAS GEMV (torch/_inductor/decomposition.py, `mm`); batch 1 only
+# (M = 1), and compiling takes longer. Measured against the alternatives: benchmarks/bench_engine.py
+# --parts nocoord / tune, results in benchmarks/results/README.md.
+DECODE_COMPILE_OPTIONS: dict[str, Any] = {"triton.cudagraphs": True, "coordinate_descent_tuning": True}
 
 
 @dataclass
@@ -376,8 +379,9 @@ class _FastDecoder:
                 """One token for every row: state.tokens (b, 1) at slot state.pos -> the next token."""
                 idx = torch.arange(slots, device=state.tokens.device)
                 mask = ((idx[None, :] >= state.first[:, None]) & (idx[None, :] <= state.pos)).view(-1, 1, 1, slots)
+                # decode_slots_used: the attention reads no slot after this one (attention.py)
                 out = model(input_ids=state.tokens, attention_mask=mask, position_ids=(state.pos - state.first)[:, None],
-                            past_key_values=cache, use_cache=True, logits_to_keep=1)
+                            past_key_values=cache, use_cache=True, logits_to_keep=1, decode_slots_used=state.pos + 1)
                 logits = out.logits[:, -1, :].float()
                 window = torch.cat([state.window[:, 1:], state.tokens], dim=1)
                 nxt = sampler(window, logits)

@@ -60,11 +60,27 @@ def _(scores: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
     return torch.empty_like(scores)
 
 
+def chunked_cumsum(x: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+    """cumsum over the last dim of (b, n) in two levels: within chunks, then the chunks' totals.
+    Same values as cumsum up to float rounding (fewer additions in sequence). On the H100, for 128,256
+    float32 a row (bench_engine.py "topp"): 8 rows 161 -> 20.5 us; 1 row 5.2 -> 17.5 us, so one row
+    keeps the one-pass scan."""
+    b, n = x.shape
+    if b == 1:
+        return x.cumsum(-1)
+    k = -(-n // chunk)
+    if k * chunk != n:
+        x = torch.nn.functional.pad(x, (0, k * chunk - n))
+    inner = x.view(b, k, chunk).cumsum(-1)
+    before = inner[..., -1].cumsum(-1) - inner[..., -1]  # the sum of all earlier chunks
+    return (inner + before.unsqueeze(-1)).view(b, k * chunk)[:, :n]
+
+
 @torch.library.custom_op("reviewgpt::top_p_split", mutates_args=())
 def top_p_split(scores: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
     """TopPLogitsWarper(p, min_tokens_to_keep=1)'s output without a softmax kernel (module docstring)."""
     ascending, order = torch.sort(scores, descending=False, dim=-1)
-    mass = torch.exp(ascending - ascending[..., -1:]).cumsum(dim=-1)
+    mass = chunked_cumsum(torch.exp(ascending - ascending[..., -1:]))
     remove = mass <= (1 - p) * mass[..., -1:]
     remove[..., -1:] = False  # the largest is always kept
     return scores.masked_fill(remove.scatter(1, order, remove), -math.inf)
