@@ -5,10 +5,13 @@
 
 Prompt: 11,137 tokens (the recipe's budget), 1,000 new tokens, sampling (T=0.6, top-p 0.9),
 suppression off and at 0.95. Rows (one JSON line each):
-- "attention": one layer's decode attention over a 12,338-slot cache at position 11,138, kernel
-  time per call (CUDA graph of many calls, events): ours (SDPA enable_gqa + boolean mask), the
-  previous matmul-softmax-matmul, and stock transformers SDPA (K/V expanded), with the relative
-  error of each against a float64 reference on the same inputs.
+- "attention" (+ "attnsweep": its launch settings swept): one layer's decode attention over a
+  12,338-slot cache at position 11,138, batch 1 and 8, us per call (CUDA graph of many calls,
+  events) and the kernels it launches: cuDNN SDPA (enable_gqa + boolean mask) against the split-KV
+  Triton kernel (decode_attention.py), with each one's relative error against float64 SDPA.
+- "gemv": the step's matrix products alone (o_proj, q|k|v, down), batch 1 and 8, in several input
+  layouts: us, TB/s and the cuBLAS kernel each gets. "topp": top-p's sort and cumsum, one-pass and
+  two-level.
 - "fusion": the model is loaded unfused, then q|k|v and gate|up are fused as load_engine does;
   relative error of a prompt's logits after vs before, NF4 codes check.
 - "seeded-repeat": two sampled generations with one seed are equal, one with another seed is not.
@@ -19,6 +22,8 @@ suppression off and at 0.95. Rows (one JSON line each):
   first token), step ms (= 1000 / tok/s), peak GiB. Timings from the streaming hook.
 - "engine" / "generate-static", batch 8 (8 different ~11k-token prompts, per-row stop): prefill s
   (all 8 rows), decode tok/s over all rows, end-to-end tok/s.
+- "nocoord": the step alone compiled without coordinate_descent_tuning (the previous default), with
+  its kernel table, in the same process.
 - "tune" (with b1: suppression 0.95 only): the default step alone, then each of TUNE_VARIANTS (inductor
   options, top-p implementation, BLAS library) as a fresh batch-1 decoder in the same process: first
   call s (compilation), step alone + kernel table, batch 1 end to end ("decode" rows with "variant").
@@ -145,7 +150,7 @@ def attention_micro(precision: str, sweep_launch: bool) -> None:
                "kv_read_mb": round(2 * b * 8 * (pos + 1) * d * 2 / 1e6, 1),
                "cudnn_sdpa_us": round(_graph_us(cudnn), 1), "cudnn_sdpa_rel_err": err(cudnn(0)),
                "ours_split_kv_us": round(_graph_us(ours), 1), "ours_split_kv_rel_err": err(ours(0)),
-               "ours_default_splits": da.default_splits(b, 8), "ours_kernels": _kernels(ours),
+               "ours_default_splits": da.default_splits(b, 8, slots), "ours_kernels": _kernels(ours),
                "cudnn_kernels": _kernels(cudnn)}
         if not sweep_launch:
             emit(row)

@@ -156,7 +156,7 @@ def test_decode_compile_options_reach_torch_compile(engine, monkeypatch):
     _decoder(engine, compile=True)._compiled_step()
     assert seen[-1]["options"] == engine_module.DECODE_COMPILE_OPTIONS
     assert torch._inductor.list_mode_options("reduce-overhead").items() <= engine_module.DECODE_COMPILE_OPTIONS.items()
-    mine = {"triton.cudagraphs": True, "coordinate_descent_tuning": True}
+    mine = {"triton.cudagraphs": True, "max_autotune_gemm": True}
     _FastDecoder(engine.model, max_cache_len=128, tokenizer=engine.tokenizer, compile_options=mine)._compiled_step()
     assert seen[-1]["options"] == mine and "mode" not in seen[-1]
 

@@ -34,8 +34,8 @@ def sdpa_gqa_decode(module: torch.nn.Module, query: torch.Tensor, key: torch.Ten
     if query.shape[2] != 1 or dropout:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
-    if (query.is_cuda and attention_mask is not None and attention_mask.dtype == torch.bool
-            and decode_attention.available(query, key)):
+    if (attention_mask is not None and attention_mask.dtype == torch.bool and attention_mask.shape[1:3] == (1, 1)
+            and attention_mask.shape[-1] == key.shape[2] and decode_attention.available(query, key)):
         scale = scaling if scaling is not None else query.shape[-1] ** -0.5
         return torch.ops.reviewgpt.decode_attention(query, key, value, attention_mask, decode_slots_used, scale), None
     out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, scale=scaling,

@@ -1,14 +1,15 @@
 """Split-KV ("flash-decoding") attention for one query token per row over a static cache, in Triton.
 
-Why not SDPA here: in the compiled decode step at a 12k cache, cuDNN's SDPA (enable_gqa + boolean
-mask) took 22.5 us + a 2.7 us split reduction per layer at batch 1, reading the layer's K/V at
-~1.9 TB/s, and it reads every slot of the cache, the empty ones after the current position too
-(the mask only hides them). This kernel reads each K/V head once for its group of query heads,
-only in the slots before `used` (a device tensor, so a growing length never changes the graph),
-split over the key axis so that batch 1 still fills the GPU: stage 1 gives each split's
-unnormalised output with its running max and sum, stage 2 combines the splits per head. (Letting
-the split that finishes last combine them, with an atomic count, made one kernel of 30.2 us against
-19.8 + 3.2 for the two at batch 1: its combine is a serial tail.)
+Why not SDPA here: cuDNN's SDPA (enable_gqa + boolean mask) reads every slot of the static cache,
+the empty ones after the current position too (the mask only hides them), and around its kernel
+PyTorch runs a fill and a mask conversion. This kernel reads each K/V head once for its group of
+query heads, only in the slots before `used` (a device tensor, so a growing length never changes
+the graph), split over the key axis so that batch 1 still fills the GPU: stage 1 gives each split's
+unnormalised output with its running max and sum, stage 2 combines the splits per head.
+Measured on one H100, 12,338 slots, position 11,138 (bench_engine.py "attention"): batch 1 23.6 us
+(19.1 + 3.3) against cuDNN's 30.3; batch 8 130.2 us (365 MB at 2.9 TB/s) against 146.4. Letting
+the split that finishes last do the combine (an atomic count, one kernel) took 30.2 us at batch 1:
+a serial tail; not kept.
 
 Semantics: `scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale, enable_gqa=True)`
 for q of one token, given that the mask is False at every slot >= used. Tested against SDPA on the
@@ -18,6 +19,8 @@ benchmarks/bench_engine.py's "attention" part, which also measures it.
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 try:
@@ -26,6 +29,9 @@ try:
 except ImportError:  # CPU installs: the engine's fast path (CUDA only) is the only caller
     triton = None
 
+# TRITON_INTERPRET=1: Triton runs the kernels in Python on CPU tensors (how the tests run them; numpy
+# has no bfloat16, so there in float16/float32). Read by triton.jit when this module is imported.
+INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
 BLOCK_H = 16  # query rows per program (tl.dot needs >= 16): one kv head's group, padded
 # Keys per iteration, warps and pipeline stages, measured on one H100 (bench_engine.py "attention").
 BLOCK_N, NUM_WARPS, NUM_STAGES = 64, 4, 2
@@ -35,7 +41,7 @@ TARGET_PROGRAMS = 512  # splits = this / (rows x kv heads), a power of two in [1
 def available(query: torch.Tensor, key: torch.Tensor) -> bool:
     """Whether this kernel runs these shapes: CUDA (or Triton's interpreter on the CPU), one query
     token, a GQA group of at most BLOCK_H heads, head_dim a power of two >= 16."""
-    if triton is None:
+    if triton is None or not (query.is_cuda or INTERPRETED):
         return False
     d = query.shape[-1]
     group = query.shape[1] // key.shape[1]
@@ -43,8 +49,10 @@ def available(query: torch.Tensor, key: torch.Tensor) -> bool:
             and d >= 16 and d & (d - 1) == 0 and key.stride(-1) == 1 and query.stride(-1) == 1)
 
 
-def default_splits(rows: int, kv_heads: int) -> int:
-    n = max(1, TARGET_PROGRAMS // (rows * kv_heads))
+def default_splits(rows: int, kv_heads: int, slots: int) -> int:
+    """Splits of the key axis: about TARGET_PROGRAMS programs in all, no more splits than blocks of
+    BLOCK_N slots (an emptier split only costs a program); a power of two in [1, 128]."""
+    n = max(1, min(TARGET_PROGRAMS // (rows * kv_heads), -(-slots // BLOCK_N)))
     return min(128, 1 << (n.bit_length() - 1))
 
 
@@ -55,7 +63,8 @@ if triton is not None:
                                    s_qb, s_qh, s_kb, s_kh, s_ks, s_vb, s_vh, s_vs, s_mb,
                                    s_ab, s_ah, s_as, s_mxb, s_mxh,
                                    KV_HEADS: tl.constexpr, GROUP: tl.constexpr, SPLITS: tl.constexpr,
-                                   HEAD_DIM: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr):
+                                   HEAD_DIM: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr,
+                                   DOT: tl.constexpr):
         """One (row, kv head, split): online softmax over its share of the slots before `used`, kept
         unnormalised with its running max and sum (combined by `_decode_attention_combine`)."""
         pid = tl.program_id(0)
@@ -81,7 +90,7 @@ if triton is not None:
             inside = slot < stop
             ok = inside & (tl.load(Mask + b * s_mb + slot, mask=inside, other=0) != 0)
             k = tl.load(k_base + slot[:, None] * s_ks + d[None, :], mask=inside[:, None], other=0.0)
-            s = tl.dot(q, tl.trans(k)) * (scale * 1.4426950408889634)  # x log2(e): exp2 below
+            s = tl.dot(q, tl.trans(k), input_precision=DOT) * (scale * 1.4426950408889634)  # x log2(e): exp2 below
             s = tl.where(ok[None, :], s, float("-inf"))
             m_new = tl.maximum(m_i, tl.max(s, 1))
             m_ref = tl.where(m_new == float("-inf"), 0.0, m_new)  # no slot yet: keep exp2 finite
@@ -89,7 +98,7 @@ if triton is not None:
             p = tl.exp2(s - m_ref[:, None])
             l_i = l_i * alpha + tl.sum(p, 1)
             v = tl.load(v_base + slot[:, None] * s_vs + d[None, :], mask=inside[:, None], other=0.0)
-            acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
+            acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=DOT)
             m_i = m_new
         at = b * s_mxb + head * s_mxh + split
         tl.store(Max + at, m_i, mask=in_group)
@@ -121,7 +130,7 @@ def decode_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
     Returns (b, 1, heads, d) in query's dtype (the layout transformers' attention functions return)."""
     b, heads, _, d = query.shape
     kv_heads, slots = key.shape[1], key.shape[2]
-    splits = splits or default_splits(b, kv_heads)
+    splits = splits or default_splits(b, kv_heads, slots)
     assert splits & (splits - 1) == 0, "splits: a power of two (the combine's tl.arange)"
     if used is None:
         used = torch.full((1,), slots, dtype=torch.int32, device=query.device)
@@ -139,6 +148,7 @@ def decode_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
         value.stride(0), value.stride(1), value.stride(2), mask.stride(0) if mask.shape[0] > 1 else 0,
         acc.stride(0), acc.stride(1), acc.stride(2), top.stride(0), top.stride(1),
         KV_HEADS=kv_heads, GROUP=heads // kv_heads, SPLITS=splits, HEAD_DIM=d, BLOCK_H=BLOCK_H, BLOCK_N=block_n,
+        DOT="ieee" if query.dtype == torch.float32 else "tf32",  # float32 models: no TF32 rounding
         num_warps=num_warps, num_stages=num_stages)
     _decode_attention_combine[(b * heads,)](
         acc, top, total, out, acc.stride(0), acc.stride(1), acc.stride(2), top.stride(0), top.stride(1),
