@@ -201,6 +201,38 @@ def gemv_micro() -> None:
         del ws
 
 
+def gemv8_micro() -> None:
+    """Batch 8's products as inductor reductions (a lead for batch 8, not used by the engine): inductor
+    decomposes a product into a fused reduction only for one row (M = 1); here the 8-row product is
+    written out as W (N, 1, K) x x (1, 8, K) summed over K (outputs laid out (N, 8), so the 8 rows
+    of one weight row sit together), compiled with coordinate-descent tuning, against cuBLAS (F.linear)."""
+    import torch._dynamo
+    import torch.nn.functional as F
+
+    shapes = {"o_proj": (4096, 4096), "qkv": (6144, 4096), "down": (4096, 14336), "gate_up": (28672, 4096),
+              "lm_head": (128256, 4096)}
+    opts = {"coordinate_descent_tuning": True}
+    for name, (n_out, n_in) in shapes.items():
+        copies = 4 if n_out * n_in < 2e8 else 1  # > L2 either way
+        ws = [torch.randn(n_out, n_in, device="cuda", dtype=torch.bfloat16) * 0.02 for _ in range(copies)]
+        x = torch.randn(8, n_in, device="cuda", dtype=torch.bfloat16)
+        torch._dynamo.reset()
+        red = torch.compile(lambda x, w: (w.unsqueeze(1).float() * x.unsqueeze(0).float()).sum(-1).to(x.dtype).t(),
+                            options=opts, dynamic=False)
+        row = {"part": "gemv8", "matrix": name, "shape": [n_out, n_in], "batch": 8}
+        ref = F.linear(x, ws[0])
+        out = red(x, ws[0])
+        row["max_abs_diff_vs_cublas"] = float(f"{(out.float() - ref.float()).abs().max().item():.3e}")
+        for vname, fn in {"cublas": lambda i: F.linear(x, ws[i % copies]), "reduction": lambda i: red(x, ws[i % copies])}.items():
+            try:
+                us = _graph_us(fn, calls=16)
+                row[vname] = {"us": round(us, 1), "tb_s": round(n_out * n_in * 2 / us / 1e6, 2), "kernels": _kernels(fn)[:3]}
+            except Exception as e:
+                row[vname] = f"{type(e).__name__}: {e}"[:300]
+        emit(row)
+        del ws
+
+
 def top_p_micro() -> None:
     """top_p_split's sort and cumsum over (b, 128,256) float32, b 1 and 8: the one-pass cumsum against
     the two-level one (sampling.chunked_cumsum)."""
@@ -535,7 +567,7 @@ def main() -> None:
     p.add_argument("--precision", nargs="+", default=["bf16", "nf4"])
     p.add_argument("--checkpoint", default="/tmp/llama8b-random")
     p.add_argument("--parts", nargs="+", default=["attention", "b1", "step", "b8", "static"],
-                   help="attention attnsweep gemv topp b1 seed step b8 static static8 freeze nocoord tune")
+                   help="attention attnsweep gemv gemv8 topp b1 seed step b8 static static8 freeze nocoord tune")
     p.add_argument("--out", default="benchmarks/results/engine.jsonl")
     p.add_argument("--profile-dir", default=None, help="write the decode step's kernel table here")
     args = p.parse_args()
@@ -549,6 +581,8 @@ def main() -> None:
         gemv_micro()
     if "topp" in parts:
         top_p_micro()
+    if "gemv8" in parts:
+        gemv8_micro()
     if not parts & {"b1", "seed", "step", "b8", "static", "static8", "freeze", "nocoord", "tune"}:
         return  # kernel parts only: no checkpoint needed
     ckpt = str(build(args.checkpoint))
