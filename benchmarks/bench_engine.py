@@ -23,7 +23,8 @@ suppression off and at 0.95. Rows (one JSON line each):
 - "engine" / "generate-static", batch 8 (8 different ~11k-token prompts, per-row stop): prefill s
   (all 8 rows), decode tok/s over all rows, end-to-end tok/s.
 - "nocoord": the step alone compiled without coordinate_descent_tuning (the previous default), with
-  its kernel table, in the same process.
+  its kernel table, in the same process. "recompile": the same options compiled twice more
+  with inductor's caches off (more draws of coordinate-descent tuning).
 - "tune" (with b1: suppression 0.95 only): the default step alone, then each of TUNE_VARIANTS (inductor
   options, top-p implementation, BLAS library) as a fresh batch-1 decoder in the same process: first
   call s (compilation), step alone + kernel table, batch 1 end to end ("decode" rows with "variant").
@@ -38,6 +39,7 @@ import os
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
 
@@ -77,7 +79,7 @@ class TokenClock:
 
 # ---------------------------------------------------------------------------------- attention
 
-def _graph_us(fn, calls: int = 64) -> float:
+def _graph_us(fn: Callable[[int], Any], calls: int = 64) -> float:
     """Median us per call of `fn(i)` captured `calls` times in one CUDA graph (launch gaps included)."""
     g = torch.cuda.CUDAGraph()
     fn(0)
@@ -99,7 +101,7 @@ def _graph_us(fn, calls: int = 64) -> float:
     return sorted(times)[2]
 
 
-def _kernels(fn) -> list[str]:
+def _kernels(fn: Callable[[int], Any]) -> list[str]:
     """Names and us of the kernels one call of `fn(0)` launches (eager, profiler)."""
     from torch.profiler import ProfilerActivity, profile
 
@@ -156,9 +158,9 @@ def attention_micro(precision: str, sweep_launch: bool) -> None:
             emit(row)
             continue
         sweep = {}
-        for splits in ((16, 32, 64, 128) if b == 1 else (4, 8, 16)):
-            for block_n in (32, 64):
-                for warps, stages in ((4, 2), (4, 3)):
+        for splits in (8, 16, 32, 64, 128):  # the grid behind engine_h100_kernels.jsonl's sweep_us
+            for block_n in (32, 64, 128):
+                for warps, stages in ((4, 2), (4, 3), (8, 3)):
                     launch = dict(splits=splits, block_n=block_n, num_warps=warps, num_stages=stages)
                     try:
                         sweep[f"s{splits}_n{block_n}_w{warps}_st{stages}"] = round(
@@ -174,8 +176,8 @@ def attention_micro(precision: str, sweep_launch: bool) -> None:
 
 def gemv_micro() -> None:
     """The step's matrix products alone, bf16, batch 1 and 8 (weights rotate over 4 copies, > L2), in
-    the layouts the decode step can hand them: which cuBLAS kernel each gets and its read rate. The
-    step's o_proj read at 1.62 TB/s against ~2.85 for the others (results README)."""
+    the layouts the decode step can hand them: which cuBLAS kernel each gets and its read rate (the
+    question was which product ran the 4x1 kernel without split-K: q|k|v, results README)."""
     import torch.nn.functional as F
 
     shapes = {"o_proj": (4096, 4096), "qkv": (6144, 4096), "down": (4096, 14336)}
@@ -437,7 +439,7 @@ TUNE_VARIANTS: dict[str, tuple[dict, bool, str | None]] = {
     "autotune_gemm": ({**_BASE, "max_autotune_gemm": True}, True, None),
     "top_p_warper": (_BASE, False, None),  # transformers' warper, the previous top-p
     "cublaslt": (_BASE, True, "cublaslt"),
-    "no_coordinate_descent": ({"triton.cudagraphs": True}, True, None),  # the default until this run
+    "no_coordinate_descent": ({**DECODE_COMPILE_OPTIONS, "coordinate_descent_tuning": False}, True, None),
 }
 
 
@@ -513,7 +515,10 @@ def run(precision: str, ckpt: str, parts: set[str], profile_dir: Path | None) ->
                                       fuse_projections=False, max_prompt_tokens=PROMPT_TOKENS, max_new_tokens=MAX_NEW,
                                       local_files_only=True))
     fusion_check(engine, precision)
-    print(f"[{precision}] warm-up (compiling the step) {engine.warmup():.0f} s; loaded in {time.perf_counter() - t0:.0f} s:"
+    warm = engine.warmup()
+    emit({"part": "warm-up", "precision": precision, "compile_options": engine._fast.compile_options,
+          "first_call_s": round(warm, 1)})  # compiling the batch-1 step (what the app's start pays)
+    print(f"[{precision}] warm-up (compiling the step) {warm:.0f} s; loaded in {time.perf_counter() - t0:.0f} s:"
           f" {engine.info.describe()} fast={engine.info.fast_decoding} notes={engine.info.notes}", flush=True)
     texts = [engine.prepare(t, "7").text for t in corpus_texts(8)]
     if "seed" in parts:
@@ -554,6 +559,10 @@ def run(precision: str, ckpt: str, parts: set[str], profile_dir: Path | None) ->
         del lib
     if "freeze" in parts:
         step_variant(engine, precision, profile_dir, "freezing", freezing=True)
+    if "recompile" in parts:  # the same options compiled twice more without inductor's caches: tuning spread
+        for i in (1, 2):
+            step_variant(engine, precision, profile_dir, f"recompile{i}", fx_graph_cache=False,
+                         autotune_local_cache=False)
     if "nocoord" in parts:  # the previous default: cuBLAS GEMVs
         step_variant(engine, precision, profile_dir, "no_coordinate_descent", coordinate_descent_tuning=False)
     del engine
@@ -567,7 +576,7 @@ def main() -> None:
     p.add_argument("--precision", nargs="+", default=["bf16", "nf4"])
     p.add_argument("--checkpoint", default="/tmp/llama8b-random")
     p.add_argument("--parts", nargs="+", default=["attention", "b1", "step", "b8", "static"],
-                   help="attention attnsweep gemv gemv8 topp b1 seed step b8 static static8 freeze nocoord tune")
+                   help="attention attnsweep gemv gemv8 topp b1 seed step b8 static static8 freeze nocoord recompile tune")
     p.add_argument("--out", default="benchmarks/results/engine.jsonl")
     p.add_argument("--profile-dir", default=None, help="write the decode step's kernel table here")
     args = p.parse_args()
@@ -583,7 +592,7 @@ def main() -> None:
         top_p_micro()
     if "gemv8" in parts:
         gemv8_micro()
-    if not parts & {"b1", "seed", "step", "b8", "static", "static8", "freeze", "nocoord", "tune"}:
+    if not parts & {"b1", "seed", "step", "b8", "static", "static8", "freeze", "nocoord", "recompile", "tune"}:
         return  # kernel parts only: no checkpoint needed
     ckpt = str(build(args.checkpoint))
     for precision in args.precision:

@@ -277,3 +277,32 @@ def test_fused_nf4_codes_equal_the_originals_with_a_lora_on_top():
     assert torch.equal(bnb.functional.dequantize_4bit(fused.data, fused.quant_state), torch.cat(dense))
     with torch.no_grad():
         assert torch.allclose(m(x).float(), ref.float(), rtol=1e-2, atol=1e-2)
+
+
+def test_down_proj_is_kept_on_cublas_in_the_compiled_step(model_dirs):
+    """keep_on_cublas routes each layer's down_proj (a LoRA wrapper's base layer too) through the
+    opaque `reviewgpt::cublas_linear`, which the traced step calls as it is (so inductor cannot
+    rewrite it as a tuned reduction); the logits do not move."""
+    from peft import PeftModel
+
+    from reviewgpt.generate.cublas_linear import keep_on_cublas
+
+    ids = torch.tensor([[5, 9, 14, 3, 7]])
+    for adapter in (False, True):
+        model = AutoModelForCausalLM.from_pretrained(model_dirs / "base").eval()
+        if adapter:
+            model = PeftModel.from_pretrained(model, model_dirs / "adapter").eval()
+        layers = len([n for n, _ in model.named_modules() if n.endswith("mlp")])
+        with torch.no_grad():
+            before = model(input_ids=ids).logits
+            assert keep_on_cublas(model) == layers
+            graphs = []
+
+            def backend(gm, _inputs):
+                graphs.append(gm)
+                return gm
+
+            after = torch.compile(lambda x: model(input_ids=x).logits, backend=backend, fullgraph=True)(ids)
+        calls = [n for g in graphs for n in g.graph.nodes if n.target is torch.ops.reviewgpt.cublas_linear]
+        assert len(calls) == layers
+        assert torch.equal(before, after)

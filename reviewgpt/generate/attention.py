@@ -7,8 +7,8 @@ static cache always needs; that copy and the kernel SDPA then picks took ~128 us
 12k cache on an H100 (11 ms decode steps). `scaled_dot_product_attention(..., enable_gqa=True)`
 reads each K/V head once for its query-head group and, with the boolean mask, measured 27-30 us
 per layer for the same cache (reading it takes ~17 us). On CUDA with Triton, one query token goes
-to `decode_attention` (split-KV, reads only the slots before `decode_slots_used`, which the
-engine's decode step passes through the model's kwargs): see that module. Prefill and training
+to `decode_attention` (split-KV, reads only the slots before `decode_slots_used`; the engine's
+decode step passes that and each row's first slot through the model's kwargs): see that module. Prefill and training
 (more than one query token) keep the stock SDPA path and its kernels.
 """
 
@@ -27,17 +27,26 @@ NAME = "sdpa_gqa_decode"
 
 def sdpa_gqa_decode(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                     attention_mask: torch.Tensor | None, dropout: float = 0.0, scaling: float | None = None,
-                    decode_slots_used: torch.Tensor | None = None, **kwargs) -> tuple[torch.Tensor, None]:
+                    decode_slots_used: torch.Tensor | None = None, decode_first_slots: torch.Tensor | None = None,
+                    **kwargs) -> tuple[torch.Tensor, None]:
     """query (b, heads, q_len, d); key/value (b, kv_heads, slots, d); a boolean mask (b, 1, q_len, slots)
-    marks the slots each query may attend to; `decode_slots_used` (1-element tensor, optional): the
-    mask is False from that slot on. Returns (b, q_len, heads, d) like transformers' SDPA."""
+    marks the slots each query may attend to. The engine's decode step also passes its window
+    (`decode_first_slots` (b,), `decode_slots_used` (1,)): row r attends to slots first[r] ..
+    used - 1, exactly what its mask says; the kernel then reads the window, not the mask.
+    Returns (b, q_len, heads, d) like transformers' SDPA."""
     if query.shape[2] != 1 or dropout:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
-    if (attention_mask is not None and attention_mask.dtype == torch.bool and attention_mask.shape[1:3] == (1, 1)
-            and attention_mask.shape[-1] == key.shape[2] and decode_attention.available(query, key)):
+    if decode_attention.available(query, key, value):
         scale = scaling if scaling is not None else query.shape[-1] ** -0.5
-        return torch.ops.reviewgpt.decode_attention(query, key, value, attention_mask, decode_slots_used, scale), None
+        if decode_slots_used is not None and decode_first_slots is not None:
+            return torch.ops.reviewgpt.decode_attention(query, key, value, None, decode_slots_used, scale,
+                                                        decode_first_slots), None
+        if (attention_mask is not None and attention_mask.dtype == torch.bool and attention_mask.dim() == 4
+                and attention_mask.shape[0] in (1, query.shape[0]) and attention_mask.shape[1:3] == (1, 1)
+                and attention_mask.shape[-1] == key.shape[2]):
+            return torch.ops.reviewgpt.decode_attention(query, key, value, attention_mask, decode_slots_used,
+                                                        scale, None), None
     out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, scale=scaling,
                                          enable_gqa=key.shape[1] != query.shape[1])
     return out.transpose(1, 2).contiguous(), None

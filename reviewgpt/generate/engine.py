@@ -35,6 +35,7 @@ from reviewgpt.ingest.document import Document
 from reviewgpt.errors import ModelLoadError
 from reviewgpt.generate.hardware import can_quantize_4bit, choose_attention, nf4_config
 from reviewgpt.format.schema import ReviewSchema
+from reviewgpt.generate.cublas_linear import keep_on_cublas
 from reviewgpt.generate.fused import fuse_projections
 from reviewgpt.generate.marker_probe import MarkerProbe
 from reviewgpt.generate.sampling import WINDOW, GraphSampler
@@ -379,9 +380,11 @@ class _FastDecoder:
                 """One token for every row: state.tokens (b, 1) at slot state.pos -> the next token."""
                 idx = torch.arange(slots, device=state.tokens.device)
                 mask = ((idx[None, :] >= state.first[:, None]) & (idx[None, :] <= state.pos)).view(-1, 1, 1, slots)
-                # decode_slots_used: the attention reads no slot after this one (attention.py)
+                # the mask's window for the decode attention (attention.py): row r attends to slots
+                # first[r]..pos; with it the kernel reads no mask and inductor drops the mask's kernels
                 out = model(input_ids=state.tokens, attention_mask=mask, position_ids=(state.pos - state.first)[:, None],
-                            past_key_values=cache, use_cache=True, logits_to_keep=1, decode_slots_used=state.pos + 1)
+                            past_key_values=cache, use_cache=True, logits_to_keep=1, decode_slots_used=state.pos + 1,
+                            decode_first_slots=state.first)
                 logits = out.logits[:, -1, :].float()
                 window = torch.cat([state.window[:, 1:], state.tokens], dim=1)
                 nxt = sampler(window, logits)
@@ -589,6 +592,8 @@ def load_engine(config: EngineConfig) -> ReviewEngine:
         log.info("fused projections: %s", fusion)
         if fusion.codes_identical is False:
             notes.append("fused NF4 projections: re-quantized 4-bit codes differ from the originals'")
+    if fast:
+        log.info("linears kept on cuBLAS in the decode step: %d", keep_on_cublas(model))
     info = LoadInfo(config.base_model, config.adapter, "cuda" if cuda else "cpu", precision, attn, fast, notes)
     for n in notes:
         log.warning(n)
