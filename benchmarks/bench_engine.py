@@ -271,14 +271,14 @@ def kernel_profile(step, args, steps: int, path: Path) -> dict:
             continue
         name = e.key
         low = name.lower()
-        if any(x in low for x in ("fmha", "flash", "attention", "sdpa", "efficient", "cudnn")):
-            kind = "attention"
-        elif any(x in low for x in ("gemv", "gemm", "cutlass", "xmma", "cublas", "sm90", "kgemm", "matmul")):
-            kind = "linear (GEMV/GEMM)"
-        elif low.startswith("triton_red") and "_mm_" in low:  # a one-row product as an inductor reduction
+        if low.startswith("triton_red") and "_mm_" in low:  # a one-row product as an inductor reduction
             kind = "linear (GEMV/GEMM)"  # (with the RMSNorm or SiLU inductor fused into it)
+        elif any(x in low for x in ("fmha", "flash", "attention", "sdpa", "efficient", "cudnn")):
+            kind = "attention"
         elif low.startswith("triton"):
             kind = "fused triton"
+        elif any(x in low for x in ("gemv", "gemm", "cutlass", "xmma", "cublas", "sm90", "kgemm", "matmul")):
+            kind = "linear (GEMV/GEMM)"
         else:
             kind = "other"
         kinds[kind] += t
