@@ -8,8 +8,8 @@ static cache always needs; that copy and the kernel SDPA then picks took ~128 us
 reads each K/V head once for its query-head group and, with the boolean mask, measured 27-30 us
 per layer for the same cache (reading it takes ~17 us). On CUDA with Triton, one query token goes
 to `decode_attention` (split-KV, reads only the slots before `decode_slots_used`; the engine's
-decode step passes that and each row's first slot through the model's kwargs): see that module. Prefill and training
-(more than one query token) keep the stock SDPA path and its kernels.
+decode step passes that and each row's first slot through the model's kwargs): see that module.
+Prefill and training (more than one query token) keep the stock SDPA path and its kernels.
 """
 
 from __future__ import annotations

@@ -47,9 +47,9 @@ log = logging.getLogger(__name__)
 # Inductor options for the compiled decode step. {"triton.cudagraphs": True} is exactly
 # mode="reduce-overhead" (one CUDA graph replay a token); torch.compile takes a mode or options, not
 # both, so other settings go here with it. coordinate_descent_tuning (gpt-fast's setting) also makes
-# inductor write each one-row matrix product as its own Triton reduction, fused with the RMSNorm or
-# SiLU before it, instead of a cuBLAS GEMV (torch/_inductor/decomposition.py, `mm`); batch 1 only
-# (M = 1), and compiling takes longer. Measured against the alternatives: benchmarks/bench_engine.py
+# inductor write each one-row matrix product as its own Triton reduction, fused with the RMSNorm
+# before it, instead of a cuBLAS GEMV (torch/_inductor/decomposition.py, `mm`; down_proj is kept on
+# cuBLAS, cublas_linear.py); batch 1 only (M = 1), and compiling takes longer. Measured against the alternatives: benchmarks/bench_engine.py
 # --parts nocoord / tune, results in benchmarks/results/README.md.
 DECODE_COMPILE_OPTIONS: dict[str, Any] = {"triton.cudagraphs": True, "coordinate_descent_tuning": True}
 
@@ -383,14 +383,14 @@ class _FastDecoder:
                 # the mask's window for the decode attention (attention.py): row r attends to slots
                 # first[r]..pos; with it the kernel reads no mask and inductor drops the mask's kernels
                 out = model(input_ids=state.tokens, attention_mask=mask, position_ids=(state.pos - state.first)[:, None],
-                            past_key_values=cache, use_cache=True, logits_to_keep=1, decode_slots_used=state.pos + 1,
+                            past_key_values=cache, use_cache=True, logits_to_keep=1, decode_slots_used=state.used,
                             decode_first_slots=state.first)
                 logits = out.logits[:, -1, :].float()
                 window = torch.cat([state.window[:, 1:], state.tokens], dim=1)
                 nxt = sampler(window, logits)
                 state.window.copy_(window)
                 state.tokens.copy_(nxt)
-                state.pos.add_(1)
+                state.advance()
 
             self._step = (torch.compile(step, options=self.compile_options, fullgraph=False, dynamic=False)
                           if self.compile else step)
@@ -498,16 +498,24 @@ class _State:
         self.tokens = torch.zeros(batch, 1, dtype=torch.long, device=device)  # the token fed now
         self.window = torch.zeros(batch, WINDOW, dtype=torch.long, device=device)  # the tokens before it
         self.pos = torch.zeros(1, dtype=torch.long, device=device)  # the cache slot written now
+        # pos + 1, kept as its own buffer: computed in the step, inductor would recompute it for every
+        # layer's attention call (a kernel each)
+        self.used = torch.zeros(1, dtype=torch.long, device=device)
         self.first = torch.zeros(batch, dtype=torch.long, device=device)  # each row's first prompt slot
 
     def tensors(self) -> list[torch.Tensor]:
-        return [self.tokens, self.window, self.pos, self.first]
+        return [self.tokens, self.window, self.pos, self.used, self.first]
 
     def start(self, window: torch.Tensor, tokens: torch.Tensor, pos: int, first: list[int]) -> None:
         self.window.copy_(window)
         self.tokens.copy_(tokens)
         self.pos.fill_(pos)
+        self.used.fill_(pos + 1)
         self.first.copy_(torch.tensor(first))
+
+    def advance(self) -> None:
+        self.pos.add_(1)
+        self.used.add_(1)
 
 
 # ---------------------------------------------------------------------------- loading
