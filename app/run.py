@@ -68,6 +68,11 @@ class Side:
     started_at: str | None = None
     finished_at: str | None = None
 
+    @property
+    def error_verb(self) -> str:
+        """How a side with an error is said: it was off (never started) or it failed."""
+        return "is off" if self.off else "failed"
+
 
 @dataclass
 class Run:
@@ -104,14 +109,15 @@ class Run:
             return "Both reviews written. The judge is comparing them..."
         if self.phase is RunPhase.STOPPED:
             return "Stopped. What was written so far is kept; the downloads are marked partial."
-        failed = [f"{s.label.title} {'is off' if s.off else 'failed'}: {s.error}" for s in (a, b) if s.error]
+        errs = [s for s in (a, b) if s.error]
+        failed = [f"{s.label.title} {s.error_verb}: {s.error}" for s in errs]
         if self.phase is RunPhase.FAILED:
             return "Both sides failed. " + " ".join(failed)
         if self.phase is RunPhase.ONE_SIDE_FAILED:
             ok = [s.label.title for s in (a, b) if not s.error]
             # a side that is off: its column and the banner say why; the status line only names it
-            why = [f"{s.label.title} is off." if s.off else f"{s.label.title} failed: {s.error}" for s in (a, b) if s.error]
-            return f"{' and '.join(ok)} finished; " + " ".join(why) + " No verdict."
+            named = [f"{s.label.title} is off." if s.off else line for s, line in zip(errs, failed)]
+            return f"{' and '.join(ok)} finished; " + " ".join(named) + " No verdict."
         return "Done: both reviews and the verdict." if self.verdict else f"Both reviews done. {self.verdict_note}"
 
 

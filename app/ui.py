@@ -159,8 +159,7 @@ def build(service: ReviewService) -> gr.Blocks:
                 if side.text:
                     return render.review(side.text)
                 if side.error:
-                    verb = "is off" if side.off else "failed"
-                    return f"**{render.escape(side.label.title)} {verb}:** {render.escape(side.error)}"
+                    return f"**{render.escape(side.label.title)} {side.error_verb}:** {render.escape(side.error)}"
                 return "*Writing...*" if run.phase.active else ""
 
             def stats(side, markers=None) -> str:

@@ -434,11 +434,10 @@ def step_variant(engine: ReviewEngine, precision: str, profile_dir: Path | None,
 
 # name -> (inductor options for the decode step, sampling.TOP_P_SPLIT_SOFTMAX, preferred BLAS library or None);
 # "triton.cudagraphs" = mode "reduce-overhead" (torch.compile takes a mode or options, not both)
-_BASE = DECODE_COMPILE_OPTIONS
 TUNE_VARIANTS: dict[str, tuple[dict, bool, str | None]] = {
-    "autotune_gemm": ({**_BASE, "max_autotune_gemm": True}, True, None),
-    "top_p_warper": (_BASE, False, None),  # transformers' warper, the previous top-p
-    "cublaslt": (_BASE, True, "cublaslt"),
+    "autotune_gemm": ({**DECODE_COMPILE_OPTIONS, "max_autotune_gemm": True}, True, None),
+    "top_p_warper": (DECODE_COMPILE_OPTIONS, False, None),  # transformers' warper, the previous top-p
+    "cublaslt": (DECODE_COMPILE_OPTIONS, True, "cublaslt"),
     "no_coordinate_descent": ({**DECODE_COMPILE_OPTIONS, "coordinate_descent_tuning": False}, True, None),
 }
 

@@ -3,8 +3,8 @@
 With coordinate-descent tuning (engine.DECODE_COMPILE_OPTIONS) inductor writes every one-row product
 as its own Triton reduction and tunes it at each compilation. For down_proj (4,096 x 14,336, after
 SiLU(gate) x up) three compilations of the same step on H100s gave 42.4, 44.9 and 53.9 us a layer,
-a 0.37 ms spread in a 6.5 ms step; cuBLAS takes 41.0 + 1.8 (split-K reduction) every time
-(benchmarks/results/README.md). Behind an op inductor cannot see into, down_proj stays on cuBLAS.
+a 0.37 ms spread in a 6.5 ms step; cuBLAS took 42.9-43.0 + 1.8-1.9 (split-K reduction) in all five
+profiled steps (benchmarks/results/README.md). Behind an op inductor cannot see into, down_proj stays on cuBLAS.
 """
 
 from __future__ import annotations

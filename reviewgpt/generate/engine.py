@@ -49,8 +49,8 @@ log = logging.getLogger(__name__)
 # both, so other settings go here with it. coordinate_descent_tuning (gpt-fast's setting) also makes
 # inductor write each one-row matrix product as its own Triton reduction, fused with the RMSNorm
 # before it, instead of a cuBLAS GEMV (torch/_inductor/decomposition.py, `mm`; down_proj is kept on
-# cuBLAS, cublas_linear.py); batch 1 only (M = 1), and compiling takes longer. Measured against the alternatives: benchmarks/bench_engine.py
-# --parts nocoord / tune, results in benchmarks/results/README.md.
+# cuBLAS, cublas_linear.py); batch 1 only (M = 1), and compiling takes longer. Measured against
+# the alternatives: benchmarks/bench_engine.py --parts nocoord / tune, benchmarks/results/README.md.
 DECODE_COMPILE_OPTIONS: dict[str, Any] = {"triton.cudagraphs": True, "coordinate_descent_tuning": True}
 
 
