@@ -235,6 +235,129 @@ def gemv8_micro() -> None:
         del ws
 
 
+SKINNY_SHAPES = {"o_proj": (4096, 4096), "qkv": (6144, 4096), "down": (4096, 14336), "gate_up": (28672, 4096),
+                 "lm_head": (128256, 4096)}
+
+
+def _skinny_launches() -> list:
+    """Launch settings to sweep: tiles of 8-32k weights (16-64 KB a pipeline stage), stages that fit
+    in shared memory (<= ~200 KB), 4 or 8 warps, K split 1, 2 or 4 ways."""
+    from reviewgpt.generate.skinny_linear import Launch
+
+    out = []
+    for bn in (16, 32, 64, 128):
+        for bk in (128, 256, 512):
+            if not 8192 <= bn * bk <= 32768:
+                continue
+            for stages in (3, 4, 6):
+                if bn * bk * stages > 100_000:
+                    continue
+                for warps in (4, 8):
+                    for split in (1, 2, 4):
+                        out.append(Launch(bn, bk, split, warps, stages))
+    return out
+
+
+def skinny_micro(profile_dir: Path | None) -> None:
+    """The batched step's products at 8 rows: cuBLAS (F.linear; and with the rows padded to 16)
+    against skinny_linear.py's Triton kernel over a sweep of launch settings (us, TB/s; weights
+    rotate over copies > L2). One row per matrix: cuBLAS, the best five settings, the best one at
+    2, 4 and 16 rows, its error against cuBLAS and float32; the whole sweep to --profile-dir."""
+    import torch.nn.functional as F
+
+    from reviewgpt.generate.skinny_linear import skinny_linear
+
+    launches = _skinny_launches()
+    table = []
+    for name, (n_out, n_in) in SKINNY_SHAPES.items():
+        copies = 4 if n_out * n_in < 2e8 else 1
+        ws = [torch.randn(n_out, n_in, device="cuda", dtype=torch.bfloat16) * 0.02 for _ in range(copies)]
+        x = torch.randn(8, n_in, device="cuda", dtype=torch.bfloat16)
+        x16 = torch.cat([x, x.new_zeros(8, n_in)])
+        gb = n_out * n_in * 2 / 1e3
+        row = {"part": "skinny", "matrix": name, "shape": [n_out, n_in], "batch": 8}
+        for vname, fn in {"cublas": lambda i: F.linear(x, ws[i % copies]),
+                          "cublas_pad16": lambda i: F.linear(x16, ws[i % copies])}.items():
+            us = _graph_us(fn, calls=16)
+            row[vname] = {"us": round(us, 1), "tb_s": round(gb / us / 1e3, 2), "kernels": _kernels(fn)[:3]}
+        results = []
+        for launch in launches:
+            if n_in % (launch.block_k * launch.split_k):
+                continue
+            try:
+                us = _graph_us(lambda i, l=launch: skinny_linear(x, ws[i % copies], None, l), calls=16)
+            except Exception as e:  # out of shared memory and the like: skip the setting
+                table.append({"matrix": name, "launch": launch.__dict__, "error": f"{type(e).__name__}: {e}"[:200]})
+                continue
+            results.append((us, launch))
+            table.append({"matrix": name, "launch": launch.__dict__, "us": round(us, 2), "tb_s": round(gb / us / 1e3, 3)})
+        results.sort(key=lambda r: r[0])
+        row["best"] = [{"launch": l.__dict__, "us": round(us, 1), "tb_s": round(gb / us / 1e3, 2)} for us, l in results[:5]]
+        best = results[0][1]
+        ref = F.linear(x, ws[0])
+        ref32 = x.float() @ ws[0].float().t()
+        out = skinny_linear(x, ws[0], None, best)
+        row["best_max_abs_diff_vs_cublas"] = float(f"{(out.float() - ref.float()).abs().max().item():.3e}")
+        row["best_max_abs_err_vs_fp32"] = float(f"{(out.float() - ref32).abs().max().item():.3e}")
+        row["cublas_max_abs_err_vs_fp32"] = float(f"{(ref.float() - ref32).abs().max().item():.3e}")
+        row["best_kernels"] = _kernels(lambda i: skinny_linear(x, ws[0], None, best))
+        for m in (2, 4, 16):
+            xm = torch.randn(m, n_in, device="cuda", dtype=torch.bfloat16)
+            row[f"rows{m}"] = {"skinny_us": round(_graph_us(lambda i: skinny_linear(xm, ws[i % copies], None, best), calls=16), 1),
+                               "cublas_us": round(_graph_us(lambda i: F.linear(xm, ws[i % copies]), calls=16), 1),
+                               "max_abs_diff_vs_cublas": float(f"{(skinny_linear(xm, ws[0], None, best).float() - F.linear(xm, ws[0]).float()).abs().max().item():.3e}")}
+        emit(row)
+        del ws
+        torch.cuda.empty_cache()
+    if profile_dir:
+        (profile_dir / "skinny_sweep.jsonl").write_text("".join(json.dumps(r) + "\n" for r in table))
+
+
+def skinny_chain_micro() -> None:
+    """One layer's four products in a row at 8 rows (q|k|v -> o_proj -> gate|up -> down_proj, each
+    input the previous output's first columns), over 4 layers' weights in turn (> L2): cuBLAS,
+    skinny_linear with LAUNCHES, and the same with each kernel asking L2 for the first columns of
+    the next product's weight (at its start or its end; 256 or 1,024 columns); each also with a
+    PyTorch elementwise kernel between the products (as the step has RMSNorm and SiLU x up there).
+    us a layer and TB/s of its 436 MB of weights."""
+    import torch.nn.functional as F
+
+    from reviewgpt.generate.skinny_linear import skinny_linear
+
+    shapes = [(6144, 4096), (4096, 4096), (28672, 4096), (4096, 14336)]
+    layers = [[torch.randn(n, k, device="cuda", dtype=torch.bfloat16) * 0.02 for n, k in shapes] for _ in range(4)]
+    x0 = torch.randn(8, 4096, device="cuda", dtype=torch.bfloat16)
+    gb = sum(n * k for n, k in shapes) * 2 / 1e3
+
+    def chain(linear, between: bool):
+        def layer(i):
+            qkv, o, gu, down = layers[i % 4]
+            h = linear(x0, qkv, o)[:, :4096]
+            h = linear(h * 0.5 if between else h, o, gu)
+            h = linear(h * 0.5 if between else h, gu, down)[:, :14336]
+            return linear(h * 0.5 if between else h, down, layers[(i + 1) % 4][0])
+        return layer
+
+    variants = {"cublas": lambda x, w, nxt: F.linear(x, w), "skinny": lambda x, w, nxt: skinny_linear(x, w)}
+    for cols in (256, 1024):
+        for at_end in (False, True):
+            variants[f"skinny_prefetch{cols}_{'end' if at_end else 'start'}"] = (
+                lambda x, w, nxt, c=cols, e=at_end: skinny_linear(x, w, None, None, nxt, c, e))
+    row = {"part": "skinny-chain", "batch": 8, "weights_mb_per_layer": round(gb / 1e3, 1)}
+    ref = chain(variants["cublas"], True)(0)
+    for between in (False, True):
+        for name, linear in variants.items():
+            key = name + ("_with_elementwise" if between else "")
+            try:
+                us = _graph_us(chain(linear, between), calls=16)
+                row[key] = {"us_per_layer": round(us, 1), "tb_s": round(gb / us / 1e3, 2)}
+                if between:
+                    row[key]["max_abs_diff_vs_cublas"] = float(f"{(chain(linear, True)(0) - ref).abs().max().item():.3e}")
+            except Exception as e:
+                row[key] = f"{type(e).__name__}: {e}"[:300]
+    emit(row)
+
+
 def top_p_micro() -> None:
     """top_p_split's sort and cumsum over (b, 128,256) float32, b 1 and 8: the one-pass cumsum against
     the two-level one (sampling.chunked_cumsum)."""
@@ -273,6 +396,8 @@ def kernel_profile(step, args, steps: int, path: Path) -> dict:
         low = name.lower()
         if low.startswith("triton_red") and "_mm_" in low:  # a one-row product as an inductor reduction
             kind = "linear (GEMV/GEMM)"  # (with the RMSNorm or SiLU inductor fused into it)
+        elif low.startswith("_skinny_linear") or low.startswith("_sum_splits"):  # the few-row kernel
+            kind = "linear (GEMV/GEMM)"
         elif any(x in low for x in ("fmha", "flash", "attention", "sdpa", "efficient", "cudnn")):
             kind = "attention"
         elif low.startswith("triton"):
@@ -337,15 +462,16 @@ def step_only(engine: ReviewEngine, precision: str, profile_dir: Path | None, ta
 
 
 def fusion_check(engine: ReviewEngine, precision: str) -> None:
-    """Fuse q|k|v and gate|up on the loaded model (as load_engine does) and compare a prompt's
-    logits before and after; the NF4 codes check comes from the fusion report."""
-    from reviewgpt.generate.fused import fuse_projections
+    """Fuse q|k|v and gate|up on the loaded model and route its linears (engine.prepare_linears, as
+    load_engine does) and compare a prompt's logits before and after; the NF4 codes check comes
+    from the fusion report."""
+    from reviewgpt.generate.engine import prepare_linears
 
     ids = torch.tensor([engine.prompt_ids("Title: fusion check\n\nAbstract: " + "word " * 400, "7")], device="cuda")
     with torch.inference_mode():
         ref = engine.model(input_ids=ids, logits_to_keep=64).logits.float()
         t = time.perf_counter()
-        report = fuse_projections(engine.model)
+        report = prepare_linears(engine.model)
         took = time.perf_counter() - t
         out = engine.model(input_ids=ids, logits_to_keep=64).logits.float()
     emit({"part": "fusion", "precision": precision, "groups": report.groups, "kinds": report.kinds,
@@ -575,7 +701,7 @@ def main() -> None:
     p.add_argument("--precision", nargs="+", default=["bf16", "nf4"])
     p.add_argument("--checkpoint", default="/tmp/llama8b-random")
     p.add_argument("--parts", nargs="+", default=["attention", "b1", "step", "b8", "static"],
-                   help="attention attnsweep gemv gemv8 topp b1 seed step b8 static static8 freeze nocoord recompile tune")
+                   help="attention attnsweep gemv gemv8 skinny chain topp b1 seed step b8 static static8 freeze nocoord recompile tune")
     p.add_argument("--out", default="benchmarks/results/engine.jsonl")
     p.add_argument("--profile-dir", default=None, help="write the decode step's kernel table here")
     args = p.parse_args()
@@ -591,6 +717,10 @@ def main() -> None:
         top_p_micro()
     if "gemv8" in parts:
         gemv8_micro()
+    if "skinny" in parts:
+        skinny_micro(profile_dir)
+    if "chain" in parts:
+        skinny_chain_micro()
     if not parts & {"b1", "seed", "step", "b8", "static", "static8", "freeze", "nocoord", "recompile", "tune"}:
         return  # kernel parts only: no checkpoint needed
     ckpt = str(build(args.checkpoint))

@@ -1,4 +1,5 @@
-"""The GPU decode path's split-KV attention kernel (reviewgpt/generate/decode_attention.py), run in
+"""The GPU decode path's Triton kernels, the split-KV attention (reviewgpt/generate/decode_attention.py)
+and the few-row linear (skinny_linear.py), run in
 Triton's interpreter on the CPU, in a subprocess (TRITON_INTERPRET is read when triton is imported).
 numpy has no bfloat16, so the kernel runs here in float16 and float32; bfloat16 is checked against
 SDPA on the GPU by `python -m benchmarks.bench_engine --parts attention`."""
@@ -71,3 +72,29 @@ def test_chunked_cumsum_is_cumsum():
     small = torch.randn(3, 100, generator=torch.Generator().manual_seed(1))
     assert torch.allclose(chunked_cumsum(small, chunk=16), small.cumsum(-1), atol=1e-5)
     assert torch.equal(chunked_cumsum(x[:1]), x[:1].cumsum(-1))  # one row: the one-pass scan
+
+
+def test_few_row_linear_kernel_computes_f_linear():
+    """The batched decode step's linear kernel (skinny_linear.py) on 2-16 rows, leading dimensions,
+    output features the tiles do not divide, K split 1-4 ways, a bias: in float16 as close to a
+    float64 product as F.linear in float16 is (x1.5 + 1e-4); 1 or 17 rows, a K the tiles do not
+    divide and float32 are refused (they stay on F.linear)."""
+    result = _interpreted("skinny")
+    assert len(result["cases"]) == 4
+    for c in result["cases"]:
+        assert c["available"] and c["out_shape"] == c["ref_shape"] and c["out_dtype"] == c["dtype"], c
+        assert c["ours_err"] <= 1.5 * c["torch_err"] + 1e-4, c
+    assert not any(result["refused"].values()), result["refused"]
+
+
+def test_batched_decode_loop_through_the_few_row_kernel_writes_what_f_linear_writes(model_dirs):
+    """The tiny model in float16 with its linears routed as in the GPU decode step: at batch 2 every
+    linear of every step (q|k|v, o, gate|up, down per layer and lm_head) goes to the few-row kernel,
+    with 2 rows, and the greedy tokens equal those of the same loop on F.linear."""
+    result = _interpreted("skinny-decode", str(model_dirs / "base"))
+    assert result["routed"] == {"routed": result["linears"], "one_row_on_cublas": result["layers"]}
+    steps = result["new_tokens"] - 1  # the first token comes from the prefill
+    assert result["kernel_calls"] == result["linears"] * steps  # every linear once a step
+    assert result["rows_seen"] == [2]
+    assert result["ours"] == result["plain"]
+    assert len(result["ours"]) == 2 and all(len(r) == result["new_tokens"] for r in result["ours"])

@@ -279,23 +279,26 @@ def test_fused_nf4_codes_equal_the_originals_with_a_lora_on_top():
         assert torch.allclose(m(x).float(), ref.float(), rtol=1e-2, atol=1e-2)
 
 
-def test_down_proj_is_kept_on_cublas_in_the_compiled_step(model_dirs):
-    """keep_on_cublas routes each layer's down_proj (a LoRA wrapper's base layer too) through the
-    opaque `reviewgpt::cublas_linear`, which the traced step calls as it is (so inductor cannot
-    rewrite it as a tuned reduction); the logits do not move."""
+def test_decode_linears_keep_one_row_down_proj_on_cublas_in_the_compiled_step(model_dirs):
+    """route_decode_linears gives every plain linear (a LoRA wrapper's base layer too, LoRA's own
+    A/B not) the step's routing; at one row each layer's down_proj goes through the opaque
+    `reviewgpt::cublas_linear`, which the traced step calls as it is (so inductor cannot rewrite it
+    as a tuned reduction), and the logits do not move. (2-16 rows go to the few-row Triton kernel:
+    tests/test_decode_attention.py runs that in Triton's interpreter.)"""
     from peft import PeftModel
 
-    from reviewgpt.generate.cublas_linear import keep_on_cublas
+    from reviewgpt.generate.decode_linears import route_decode_linears
 
-    ids = torch.tensor([[5, 9, 14, 3, 7]])
+    ids = torch.tensor([[5]])  # one row, as in the batch-1 decode step
     for adapter in (False, True):
         model = AutoModelForCausalLM.from_pretrained(model_dirs / "base").eval()
         if adapter:
             model = PeftModel.from_pretrained(model, model_dirs / "adapter").eval()
         layers = len([n for n, _ in model.named_modules() if n.endswith("mlp")])
+        plain = [n for n, m in model.named_modules() if type(m) is torch.nn.Linear and "lora_" not in n]
         with torch.no_grad():
             before = model(input_ids=ids).logits
-            assert keep_on_cublas(model) == layers
+            assert route_decode_linears(model) == {"routed": len(plain), "one_row_on_cublas": layers}
             graphs = []
 
             def backend(gm, _inputs):
@@ -306,3 +309,18 @@ def test_down_proj_is_kept_on_cublas_in_the_compiled_step(model_dirs):
         calls = [n for g in graphs for n in g.graph.nodes if n.target is torch.ops.reviewgpt.cublas_linear]
         assert len(calls) == layers
         assert torch.equal(before, after)
+
+
+def test_fused_projections_are_routed_too(model_dirs):
+    """prepare_linears fuses q|k|v and gate|up and then routes: the fused layers (new nn.Linear
+    modules) get the decode-step routing as well, so the batched step's fused products reach the
+    few-row kernel."""
+    from reviewgpt.generate import decode_linears
+    from reviewgpt.generate.engine import prepare_linears
+
+    model = AutoModelForCausalLM.from_pretrained(model_dirs / "base").eval()
+    report = prepare_linears(model)
+    linears = {n: m for n, m in model.named_modules() if type(m) is torch.nn.Linear}
+    assert report.groups == 2 * model.config.num_hidden_layers
+    assert any(n.endswith("qkv_proj") for n in linears) and any(n.endswith("gate_up_proj") for n in linears)
+    assert all(getattr(m.forward, "__func__", None) is decode_linears._forward for m in linears.values())

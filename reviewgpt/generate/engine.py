@@ -35,8 +35,8 @@ from reviewgpt.ingest.document import Document
 from reviewgpt.errors import ModelLoadError
 from reviewgpt.generate.hardware import can_quantize_4bit, choose_attention, nf4_config
 from reviewgpt.format.schema import ReviewSchema
-from reviewgpt.generate.cublas_linear import keep_on_cublas
-from reviewgpt.generate.fused import fuse_projections
+from reviewgpt.generate.decode_linears import route_decode_linears
+from reviewgpt.generate.fused import FusionReport, fuse_projections
 from reviewgpt.generate.marker_probe import MarkerProbe
 from reviewgpt.generate.sampling import WINDOW, GraphSampler
 from reviewgpt.generate.schema_guide import SchemaGuideProcessor
@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 # both, so other settings go here with it. coordinate_descent_tuning (gpt-fast's setting) also makes
 # inductor write each one-row matrix product as its own Triton reduction, fused with the RMSNorm
 # before it, instead of a cuBLAS GEMV (torch/_inductor/decomposition.py, `mm`; down_proj is kept on
-# cuBLAS, cublas_linear.py); batch 1 only (M = 1), and compiling takes longer. Measured against
+# cuBLAS, decode_linears.py); batch 1 only (M = 1), and compiling takes longer. Measured against
 # the alternatives: benchmarks/bench_engine.py --parts nocoord / tune, benchmarks/results/README.md.
 DECODE_COMPILE_OPTIONS: dict[str, Any] = {"triton.cudagraphs": True, "coordinate_descent_tuning": True}
 
@@ -550,6 +550,17 @@ def _choose_precision(cfg: EngineConfig, cuda: bool, notes: list[str]) -> str:
     return want
 
 
+def prepare_linears(model: torch.nn.Module, fuse: bool = True) -> FusionReport | None:
+    """The fast path's linear layers: q|k|v and gate|up fused (fused.py), then every linear given its
+    decode-step kernel (decode_linears.py); in this order, as fusing makes new layers. Returns the
+    fusion report (None when not fusing)."""
+    fusion = fuse_projections(model) if fuse else None
+    if fusion is not None:
+        log.info("fused projections: %s", fusion)
+    log.info("decode step linears: %s", route_decode_linears(model))
+    return fusion
+
+
 def load_engine(config: EngineConfig) -> ReviewEngine:
     """Load tokenizer, base model (NF4/bf16/fp32) and adapter; raise ModelLoadError with the reason."""
     if config.decoder not in DECODERS:
@@ -595,13 +606,10 @@ def load_engine(config: EngineConfig) -> ReviewEngine:
                              f"{' + ' + config.adapter if config.adapter else ''}): {type(e).__name__}: {e}") from e
     model.eval()
     fast = bool(config.fast_decoding and cuda)
-    if fast and config.fuse_projections:
-        fusion = fuse_projections(model)
-        log.info("fused projections: %s", fusion)
-        if fusion.codes_identical is False:
-            notes.append("fused NF4 projections: re-quantized 4-bit codes differ from the originals'")
     if fast:
-        log.info("linears kept on cuBLAS in the decode step: %d", keep_on_cublas(model))
+        fusion = prepare_linears(model, fuse=config.fuse_projections)
+        if fusion is not None and fusion.codes_identical is False:
+            notes.append("fused NF4 projections: re-quantized 4-bit codes differ from the originals'")
     info = LoadInfo(config.base_model, config.adapter, "cuda" if cuda else "cpu", precision, attn, fast, notes)
     for n in notes:
         log.warning(n)

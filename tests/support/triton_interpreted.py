@@ -1,9 +1,11 @@
-"""Runs the split-KV decode attention in Triton's interpreter (TRITON_INTERPRET=1 must be set before
+"""Runs the split-KV decode attention and the few-row linear kernel in Triton's interpreter (TRITON_INTERPRET=1 must be set before
 triton is imported, hence a subprocess of tests/test_decode_attention.py) and prints one JSON object.
 On a GPU machine `kernel --cuda` runs the same cases compiled, in bfloat16 too.
 
     TRITON_INTERPRET=1 python -m tests.support.triton_interpreted kernel
     TRITON_INTERPRET=1 python -m tests.support.triton_interpreted decode MODEL_DIR
+    TRITON_INTERPRET=1 python -m tests.support.triton_interpreted skinny
+    TRITON_INTERPRET=1 python -m tests.support.triton_interpreted skinny-decode MODEL_DIR
     python -m tests.support.triton_interpreted kernel --cuda
 """
 
@@ -129,9 +131,83 @@ def decode_case(model_dir: str) -> dict:
             "new_tokens": gen.max_new_tokens}
 
 
+def skinny_cases() -> dict:
+    """skinny_linear against float64 and against F.linear in the same dtype (for scale): 2 to 16
+    rows, rows given with leading dimensions, output features not a multiple of the tile (masked),
+    K split 1, 2 and 4 ways, a bias; `available` turns down 1 row, 17 rows and a K the launch
+    cannot tile."""
+    from reviewgpt.generate import skinny_linear as sk
+
+    torch.manual_seed(0)
+    device = "cuda" if CUDA else "cpu"
+    dtypes = (torch.bfloat16, torch.float16) if CUDA else (torch.float16,)
+    cases = []
+    shapes = [  # x shape, out features, in features, launch
+        ((2, 512), 96, 512, sk.Launch(32, 128, 1, 4, 2)),
+        ((8, 1, 512), 100, 512, sk.Launch(32, 128, 2, 4, 2)),
+        ((3, 5, 256), 64, 256, sk.Launch(64, 64, 4, 4, 2)),
+        ((16, 1024), 200, 1024, sk.Launch(16, 256, 2, 4, 3)),
+    ]
+    for xs, n, k, launch in shapes:
+        for dtype in dtypes:
+            x = torch.randn(*xs, dtype=dtype, device=device)
+            w = torch.randn(n, k, dtype=dtype, device=device) / k ** 0.5
+            bias = torch.randn(n, dtype=dtype, device=device) if xs[0] == 3 else None
+            ref = F.linear(x.double(), w.double(), None if bias is None else bias.double())
+            same_dtype = F.linear(x, w, bias)
+            out = sk.skinny_linear(x, w, bias, launch)
+            cases.append({"x": list(xs), "n": n, "k": k, "dtype": str(dtype), "available": sk.available(x, w, launch),
+                          "out_shape": list(out.shape), "ref_shape": list(ref.shape), "out_dtype": str(out.dtype),
+                          "ours_err": _rel(out, ref), "torch_err": _rel(same_dtype, ref)})
+    x1, x17 = torch.randn(1, 512, dtype=torch.float16), torch.randn(17, 512, dtype=torch.float16)
+    w = torch.randn(64, 512, dtype=torch.float16)
+    refused = {"one_row": sk.available(x1, w), "seventeen_rows": sk.available(x17, w),
+               "k_not_tiled": sk.available(torch.randn(4, 500, dtype=torch.float16), torch.randn(64, 500, dtype=torch.float16)),
+               "float32": sk.available(x1.float().expand(4, 512), w.float())}
+    return {"cases": cases, "refused": refused}
+
+
+def skinny_decode_case(model_dir: str) -> dict:
+    """The engine's decode loop (eager step) on the tiny model in float16 with its linears routed as
+    in the GPU step (decode_linears.route_decode_linears): at batch 2 every linear call goes to the
+    few-row kernel; the greedy tokens equal the same loop's with F.linear (the routing undone)."""
+    from reviewgpt.config import EngineConfig, GenerationConfig
+    from reviewgpt.generate import decode_linears, skinny_linear as sk
+    from reviewgpt.generate.engine import _FastDecoder, load_engine
+
+    engine = load_engine(EngineConfig(base_model=model_dir, local_files_only=True, max_prompt_tokens=256,
+                                      max_new_tokens=16))
+    model = engine.model.half()
+    gen = GenerationConfig(max_new_tokens=12, do_sample=False, suppression=0.95, ignore_eos=True)
+    prompts = [engine.prompt_ids("Title: A tiny paper\n\nAbstract: We test the kernel.", "4"),
+               engine.prompt_ids("Title: Another\n\nA longer text, " * 4, "4")]
+    calls = []
+    kernel = sk.skinny_linear
+
+    def counted(x, weight, bias=None, launch=None):
+        calls.append(x.numel() // x.shape[-1])
+        return kernel(x, weight, bias, launch)
+
+    def run() -> list:
+        dec = _FastDecoder(model, max_cache_len=max(map(len, prompts)) + 16, tokenizer=engine.tokenizer,
+                           compile=False, batch_size=2)
+        return dec.generate_rows(prompts, gen, engine._processors(gen), engine.end_ids)
+
+    with torch.no_grad():
+        plain = run()
+        routed = decode_linears.route_decode_linears(model)
+        sk.skinny_linear = counted
+        ours = run()
+        sk.skinny_linear = kernel
+    linears = sum(type(m) is torch.nn.Linear for m in model.modules())
+    return {"ours": ours, "plain": plain, "routed": routed, "linears": linears, "kernel_calls": len(calls),
+            "rows_seen": sorted(set(calls)), "layers": model.config.num_hidden_layers, "new_tokens": gen.max_new_tokens}
+
+
 if __name__ == "__main__":
     what = sys.argv[1]
-    result = kernel_cases() if what == "kernel" else decode_case(sys.argv[2])
+    result = {"kernel": kernel_cases, "skinny": skinny_cases}[what]() if what in ("kernel", "skinny") else \
+        {"decode": decode_case, "skinny-decode": skinny_decode_case}[what](sys.argv[2])
     if CUDA:
         result["device"] = torch.cuda.get_device_name()
     print(json.dumps(result))

@@ -1,0 +1,184 @@
+"""y = x W^T for a few rows of x (2-16: the batched decode step) against a large weight, in Triton.
+
+Why not cuBLAS here: the batched decode step is bound by reading the weights, and at 8 rows cuBLAS's
+kernels read them at 2.2-2.8 TB/s on an H100 (o_proj 2.2, q|k|v 2.45, down 2.48, gate|up 2.69,
+lm_head 2.77: benchmarks/results/engine_h100_gemv8.jsonl). This kernel streams W once in tiles of
+BLOCK_N output features x BLOCK_K inputs (the rows of x padded to 16 for tl.dot), accumulates in
+float32, and when the output has too few tiles to fill the GPU splits K over SPLIT_K programs whose
+float32 partials a second kernel sums. The launch settings for each shape were measured on one H100
+(benchmarks/bench_engine.py --parts skinny; benchmarks/results/README.md).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+
+import torch
+import torch.nn.functional as F
+
+try:
+    import triton
+    import triton.language as tl
+except ImportError:  # CPU installs: only the GPU decode step calls this
+    triton = None
+
+INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
+MAX_ROWS = 16  # rows of x per program (tl.dot needs >= 16); more rows go to cuBLAS
+
+
+@dataclass(frozen=True)
+class Launch:
+    block_n: int = 64
+    block_k: int = 256
+    split_k: int = 1
+    num_warps: int = 4
+    num_stages: int = 4
+
+
+DEFAULT_LAUNCH = Launch()
+# (out_features, in_features) -> the fastest launch settings at 8 rows on one H100 (bench_engine.py
+# --parts skinny; Llama-3.1-8B's q|k|v, o_proj, gate|up, down_proj and lm_head)
+LAUNCHES: dict[tuple[int, int], Launch] = {
+    (6144, 4096): Launch(32, 256, 1, 4, 3),
+    (4096, 4096): Launch(32, 256, 1, 4, 4),
+    (28672, 4096): Launch(64, 128, 1, 4, 3),
+    (4096, 14336): Launch(32, 512, 1, 4, 4),
+    (128256, 4096): Launch(32, 256, 1, 4, 6),
+}
+
+
+def launch_for(weight: torch.Tensor) -> Launch:
+    """The measured settings for this weight's shape, else the default; K's tile halved (down to 16)
+    until it divides in_features (small models)."""
+    launch = LAUNCHES.get(tuple(weight.shape), DEFAULT_LAUNCH)
+    k = weight.shape[-1]
+    while k % (launch.block_k * launch.split_k) and launch.block_k > 16:
+        launch = replace(launch, block_k=launch.block_k // 2)
+    if k % (launch.block_k * launch.split_k):
+        launch = replace(launch, split_k=1)
+    return launch
+
+
+if triton is not None:
+
+    @triton.jit
+    def _prefetch_to_l2(ptrs):
+        """Asks L2 for the 128-byte lines at `ptrs` and goes on (nothing is waited for or returned)."""
+        tl.inline_asm_elementwise("prefetch.global.L2::evict_last [$1]; // $0", "=r,l", [ptrs], dtype=tl.int32,
+                                  is_pure=False, pack=1)
+
+    @triton.jit
+    def _skinny_linear_kernel(X, W, Out, Next, M, N, K, k_per_split, next_n, s_xm, s_wn, s_om, s_os, s_nn,
+                              BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+                              SPLIT_K: tl.constexpr, PREFETCH: tl.constexpr, PREFETCH_AT_END: tl.constexpr):
+        """One (tile of BLOCK_N outputs, split of K): all rows of x against those weight rows. With
+        PREFETCH > 0 the programs also ask L2 for the first PREFETCH columns of every row of Next
+        (the weight the step reads next), so that kernel starts on lines already in L2."""
+        pid_n = tl.program_id(0)
+        split = tl.program_id(1)
+        if PREFETCH > 0 and not PREFETCH_AT_END:
+            _prefetch_share(Next, next_n, s_nn, pid_n * SPLIT_K + split, tl.num_programs(0) * SPLIT_K, PREFETCH)
+        rows = tl.arange(0, BLOCK_M)
+        cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+        ks = tl.arange(0, BLOCK_K)
+        k0 = split * k_per_split
+        x_ptrs = X + rows[:, None] * s_xm + (k0 + ks)[None, :]
+        w_ptrs = W + cols[:, None] * s_wn + (k0 + ks)[None, :]
+        row_ok = rows[:, None] < M
+        col_ok = cols[:, None] < N
+        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+        for _ in range(0, k_per_split, BLOCK_K):  # k_per_split: a multiple of BLOCK_K (see launch_for)
+            x = tl.load(x_ptrs, mask=row_ok, other=0.0)
+            w = tl.load(w_ptrs, mask=col_ok, other=0.0, eviction_policy="evict_first")  # read once
+            acc = tl.dot(x, tl.trans(w), acc)
+            x_ptrs += BLOCK_K
+            w_ptrs += BLOCK_K
+        if PREFETCH > 0 and PREFETCH_AT_END:
+            _prefetch_share(Next, next_n, s_nn, pid_n * SPLIT_K + split, tl.num_programs(0) * SPLIT_K, PREFETCH)
+        out_ptrs = Out + split * s_os + rows[:, None] * s_om + cols[None, :]
+        if SPLIT_K == 1:
+            tl.store(out_ptrs, acc.to(Out.dtype.element_ty), mask=row_ok & (cols[None, :] < N))
+        else:  # float32 partials, summed by _sum_splits
+            tl.store(out_ptrs, acc, mask=row_ok & (cols[None, :] < N))
+
+    @triton.jit
+    def _prefetch_share(Next, next_n, s_nn, me, programs, PREFETCH: tl.constexpr):
+        """This program's share of Next's rows: their first PREFETCH columns, 64 (one 128-byte line
+        of 16-bit values) at a time."""
+        per = tl.cdiv(next_n, programs)
+        lines = tl.arange(0, PREFETCH // 64) * 64
+        for r0 in range(me * per, tl.minimum(me * per + per, next_n), 32):
+            r = tl.minimum(r0 + tl.arange(0, 32), next_n - 1)
+            _prefetch_to_l2(Next + r[:, None] * s_nn + lines[None, :])
+
+    @triton.jit
+    def _sum_splits(Part, Out, total, s_ps, SPLIT_K: tl.constexpr, BLOCK: tl.constexpr):
+        i = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+        ok = i < total
+        acc = tl.zeros((BLOCK,), dtype=tl.float32)
+        for s in tl.static_range(SPLIT_K):
+            acc += tl.load(Part + s * s_ps + i, mask=ok, other=0.0)
+        tl.store(Out + i, acc.to(Out.dtype.element_ty), mask=ok)
+
+
+def available(x: torch.Tensor, weight: torch.Tensor, launch: Launch | None = None) -> bool:
+    """Whether the kernel takes this product: Triton on CUDA (or its interpreter), 2..MAX_ROWS rows,
+    16-bit floats, weight (out, in) with contiguous rows, in_features a multiple of BLOCK_K x SPLIT_K."""
+    if triton is None or not (INTERPRETED or (x.is_cuda and weight.is_cuda)):
+        return False
+    launch = launch or launch_for(weight)
+    rows = x.numel() // x.shape[-1] if x.shape[-1] else 0
+    return (2 <= rows <= MAX_ROWS and x.dtype == weight.dtype and x.dtype in (torch.bfloat16, torch.float16)
+            and weight.dim() == 2 and weight.stride(1) == 1
+            and weight.shape[1] % (launch.block_k * launch.split_k) == 0)
+
+
+def skinny_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
+                  launch: Launch | None = None, prefetch: torch.Tensor | None = None,
+                  prefetch_cols: int = 0, prefetch_at_end: bool = False) -> torch.Tensor:
+    """F.linear(x, weight, bias) for x of 2..MAX_ROWS rows (any leading shape); see `available`.
+    `prefetch`: a 16-bit weight (out, in) whose first `prefetch_cols` columns (a multiple of 64)
+    the kernel asks L2 for, for the product that comes next (CUDA only)."""
+    launch = launch or launch_for(weight)
+    n, k = weight.shape
+    lead = x.shape[:-1]
+    x2 = x.reshape(-1, k)
+    if x2.stride(1) != 1:
+        x2 = x2.contiguous()
+    m = x2.shape[0]
+    assert 2 <= m <= MAX_ROWS and k % (launch.block_k * launch.split_k) == 0, (m, k, launch)
+    if prefetch is None:
+        prefetch_cols = 0
+    nxt = weight if prefetch is None else prefetch
+    grid = (triton.cdiv(n, launch.block_n), launch.split_k)
+    common = dict(BLOCK_M=MAX_ROWS, BLOCK_N=launch.block_n, BLOCK_K=launch.block_k, SPLIT_K=launch.split_k,
+                  PREFETCH=prefetch_cols, PREFETCH_AT_END=prefetch_at_end,
+                  num_warps=launch.num_warps, num_stages=launch.num_stages)
+    out = torch.empty(m, n, dtype=x.dtype, device=x.device)
+    if launch.split_k == 1:
+        _skinny_linear_kernel[grid](x2, weight, out, nxt, m, n, k, k, nxt.shape[0], x2.stride(0), weight.stride(0),
+                                    out.stride(0), 0, nxt.stride(0), **common)
+    else:
+        part = torch.empty(launch.split_k, m, n, dtype=torch.float32, device=x.device)
+        _skinny_linear_kernel[grid](x2, weight, part, nxt, m, n, k, k // launch.split_k, nxt.shape[0], x2.stride(0),
+                                    weight.stride(0), part.stride(1), part.stride(0), nxt.stride(0), **common)
+        block = 1024
+        _sum_splits[(triton.cdiv(m * n, block),)](part, out, m * n, part.stride(0), SPLIT_K=launch.split_k,
+                                                  BLOCK=block, num_warps=4)
+    if bias is not None:
+        out += bias
+    return out.reshape(*lead, n)
+
+
+@torch.library.custom_op("reviewgpt::skinny_linear", mutates_args=())
+def skinny_linear_op(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """`skinny_linear` as one opaque op in the compiled step; F.linear where the kernel does not apply."""
+    if available(x, weight):
+        return skinny_linear(x, weight, bias)
+    return F.linear(x, weight, bias)
+
+
+@skinny_linear_op.register_fake
+def _(x, weight, bias):
+    return x.new_empty(*x.shape[:-1], weight.shape[0])
