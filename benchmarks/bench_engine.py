@@ -12,6 +12,9 @@ suppression off and at 0.95. Rows (one JSON line each):
 - "gemv": the step's matrix products alone (o_proj, q|k|v, down), batch 1 and 8, in several input
   layouts: us, TB/s and the cuBLAS kernel each gets. "topp": top-p's sort and cumsum, one-pass and
   two-level.
+- "skinny": the 8-row products (q|k|v, o_proj, gate|up, down, lm_head) on cuBLAS against the few-row
+  Triton kernel (skinny_linear.py) over a sweep of launch settings (the sweep to --profile-dir).
+  "chain": one layer's four products in a row, without and with elementwise kernels between them.
 - "fusion": the model is loaded unfused, then q|k|v and gate|up are fused as load_engine does;
   relative error of a prompt's logits after vs before, NF4 codes check.
 - "seeded-repeat": two sampled generations with one seed are equal, one with another seed is not.
@@ -315,11 +318,12 @@ def skinny_micro(profile_dir: Path | None) -> None:
 
 def skinny_chain_micro() -> None:
     """One layer's four products in a row at 8 rows (q|k|v -> o_proj -> gate|up -> down_proj, each
-    input the previous output's first columns), over 4 layers' weights in turn (> L2): cuBLAS,
-    skinny_linear with LAUNCHES, and the same with each kernel asking L2 for the first columns of
-    the next product's weight (at its start or its end; 256 or 1,024 columns); each also with a
-    PyTorch elementwise kernel between the products (as the step has RMSNorm and SiLU x up there).
-    us a layer and TB/s of its 436 MB of weights."""
+    input the previous output's first columns), over 4 layers' weights in turn (> L2): cuBLAS and
+    skinny_linear with LAUNCHES; each also with a PyTorch elementwise kernel between the products
+    (as the step has RMSNorm and SiLU x up there): what a kernel boundary costs. us a layer and
+    TB/s of its 436 MB of weights. (Two variants measured and dropped, rows in
+    benchmarks/results/engine_h100_skinny.jsonl: programmatic dependent launch, and each kernel
+    asking L2 for the start of the next product's weight.)"""
     import torch.nn.functional as F
 
     from reviewgpt.generate.skinny_linear import skinny_linear
@@ -332,17 +336,13 @@ def skinny_chain_micro() -> None:
     def chain(linear, between: bool):
         def layer(i):
             qkv, o, gu, down = layers[i % 4]
-            h = linear(x0, qkv, o)[:, :4096]
-            h = linear(h * 0.5 if between else h, o, gu)
-            h = linear(h * 0.5 if between else h, gu, down)[:, :14336]
-            return linear(h * 0.5 if between else h, down, layers[(i + 1) % 4][0])
+            h = linear(x0, qkv)[:, :4096]
+            h = linear(h * 0.5 if between else h, o)
+            h = linear(h * 0.5 if between else h, gu)[:, :14336]
+            return linear(h * 0.5 if between else h, down)
         return layer
 
-    variants = {"cublas": lambda x, w, nxt: F.linear(x, w), "skinny": lambda x, w, nxt: skinny_linear(x, w)}
-    for cols in (256, 1024):
-        for at_end in (False, True):
-            variants[f"skinny_prefetch{cols}_{'end' if at_end else 'start'}"] = (
-                lambda x, w, nxt, c=cols, e=at_end: skinny_linear(x, w, None, None, nxt, c, e))
+    variants = {"cublas": lambda x, w: F.linear(x, w), "skinny": lambda x, w: skinny_linear(x, w)}
     row = {"part": "skinny-chain", "batch": 8, "weights_mb_per_layer": round(gb / 1e3, 1)}
     ref = chain(variants["cublas"], True)(0)
     for between in (False, True):

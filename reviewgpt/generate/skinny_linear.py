@@ -63,22 +63,12 @@ def launch_for(weight: torch.Tensor) -> Launch:
 if triton is not None:
 
     @triton.jit
-    def _prefetch_to_l2(ptrs):
-        """Asks L2 for the 128-byte lines at `ptrs` and goes on (nothing is waited for or returned)."""
-        tl.inline_asm_elementwise("prefetch.global.L2::evict_last [$1]; // $0", "=r,l", [ptrs], dtype=tl.int32,
-                                  is_pure=False, pack=1)
-
-    @triton.jit
-    def _skinny_linear_kernel(X, W, Out, Next, M, N, K, k_per_split, next_n, s_xm, s_wn, s_om, s_os, s_nn,
+    def _skinny_linear_kernel(X, W, Out, M, N, k_per_split, s_xm, s_wn, s_om, s_os,
                               BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-                              SPLIT_K: tl.constexpr, PREFETCH: tl.constexpr, PREFETCH_AT_END: tl.constexpr):
-        """One (tile of BLOCK_N outputs, split of K): all rows of x against those weight rows. With
-        PREFETCH > 0 the programs also ask L2 for the first PREFETCH columns of every row of Next
-        (the weight the step reads next), so that kernel starts on lines already in L2."""
+                              SPLIT_K: tl.constexpr):
+        """One (tile of BLOCK_N outputs, split of K): all rows of x against those weight rows."""
         pid_n = tl.program_id(0)
         split = tl.program_id(1)
-        if PREFETCH > 0 and not PREFETCH_AT_END:
-            _prefetch_share(Next, next_n, s_nn, pid_n * SPLIT_K + split, tl.num_programs(0) * SPLIT_K, PREFETCH)
         rows = tl.arange(0, BLOCK_M)
         cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
         ks = tl.arange(0, BLOCK_K)
@@ -94,23 +84,11 @@ if triton is not None:
             acc = tl.dot(x, tl.trans(w), acc)
             x_ptrs += BLOCK_K
             w_ptrs += BLOCK_K
-        if PREFETCH > 0 and PREFETCH_AT_END:
-            _prefetch_share(Next, next_n, s_nn, pid_n * SPLIT_K + split, tl.num_programs(0) * SPLIT_K, PREFETCH)
         out_ptrs = Out + split * s_os + rows[:, None] * s_om + cols[None, :]
         if SPLIT_K == 1:
             tl.store(out_ptrs, acc.to(Out.dtype.element_ty), mask=row_ok & (cols[None, :] < N))
         else:  # float32 partials, summed by _sum_splits
             tl.store(out_ptrs, acc, mask=row_ok & (cols[None, :] < N))
-
-    @triton.jit
-    def _prefetch_share(Next, next_n, s_nn, me, programs, PREFETCH: tl.constexpr):
-        """This program's share of Next's rows: their first PREFETCH columns, 64 (one 128-byte line
-        of 16-bit values) at a time."""
-        per = tl.cdiv(next_n, programs)
-        lines = tl.arange(0, PREFETCH // 64) * 64
-        for r0 in range(me * per, tl.minimum(me * per + per, next_n), 32):
-            r = tl.minimum(r0 + tl.arange(0, 32), next_n - 1)
-            _prefetch_to_l2(Next + r[:, None] * s_nn + lines[None, :])
 
     @triton.jit
     def _sum_splits(Part, Out, total, s_ps, SPLIT_K: tl.constexpr, BLOCK: tl.constexpr):
@@ -135,11 +113,8 @@ def available(x: torch.Tensor, weight: torch.Tensor, launch: Launch | None = Non
 
 
 def skinny_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
-                  launch: Launch | None = None, prefetch: torch.Tensor | None = None,
-                  prefetch_cols: int = 0, prefetch_at_end: bool = False) -> torch.Tensor:
-    """F.linear(x, weight, bias) for x of 2..MAX_ROWS rows (any leading shape); see `available`.
-    `prefetch`: a 16-bit weight (out, in) whose first `prefetch_cols` columns (a multiple of 64)
-    the kernel asks L2 for, for the product that comes next (CUDA only)."""
+                  launch: Launch | None = None) -> torch.Tensor:
+    """F.linear(x, weight, bias) for x of 2..MAX_ROWS rows (any leading shape); see `available`."""
     launch = launch or launch_for(weight)
     n, k = weight.shape
     lead = x.shape[:-1]
@@ -148,21 +123,16 @@ def skinny_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
         x2 = x2.contiguous()
     m = x2.shape[0]
     assert 2 <= m <= MAX_ROWS and k % (launch.block_k * launch.split_k) == 0, (m, k, launch)
-    if prefetch is None:
-        prefetch_cols = 0
-    nxt = weight if prefetch is None else prefetch
     grid = (triton.cdiv(n, launch.block_n), launch.split_k)
     common = dict(BLOCK_M=MAX_ROWS, BLOCK_N=launch.block_n, BLOCK_K=launch.block_k, SPLIT_K=launch.split_k,
-                  PREFETCH=prefetch_cols, PREFETCH_AT_END=prefetch_at_end,
                   num_warps=launch.num_warps, num_stages=launch.num_stages)
     out = torch.empty(m, n, dtype=x.dtype, device=x.device)
     if launch.split_k == 1:
-        _skinny_linear_kernel[grid](x2, weight, out, nxt, m, n, k, k, nxt.shape[0], x2.stride(0), weight.stride(0),
-                                    out.stride(0), 0, nxt.stride(0), **common)
+        _skinny_linear_kernel[grid](x2, weight, out, m, n, k, x2.stride(0), weight.stride(0), out.stride(0), 0, **common)
     else:
         part = torch.empty(launch.split_k, m, n, dtype=torch.float32, device=x.device)
-        _skinny_linear_kernel[grid](x2, weight, part, nxt, m, n, k, k // launch.split_k, nxt.shape[0], x2.stride(0),
-                                    weight.stride(0), part.stride(1), part.stride(0), nxt.stride(0), **common)
+        _skinny_linear_kernel[grid](x2, weight, part, m, n, k // launch.split_k, x2.stride(0), weight.stride(0),
+                                    part.stride(1), part.stride(0), **common)
         block = 1024
         _sum_splits[(triton.cdiv(m * n, block),)](part, out, m * n, part.stride(0), SPLIT_K=launch.split_k,
                                                   BLOCK=block, num_warps=4)
