@@ -15,6 +15,8 @@ suppression off and at 0.95. Rows (one JSON line each):
 - "skinny": the 8-row products (q|k|v, o_proj, gate|up, down, lm_head) on cuBLAS against the few-row
   Triton kernel (skinny_linear.py) over a sweep of launch settings (the sweep to --profile-dir).
   "chain": one layer's four products in a row, without and with elementwise kernels between them.
+- "onerow": batch 1 with each of ONE_ROW_VARIANTS (which layers leave inductor at one row, for
+  cuBLAS or the few-row Triton kernel): the step alone with its kernel table, and end to end.
 - "fusion": the model is loaded unfused, then q|k|v and gate|up are fused as load_engine does;
   relative error of a prompt's logits after vs before, NF4 codes check.
 - "seeded-repeat": two sampled generations with one seed are equal, one with another seed is not.
@@ -304,7 +306,7 @@ def skinny_micro(profile_dir: Path | None) -> None:
         row["best_max_abs_err_vs_fp32"] = float(f"{(out.float() - ref32).abs().max().item():.3e}")
         row["cublas_max_abs_err_vs_fp32"] = float(f"{(ref.float() - ref32).abs().max().item():.3e}")
         row["best_kernels"] = _kernels(lambda i: skinny_linear(x, ws[0], None, best))
-        for m in (2, 4, 16):
+        for m in (1, 2, 4, 16):
             xm = torch.randn(m, n_in, device="cuda", dtype=torch.bfloat16)
             row[f"rows{m}"] = {"skinny_us": round(_graph_us(lambda i: skinny_linear(xm, ws[i % copies], None, best), calls=16), 1),
                                "cublas_us": round(_graph_us(lambda i: F.linear(xm, ws[i % copies]), calls=16), 1),
@@ -558,6 +560,42 @@ def step_variant(engine: ReviewEngine, precision: str, profile_dir: Path | None,
         torch.cuda.empty_cache()
 
 
+# name -> decode_linears' one-row routing (layer -> "cublas" / "triton"; the rest stay with inductor)
+ONE_ROW_VARIANTS: dict[str, dict[str, str]] = {
+    "down_cublas": {"down_proj": "cublas"},
+    "o_triton_down_cublas": {"o_proj": "triton", "down_proj": "cublas"},
+    "o_down_triton": {"o_proj": "triton", "down_proj": "triton"},
+}
+
+
+def one_row_variants(engine: ReviewEngine, text: str, precision: str, profile_dir: Path | None) -> None:
+    """Batch 1 with each of ONE_ROW_VARIANTS: the model re-routed, a fresh decoder compiled (dynamo
+    reset), the step alone with its kernel table, then batch 1 end to end at suppression 0.95. The
+    engine's routing is restored after."""
+    import torch._dynamo
+
+    from reviewgpt.generate.decode_linears import ONE_ROW, route_decode_linears
+    from reviewgpt.generate.engine import _FastDecoder
+
+    kept = engine._fast
+    try:
+        for name, one_row in ONE_ROW_VARIANTS.items():
+            route_decode_linears(engine.model, one_row)
+            torch._dynamo.reset()
+            engine._fast = _FastDecoder(engine.model, max_cache_len=kept.max_cache_len, tokenizer=engine.tokenizer,
+                                        compile_options=DECODE_COMPILE_OPTIONS)
+            with torch.inference_mode():
+                engine._fast._ensure_cache(torch.device("cuda"))
+            step_only(engine, precision, profile_dir, tag=f"_onerow_{name}")
+            batch1(engine, text, precision, "engine", RECIPE_SUPPRESSION, variant=f"onerow_{name}")
+    finally:
+        route_decode_linears(engine.model, ONE_ROW)
+        torch._dynamo.reset()
+        engine._fast = kept
+        gc.collect()
+        torch.cuda.empty_cache()
+
+
 # name -> (inductor options for the decode step, sampling.TOP_P_SPLIT_SOFTMAX, preferred BLAS library or None);
 # "triton.cudagraphs" = mode "reduce-overhead" (torch.compile takes a mode or options, not both)
 TUNE_VARIANTS: dict[str, tuple[dict, bool, str | None]] = {
@@ -651,6 +689,8 @@ def run(precision: str, ckpt: str, parts: set[str], profile_dir: Path | None) ->
     if "b1" in parts:
         for s in ((RECIPE_SUPPRESSION,) if "tune" in parts else (0.0, RECIPE_SUPPRESSION)):
             batch1(engine, texts[0], precision, "engine", s)
+    if "onerow" in parts:
+        one_row_variants(engine, texts[0], precision, profile_dir)
     if "tune" in parts:  # the default step alone first: the variants compare with it
         step_only(engine, precision, profile_dir, tag="_default")
         tune(engine, texts[0], precision, profile_dir, ROWS[-1]["step_ms"])
@@ -701,7 +741,7 @@ def main() -> None:
     p.add_argument("--precision", nargs="+", default=["bf16", "nf4"])
     p.add_argument("--checkpoint", default="/tmp/llama8b-random")
     p.add_argument("--parts", nargs="+", default=["attention", "b1", "step", "b8", "static"],
-                   help="attention attnsweep gemv gemv8 skinny chain topp b1 seed step b8 static static8 freeze nocoord recompile tune")
+                   help="attention attnsweep gemv gemv8 skinny chain topp b1 seed step b8 static static8 freeze nocoord recompile tune onerow")
     p.add_argument("--out", default="benchmarks/results/engine.jsonl")
     p.add_argument("--profile-dir", default=None, help="write the decode step's kernel table here")
     args = p.parse_args()
@@ -721,7 +761,7 @@ def main() -> None:
         skinny_micro(profile_dir)
     if "chain" in parts:
         skinny_chain_micro()
-    if not parts & {"b1", "seed", "step", "b8", "static", "static8", "freeze", "nocoord", "recompile", "tune"}:
+    if not parts & {"b1", "seed", "step", "b8", "static", "static8", "freeze", "nocoord", "recompile", "tune", "onerow"}:
         return  # kernel parts only: no checkpoint needed
     ckpt = str(build(args.checkpoint))
     for precision in args.precision:

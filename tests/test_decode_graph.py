@@ -279,15 +279,16 @@ def test_fused_nf4_codes_equal_the_originals_with_a_lora_on_top():
         assert torch.allclose(m(x).float(), ref.float(), rtol=1e-2, atol=1e-2)
 
 
-def test_decode_linears_keep_one_row_down_proj_on_cublas_in_the_compiled_step(model_dirs):
+def test_decode_linears_route_one_row_layers_past_inductor(model_dirs):
     """route_decode_linears gives every plain linear (a LoRA wrapper's base layer too, LoRA's own
-    A/B not) the step's routing; at one row each layer's down_proj goes through the opaque
-    `reviewgpt::cublas_linear`, which the traced step calls as it is (so inductor cannot rewrite it
-    as a tuned reduction), and the logits do not move. (2-16 rows go to the few-row Triton kernel:
-    tests/test_decode_attention.py runs that in Triton's interpreter.)"""
+    A/B not) the step's routing: by default o_proj and down_proj leave inductor at one row (for the
+    Triton kernel, which needs a GPU or Triton's interpreter: tests/test_decode_attention.py);
+    routed to cuBLAS instead, each layer's down_proj goes through the opaque
+    `reviewgpt::cublas_linear`, which the traced one-row step calls as it is, and the logits do not
+    move. `unroute` puts nn.Linear's own forward back."""
     from peft import PeftModel
 
-    from reviewgpt.generate.decode_linears import route_decode_linears
+    from reviewgpt.generate.decode_linears import route_decode_linears, unroute
 
     ids = torch.tensor([[5]])  # one row, as in the batch-1 decode step
     for adapter in (False, True):
@@ -296,9 +297,12 @@ def test_decode_linears_keep_one_row_down_proj_on_cublas_in_the_compiled_step(mo
             model = PeftModel.from_pretrained(model, model_dirs / "adapter").eval()
         layers = len([n for n, _ in model.named_modules() if n.endswith("mlp")])
         plain = [n for n, m in model.named_modules() if type(m) is torch.nn.Linear and "lora_" not in n]
+        assert route_decode_linears(model) == {"routed": len(plain), "one_row_on_cublas": 0,
+                                               "one_row_on_triton": 2 * layers}
         with torch.no_grad():
             before = model(input_ids=ids).logits
-            assert route_decode_linears(model) == {"routed": len(plain), "one_row_on_cublas": layers}
+            assert route_decode_linears(model, {"down_proj": "cublas"}) == {
+                "routed": len(plain), "one_row_on_cublas": layers, "one_row_on_triton": 0}
             graphs = []
 
             def backend(gm, _inputs):
@@ -309,6 +313,8 @@ def test_decode_linears_keep_one_row_down_proj_on_cublas_in_the_compiled_step(mo
         calls = [n for g in graphs for n in g.graph.nodes if n.target is torch.ops.reviewgpt.cublas_linear]
         assert len(calls) == layers
         assert torch.equal(before, after)
+        assert unroute(model) == len(plain)
+        assert not any("forward" in vars(m) for m in model.modules() if type(m) is torch.nn.Linear)
 
 
 def test_fused_projections_are_routed_too(model_dirs):

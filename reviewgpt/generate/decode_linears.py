@@ -1,15 +1,19 @@
-"""Which kernel each linear layer of the compiled decode step runs on: the one owner of that choice.
+"""Which kernel each linear layer of the fast decode path runs on: the one owner of that choice.
 
 - One row (batch 1): with coordinate-descent tuning (engine.DECODE_COMPILE_OPTIONS) inductor writes
-  each one-row product as its own Triton reduction and tunes it at each compilation. down_proj
-  (4,096 x 14,336, after SiLU(gate) x up) is the exception: three compilations of the same step on
-  H100s gave 42.4, 44.9 and 53.9 us a layer for its reduction, a 0.37 ms spread in a 6.5 ms step,
-  while cuBLAS took 42.9-43.0 + 1.8-1.9 us (split-K reduction) in all five profiled steps. Behind
-  an op inductor cannot see into (`cublas_linear`), down_proj stays on cuBLAS.
-- 2-16 rows (the batched eval step): skinny_linear.py's Triton kernel, which reads the weights
-  faster than cuBLAS's kernels for so few rows (an opaque op too, `skinny_linear`).
+  each one-row product as its own Triton reduction, fused with the RMSNorm before it, and tunes it
+  at each compilation. o_proj and down_proj have no RMSNorm to fuse, and their tuned reductions
+  varied between compilations (o_proj 12.7-14.8 us a layer, down_proj 42.4-53.9); they go to
+  skinny_linear.py's kernel, behind an op inductor cannot see into: the step alone took 6.47 ms
+  against 6.63 with o_proj on inductor and down_proj on cuBLAS (the previous routing), 153.2
+  against 149.5 tok/s end to end in the same process (benchmarks/results/README.md, "onerow").
+- 2-16 rows (the batched eval step): every linear on skinny_linear.py's kernel, which reads the
+  weights faster than cuBLAS's kernels for so few rows.
 - More rows (prefill): F.linear, cuBLAS.
-Figures: benchmarks/results/README.md. 4-bit layers and LoRA's own small matrices keep their kernels.
+The routing is in the model's forward, so the eager paths of a model routed for fast decoding
+(prefill, the generate() fallback) take the same kernels for the same row counts; `unroute` gives a
+model back its plain F.linear (the engine does when fast decoding is turned off). 4-bit layers and
+LoRA's own small matrices keep their kernels.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from torch import nn
 
 from reviewgpt.generate import skinny_linear as skinny
 
-KEEP_ON_CUBLAS = ("down_proj",)  # at one row
+# At one row: layer name -> "triton" (skinny_linear's kernel) or "cublas"; the others are left to inductor.
+ONE_ROW: dict[str, str] = {"o_proj": "triton", "down_proj": "triton"}
 
 
 @torch.library.custom_op("reviewgpt::cublas_linear", mutates_args=())
@@ -38,25 +43,41 @@ def _(x, weight, bias):
 
 def _forward(self: nn.Linear, x: torch.Tensor) -> torch.Tensor:
     rows = x.numel() // x.shape[-1]  # static inside the compiled step: the choice is made when traced
-    if rows == 1 and self._one_row_on_cublas:
+    if rows == 1 and self._one_row_kernel == "cublas":
         return torch.ops.reviewgpt.cublas_linear(x, self.weight, self.bias)
-    if 2 <= rows <= skinny.MAX_ROWS and skinny.available(x, self.weight):
+    if (rows > 1 or self._one_row_kernel == "triton") and skinny.available(x, self.weight, self.bias):
         return torch.ops.reviewgpt.skinny_linear(x, self.weight, self.bias)
     return F.linear(x, self.weight, self.bias)
 
 
-def route_decode_linears(model: nn.Module, one_row_on_cublas: tuple[str, ...] = KEEP_ON_CUBLAS) -> dict[str, int]:
-    """Give every plain nn.Linear of `model` (a peft LoRA wrapper's base layer included, LoRA's own
-    A/B matrices not) the routing above; `one_row_on_cublas` names the layers kept on cuBLAS at one
-    row. Returns how many layers were routed, and how many of them are kept on cuBLAS at one row."""
-    routed = kept = 0
+def _plain_linears(model: nn.Module):
     for name, module in model.named_modules():
         parts = name.split(".")
-        if type(module) is not nn.Linear or any(p.startswith("lora_") for p in parts):
-            continue
-        owner = parts[-2] if parts[-1] == "base_layer" and len(parts) > 1 else parts[-1]
-        module._one_row_on_cublas = owner in one_row_on_cublas
+        if type(module) is nn.Linear and not any(p.startswith("lora_") for p in parts):
+            yield (parts[-2] if parts[-1] == "base_layer" and len(parts) > 1 else parts[-1]), module
+
+
+def route_decode_linears(model: nn.Module, one_row: dict[str, str] | None = None) -> dict[str, int]:
+    """Give every plain nn.Linear of `model` (a peft LoRA wrapper's base layer included, LoRA's own
+    A/B matrices not) the routing above; `one_row` (default ONE_ROW) names the layers that leave
+    inductor at one row and for which kernel. Returns how many layers were routed, and how many
+    of them go to cuBLAS and to the Triton kernel at one row."""
+    one_row = ONE_ROW if one_row is None else one_row
+    counts = {"routed": 0, "one_row_on_cublas": 0, "one_row_on_triton": 0}
+    for owner, module in _plain_linears(model):
+        module._one_row_kernel = one_row.get(owner)
         module.forward = types.MethodType(_forward, module)
-        routed += 1
-        kept += module._one_row_on_cublas
-    return {"routed": routed, "one_row_on_cublas": kept}
+        counts["routed"] += 1
+        if module._one_row_kernel:
+            counts[f"one_row_on_{module._one_row_kernel}"] += 1
+    return counts
+
+
+def unroute(model: nn.Module) -> int:
+    """Undo `route_decode_linears`: every plain linear back on nn.Linear's own forward. Returns how many."""
+    undone = 0
+    for _, module in _plain_linears(model):
+        if "forward" in vars(module):
+            del module.forward
+            undone += 1
+    return undone

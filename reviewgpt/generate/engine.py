@@ -35,7 +35,7 @@ from reviewgpt.ingest.document import Document
 from reviewgpt.errors import ModelLoadError
 from reviewgpt.generate.hardware import can_quantize_4bit, choose_attention, nf4_config
 from reviewgpt.format.schema import ReviewSchema
-from reviewgpt.generate.decode_linears import route_decode_linears
+from reviewgpt.generate.decode_linears import route_decode_linears, unroute
 from reviewgpt.generate.fused import FusionReport, fuse_projections
 from reviewgpt.generate.marker_probe import MarkerProbe
 from reviewgpt.generate.sampling import WINDOW, GraphSampler
@@ -48,8 +48,8 @@ log = logging.getLogger(__name__)
 # mode="reduce-overhead" (one CUDA graph replay a token); torch.compile takes a mode or options, not
 # both, so other settings go here with it. coordinate_descent_tuning (gpt-fast's setting) also makes
 # inductor write each one-row matrix product as its own Triton reduction, fused with the RMSNorm
-# before it, instead of a cuBLAS GEMV (torch/_inductor/decomposition.py, `mm`; down_proj is kept on
-# cuBLAS, decode_linears.py); batch 1 only (M = 1), and compiling takes longer. Measured against
+# before it, instead of a cuBLAS GEMV (torch/_inductor/decomposition.py, `mm`; o_proj and down_proj
+# go to a Triton kernel of ours, decode_linears.py); batch 1 only (M = 1), and compiling takes longer. Measured against
 # the alternatives: benchmarks/bench_engine.py --parts nocoord / tune, benchmarks/results/README.md.
 DECODE_COMPILE_OPTIONS: dict[str, Any] = {"triton.cudagraphs": True, "coordinate_descent_tuning": True}
 
@@ -619,6 +619,7 @@ def load_engine(config: EngineConfig) -> ReviewEngine:
             log.info("warm-up (compiling the decode step) took %.1f s", engine.warmup())
         except Exception as e:  # compilation unavailable: fall back to eager generate()
             log.warning("fast decoding disabled, compile failed: %s", e)
+            unroute(model)  # plain F.linear again, whatever failed (Triton's kernels included)
             engine._fast = None
             engine.info = replace(info, fast_decoding=False, notes=notes + [f"fast decoding off: {e}"])
     return engine

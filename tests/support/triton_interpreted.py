@@ -1,12 +1,14 @@
-"""Runs the split-KV decode attention and the few-row linear kernel in Triton's interpreter (TRITON_INTERPRET=1 must be set before
-triton is imported, hence a subprocess of tests/test_decode_attention.py) and prints one JSON object.
-On a GPU machine `kernel --cuda` runs the same cases compiled, in bfloat16 too.
+"""Runs the split-KV decode attention and the few-row linear kernel in Triton's interpreter
+(TRITON_INTERPRET=1 must be set before triton is imported, hence a subprocess of
+tests/test_decode_attention.py) and prints one JSON object.
+On a GPU machine `kernel --cuda` and `skinny --cuda` run the same cases compiled, in bfloat16 too.
 
     TRITON_INTERPRET=1 python -m tests.support.triton_interpreted kernel
     TRITON_INTERPRET=1 python -m tests.support.triton_interpreted decode MODEL_DIR
     TRITON_INTERPRET=1 python -m tests.support.triton_interpreted skinny
     TRITON_INTERPRET=1 python -m tests.support.triton_interpreted skinny-decode MODEL_DIR
     python -m tests.support.triton_interpreted kernel --cuda
+    python -m tests.support.triton_interpreted skinny --cuda
 """
 
 from __future__ import annotations
@@ -132,45 +134,54 @@ def decode_case(model_dir: str) -> dict:
 
 
 def skinny_cases() -> dict:
-    """skinny_linear against float64 and against F.linear in the same dtype (for scale): 2 to 16
-    rows, rows given with leading dimensions, output features not a multiple of the tile (masked),
-    K split 1, 2 and 4 ways, a bias; `available` turns down 1 row, 17 rows and a K the launch
-    cannot tile."""
+    """skinny_linear against float64 and against F.linear in the same dtype (for scale): 1 to 16
+    rows, rows given with leading dimensions or as a strided slice, output features not a multiple
+    of the tile (masked), K split 1, 2 and 4 ways, a bias (with and without a split); `available`
+    turns down 17 rows, a K the launch cannot tile, float32 and a bias of another dtype."""
     from reviewgpt.generate import skinny_linear as sk
 
     torch.manual_seed(0)
     device = "cuda" if CUDA else "cpu"
     dtypes = (torch.bfloat16, torch.float16) if CUDA else (torch.float16,)
     cases = []
-    shapes = [  # x shape, out features, in features, launch
-        ((2, 512), 96, 512, sk.Launch(32, 128, 1, 4, 2)),
-        ((8, 1, 512), 100, 512, sk.Launch(32, 128, 2, 4, 2)),
-        ((3, 5, 256), 64, 256, sk.Launch(64, 64, 4, 4, 2)),
-        ((16, 1024), 200, 1024, sk.Launch(16, 256, 2, 4, 3)),
+    shapes = [  # x shape, out features, in features, launch, bias
+        ((1, 512), 96, 512, sk.Launch(32, 128, 1, 4, 2), False),
+        ((2, 512), 96, 512, sk.Launch(32, 128, 1, 4, 2), True),
+        ((8, 1, 512), 100, 512, sk.Launch(32, 128, 2, 4, 2), False),
+        ((3, 5, 256), 64, 256, sk.Launch(64, 64, 4, 4, 2), True),
+        ((16, 1024), 200, 1024, sk.Launch(16, 256, 2, 4, 3), False),
+        ("strided", 72, 256, sk.Launch(32, 64, 1, 4, 2), False),
     ]
-    for xs, n, k, launch in shapes:
+    for xs, n, k, launch, with_bias in shapes:
         for dtype in dtypes:
-            x = torch.randn(*xs, dtype=dtype, device=device)
+            if xs == "strided":  # 4 rows of a wider tensor: row stride 3k, as a slice of a fused output
+                x = torch.randn(4, 3 * k, dtype=dtype, device=device)[:, k:2 * k]
+            else:
+                x = torch.randn(*xs, dtype=dtype, device=device)
             w = torch.randn(n, k, dtype=dtype, device=device) / k ** 0.5
-            bias = torch.randn(n, dtype=dtype, device=device) if xs[0] == 3 else None
+            bias = torch.randn(n, dtype=dtype, device=device) if with_bias else None
             ref = F.linear(x.double(), w.double(), None if bias is None else bias.double())
             same_dtype = F.linear(x, w, bias)
             out = sk.skinny_linear(x, w, bias, launch)
-            cases.append({"x": list(xs), "n": n, "k": k, "dtype": str(dtype), "available": sk.available(x, w, launch),
+            cases.append({"x": list(x.shape), "n": n, "k": k, "bias": with_bias, "split_k": launch.split_k,
+                          "dtype": str(dtype), "available": sk.available(x, w, bias),
                           "out_shape": list(out.shape), "ref_shape": list(ref.shape), "out_dtype": str(out.dtype),
                           "ours_err": _rel(out, ref), "torch_err": _rel(same_dtype, ref)})
-    x1, x17 = torch.randn(1, 512, dtype=torch.float16), torch.randn(17, 512, dtype=torch.float16)
-    w = torch.randn(64, 512, dtype=torch.float16)
-    refused = {"one_row": sk.available(x1, w), "seventeen_rows": sk.available(x17, w),
-               "k_not_tiled": sk.available(torch.randn(4, 500, dtype=torch.float16), torch.randn(64, 500, dtype=torch.float16)),
-               "float32": sk.available(x1.float().expand(4, 512), w.float())}
+    half = dict(dtype=torch.float16, device=device)
+    w = torch.randn(64, 512, **half)
+    refused = {"seventeen_rows": sk.available(torch.randn(17, 512, **half), w),
+               "k_not_tiled": sk.available(torch.randn(4, 500, **half), torch.randn(64, 500, **half)),
+               "float32": sk.available(torch.randn(4, 512, device=device), w.float()),
+               "bias_of_another_dtype": sk.available(torch.randn(4, 512, **half), w, torch.randn(64, device=device))}
     return {"cases": cases, "refused": refused}
 
 
 def skinny_decode_case(model_dir: str) -> dict:
     """The engine's decode loop (eager step) on the tiny model in float16 with its linears routed as
-    in the GPU step (decode_linears.route_decode_linears): at batch 2 every linear call goes to the
-    few-row kernel; the greedy tokens equal the same loop's with F.linear (the routing undone)."""
+    in the GPU step (decode_linears.route_decode_linears): the rows each kernel call saw at batch 1
+    (o_proj and down_proj only) and batch 2 (every linear), and the greedy tokens against the same
+    loop with the routing undone (F.linear). Then the batch-2 forward traced by dynamo (a capturing
+    backend): how many `reviewgpt::skinny_linear` calls the graph has."""
     from reviewgpt.config import EngineConfig, GenerationConfig
     from reviewgpt.generate import decode_linears, skinny_linear as sk
     from reviewgpt.generate.engine import _FastDecoder, load_engine
@@ -181,27 +192,42 @@ def skinny_decode_case(model_dir: str) -> dict:
     gen = GenerationConfig(max_new_tokens=12, do_sample=False, suppression=0.95, ignore_eos=True)
     prompts = [engine.prompt_ids("Title: A tiny paper\n\nAbstract: We test the kernel.", "4"),
                engine.prompt_ids("Title: Another\n\nA longer text, " * 4, "4")]
-    calls = []
+    calls: list[int] = []
     kernel = sk.skinny_linear
 
     def counted(x, weight, bias=None, launch=None):
         calls.append(x.numel() // x.shape[-1])
         return kernel(x, weight, bias, launch)
 
-    def run() -> list:
+    def run(batch: int) -> list:
         dec = _FastDecoder(model, max_cache_len=max(map(len, prompts)) + 16, tokenizer=engine.tokenizer,
-                           compile=False, batch_size=2)
-        return dec.generate_rows(prompts, gen, engine._processors(gen), engine.end_ids)
+                           compile=False, batch_size=batch)
+        return dec.generate_rows(prompts[:batch], gen, engine._processors(gen), engine.end_ids)
 
+    out: dict = {"layers": model.config.num_hidden_layers, "new_tokens": gen.max_new_tokens,
+                 "linears": sum(type(m) is torch.nn.Linear for m in model.modules())}
     with torch.no_grad():
-        plain = run()
-        routed = decode_linears.route_decode_linears(model)
+        out["plain"] = {b: run(b) for b in (1, 2)}
+        out["routed"] = decode_linears.route_decode_linears(model)
         sk.skinny_linear = counted
-        ours = run()
+        out["ours"], out["rows_seen"] = {}, {}
+        for b in (1, 2):
+            calls.clear()
+            out["ours"][b] = run(b)
+            out["rows_seen"][b] = {str(r): calls.count(r) for r in sorted(set(calls))}
         sk.skinny_linear = kernel
-    linears = sum(type(m) is torch.nn.Linear for m in model.modules())
-    return {"ours": ours, "plain": plain, "routed": routed, "linears": linears, "kernel_calls": len(calls),
-            "rows_seen": sorted(set(calls)), "layers": model.config.num_hidden_layers, "new_tokens": gen.max_new_tokens}
+        graphs = []
+
+        def backend(gm, _inputs):
+            graphs.append(gm)
+            return gm
+
+        ids = torch.tensor([prompts[0][-3:], prompts[1][-3:]])[:, -1:]  # a decode step's input: 2 rows, 1 token
+        torch.compile(lambda i: model(input_ids=i).logits, backend=backend, fullgraph=True)(ids)
+        op = torch.ops.reviewgpt.skinny_linear
+        out["traced_skinny_calls"] = sum(n.target in (op, op.default) for g in graphs for n in g.graph.nodes)
+        out["unrouted"] = decode_linears.unroute(model)
+    return out
 
 
 if __name__ == "__main__":
