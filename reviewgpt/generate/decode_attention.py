@@ -25,6 +25,8 @@ import os
 
 import torch
 
+from reviewgpt.generate.hardware import ampere_or_newer
+
 try:
     import triton
     import triton.language as tl
@@ -41,18 +43,13 @@ COMBINE_WARPS = 4
 TARGET_PROGRAMS = 512  # splits = this / (rows x kv heads), a power of two in [1, 128]
 
 
-@torch.compiler.assume_constant_result  # run once when traced: a CUDA query inside the step breaks its graph
-def _ampere_or_newer(device: torch.device) -> bool:
-    return torch.cuda.get_device_capability(device)[0] >= 8  # Triton's tl.dot in bf16 needs sm80+
-
-
 def available(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> bool:
     """Whether this kernel runs these inputs: CUDA of compute capability 8.0+ (or Triton's interpreter
     on the CPU), one query token, a GQA group of at most BLOCK_H heads, head_dim a power of two >= 16,
     the head dimension contiguous."""
     if triton is None:
         return False
-    if not (INTERPRETED or (query.is_cuda and _ampere_or_newer(query.device))):
+    if not (INTERPRETED or (query.is_cuda and ampere_or_newer(query.device))):
         return False
     d = query.shape[-1]
     group = query.shape[1] // key.shape[1]

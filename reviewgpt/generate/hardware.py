@@ -8,6 +8,12 @@ import importlib.util
 import torch
 
 
+@torch.compiler.assume_constant_result  # run once when traced: a CUDA query inside the step breaks its graph
+def ampere_or_newer(device: torch.device) -> bool:
+    """Compute capability 8.0+: what Triton's tl.dot in bf16 needs (the decode step's Triton kernels)."""
+    return torch.cuda.get_device_capability(device)[0] >= 8
+
+
 def has_module(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 

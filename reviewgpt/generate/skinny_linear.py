@@ -20,6 +20,8 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 
+from reviewgpt.generate.hardware import ampere_or_newer
+
 try:
     import triton
     import triton.language as tl
@@ -61,11 +63,6 @@ def _shared_memory_limit(device_index: int) -> int:
     if INTERPRETED:
         return 1 << 30
     return triton.runtime.driver.active.utils.get_device_properties(device_index)["max_shared_mem"]
-
-
-@torch.compiler.assume_constant_result  # run once when traced: a CUDA query inside the step breaks its graph
-def _ampere_or_newer(device: torch.device) -> bool:
-    return torch.cuda.get_device_capability(device)[0] >= 8  # Triton's tl.dot in bf16 needs sm80+
 
 
 def launch_for(weight: torch.Tensor, shared_limit: int | None = None) -> Launch:
@@ -138,7 +135,7 @@ def available(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None =
     """Whether the kernel takes this product: Triton on a CUDA GPU of compute capability 8.0+ (or its
     interpreter), 1..MAX_ROWS rows, 16-bit floats, weight (out, in) with contiguous rows, a bias (if
     any) of the same dtype, in_features that the launch's K tile divides."""
-    if triton is None or not (INTERPRETED or (x.is_cuda and weight.is_cuda and _ampere_or_newer(x.device))):
+    if triton is None or not (INTERPRETED or (x.is_cuda and weight.is_cuda and ampere_or_newer(x.device))):
         return False
     rows = x.numel() // x.shape[-1] if x.shape[-1] else 0
     if not (1 <= rows <= MAX_ROWS and x.dtype == weight.dtype and x.dtype in (torch.bfloat16, torch.float16)
