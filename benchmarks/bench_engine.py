@@ -428,9 +428,7 @@ def _ready_step(dec, rows: int, gen: GenerationConfig, engine: ReviewEngine):
     sampler = dec.sampler()
     sampler.set(engine._processors(gen), sample=gen.do_sample)
     dec._state.start(torch.full((rows, 2), 5, device="cuda"), torch.full((rows, 1), 5, device="cuda"), PROMPT_TOKENS,
-                     [0] * rows)
-    for layer in dec.cache.layers:  # each replay writes one slot further: stay inside the cache
-        layer.cumulative_length.fill_(PROMPT_TOKENS)
+                     [0] * rows)  # each replay writes one slot further (a few hundred replays: inside the cache)
     return dec._compiled_step()
 
 

@@ -315,6 +315,45 @@ def _until_end(row: list[int], end_ids: list[int]) -> list[int]:
     return row
 
 
+def _step_slot_cache(config: Any, max_cache_len: int) -> Any:
+    """transformers' StaticCache whose full-attention layers write the decode step's token at the
+    step's slot (`write_at`: one tensor, _State.pos, which the step advances once a token) instead
+    of at a counter each layer keeps and advances itself: that counter cost a kernel a layer a token
+    (32 `add_copy_` kernels a step, ~1.2 us each plus their gaps). Prefill does not go through it
+    (`_FastDecoder._prefill` copies a DynamicCache in)."""
+    from transformers import StaticCache
+    from transformers.cache_utils import StaticLayer
+
+    class StepSlotLayer(StaticLayer):
+        slot: torch.Tensor | None = None  # (1,) long: the slot this step writes
+
+        def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any,
+                   **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+            if self.slot is None or key_states.shape[-2] != 1:
+                return super().update(key_states, value_states, *args, **kwargs)
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+            self.keys.index_copy_(2, self.slot, key_states)
+            self.values.index_copy_(2, self.slot, value_states)
+            return self.keys, self.values
+
+        def get_seq_length(self) -> Any:
+            return super().get_seq_length() if self.slot is None else self.slot  # tokens before the slot
+
+    class StepSlotCache(StaticCache):
+        def __init__(self) -> None:
+            super().__init__(config=config, max_cache_len=max_cache_len)
+            self.layers = [StepSlotLayer(max_cache_len=max_cache_len) if type(layer) is StaticLayer else layer
+                           for layer in self.layers]
+
+        def write_at(self, slot: torch.Tensor) -> None:
+            for layer in self.layers:
+                if isinstance(layer, StepSlotLayer):
+                    layer.slot = slot
+
+    return StepSlotCache()
+
+
 class _FastDecoder:
     """Decoding with a fixed-size StaticCache of `batch_size` rows and a compiled decode step that
     runs as a CUDA graph ("reduce-overhead"). One cache length, one batch size: one compilation.
@@ -334,15 +373,13 @@ class _FastDecoder:
 
     def __init__(self, model: Any, max_cache_len: int, tokenizer: Any, compile: bool = True,
                  batch_size: int = 1, compile_options: dict[str, Any] | None = None) -> None:
-        from transformers import StaticCache
-
         self.model = model
         self.tokenizer = tokenizer
         self.max_cache_len = max_cache_len
         self.batch_size = batch_size
         self.compile = compile  # False: same loop, eager step (tests the logic on a CPU)
         self.compile_options = dict(DECODE_COMPILE_OPTIONS if compile_options is None else compile_options)
-        self.cache = StaticCache(config=model.config, max_cache_len=max_cache_len)
+        self.cache = _step_slot_cache(model.config, max_cache_len)
         self._step: Callable[[], None] | None = None
         self._sampler: GraphSampler | None = None
         self._state: _State | None = None
@@ -353,6 +390,7 @@ class _FastDecoder:
             # one record per step: at most one per cache slot after the prompt, plus the first token
             self._sampler = GraphSampler(self.tokenizer, self.batch_size, self.max_cache_len + 1, device)
             self._state = _State(self.batch_size, device)
+            self.cache.write_at(self._state.pos)
             if self.compile:
                 for t in [*self._sampler.tensors(), *self._state.tensors()]:
                     torch._dynamo.mark_static_address(t)  # read/written in place by the graph
@@ -419,9 +457,7 @@ class _FastDecoder:
                 static.keys[r, :, width - len(ids):width].copy_(dyn.keys[0])
                 static.values[r, :, width - len(ids):width].copy_(dyn.values[0])
             del part, out
-        for layer in self.cache.layers:
-            layer.cumulative_length.fill_(width)  # where the cache writes the next token
-        return torch.cat(logits), width
+        return torch.cat(logits), width  # the step writes at _State.pos, set to width by _State.start
 
     def generate_rows(self, prompts: list[list[int]], gen: GenerationConfig, processors: LogitsProcessorList,
                       end_ids: list[int], streamer: Any = None, stop: threading.Event | None = None) -> list[list[int]]:
