@@ -102,6 +102,21 @@ def test_fast_decoder_loop_matches_generate(model_dirs):
         assert engine.tokenizer.decode(out, skip_special_tokens=True) == engine.generate(PAPER, "7", gen)
 
 
+def test_fast_decoder_loop_matches_generate_with_sliding_window_layers(model_dirs):
+    """A model whose cache layers are sliding-window layers (a window longer than the cache) keeps
+    their own write counters in the decoder's cache (only full-attention layers write at the
+    step's slot): the static-cache loop still writes what generate() writes."""
+    engine = _engine(model_dirs)
+    engine.model.config.sliding_window = 100_000  # read by the caches built from this config
+    ids = engine.prompt_ids(PAPER, "7")
+    fast = _FastDecoder(engine.model, max_cache_len=len(ids) + 40, tokenizer=engine.tokenizer, compile=False)
+    assert {type(layer).__name__ for layer in fast.cache.layers} == {"StaticSlidingWindowLayer"}
+    out = fast.generate(ids, GREEDY, engine._processors(GREEDY), engine.end_ids)
+    assert engine.tokenizer.decode(out, skip_special_tokens=True) == engine.generate(PAPER, "7", GREEDY)
+    full = _FastDecoder(_engine(model_dirs).model, max_cache_len=64, tokenizer=engine.tokenizer, compile=False)
+    assert {type(layer).__name__ for layer in full.cache.layers} == {"StepSlotLayer"}
+
+
 def test_prompt_over_budget_is_refused(model_dirs):
     engine = _engine(model_dirs)
     with pytest.raises(ValueError, match="over the budget"):

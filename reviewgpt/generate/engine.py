@@ -316,11 +316,11 @@ def _until_end(row: list[int], end_ids: list[int]) -> list[int]:
 
 
 def _step_slot_cache(config: Any, max_cache_len: int) -> Any:
-    """transformers' StaticCache whose full-attention layers write the decode step's token at the
+    """transformers' StaticCache whose full-attention layers write the decode step's tokens at the
     step's slot (`write_at`: one tensor, _State.pos, which the step advances once a token) instead
     of at a counter each layer keeps and advances itself: that counter cost a kernel a layer a token
-    (32 `add_copy_` kernels a step, ~1.2 us each plus their gaps). Prefill does not go through it
-    (`_FastDecoder._prefill` copies a DynamicCache in)."""
+    (32 `add_copy_` kernels a step, ~1.2 us each plus their gaps). Other layer kinds (sliding
+    windows) keep their own counters, which `prefilled` sets after the prefill's copy."""
     from transformers import StaticCache
     from transformers.cache_utils import StaticLayer
 
@@ -329,16 +329,15 @@ def _step_slot_cache(config: Any, max_cache_len: int) -> Any:
 
         def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any,
                    **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
-            if self.slot is None or key_states.shape[-2] != 1:
+            if self.slot is None:
                 return super().update(key_states, value_states, *args, **kwargs)
             if not self.is_initialized:
                 self.lazy_initialization(key_states, value_states)
-            self.keys.index_copy_(2, self.slot, key_states)
-            self.values.index_copy_(2, self.slot, value_states)
+            n = key_states.shape[-2]  # 1 in the decode step (static when traced: no arange there)
+            at = self.slot if n == 1 else self.slot + torch.arange(n, device=self.slot.device)
+            self.keys.index_copy_(2, at, key_states)
+            self.values.index_copy_(2, at, value_states)
             return self.keys, self.values
-
-        def get_seq_length(self) -> Any:
-            return super().get_seq_length() if self.slot is None else self.slot  # tokens before the slot
 
     class StepSlotCache(StaticCache):
         def __init__(self) -> None:
@@ -350,6 +349,12 @@ def _step_slot_cache(config: Any, max_cache_len: int) -> Any:
             for layer in self.layers:
                 if isinstance(layer, StepSlotLayer):
                     layer.slot = slot
+
+        def prefilled(self, width: int) -> None:
+            """The prompts fill slots up to `width`: where layers with their own counter write next."""
+            for layer in self.layers:
+                if not isinstance(layer, StepSlotLayer):
+                    layer.cumulative_length.fill_(width)
 
     return StepSlotCache()
 
@@ -457,7 +462,8 @@ class _FastDecoder:
                 static.keys[r, :, width - len(ids):width].copy_(dyn.keys[0])
                 static.values[r, :, width - len(ids):width].copy_(dyn.values[0])
             del part, out
-        return torch.cat(logits), width  # the step writes at _State.pos, set to width by _State.start
+        self.cache.prefilled(width)  # the step writes at _State.pos, which _State.start sets to width
+        return torch.cat(logits), width
 
     def generate_rows(self, prompts: list[list[int]], gen: GenerationConfig, processors: LogitsProcessorList,
                       end_ids: list[int], streamer: Any = None, stop: threading.Event | None = None) -> list[list[int]]:

@@ -64,7 +64,7 @@ def kernel_cases() -> dict:
             windowed = da.decode_attention(q, k, v, None, used_t, scale, first=first_t, splits=splits, block_n=block_n)
             cases.append({"shape": [rows, heads, kvh, slots, d, used], "dtype": str(dtype), "out_shape": list(out.shape),
                           "ours_err": _rel(out, ref), "sdpa_err": _rel(same, ref),
-                          "poisoned_equal": bool(torch.equal(poisoned, out)),
+                          "window_err": _rel(windowed, ref), "poisoned_equal": bool(torch.equal(poisoned, out)),
                           "window_equal": bool(torch.equal(windowed, out))})
     edges = {}
     q, k, v = torch.randn(3, 8, 1, 32, device=device), torch.randn(3, 2, 80, 32, device=device), \
