@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterator
 import torch
 from transformers import (AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList, RepetitionPenaltyLogitsProcessor,
                           TemperatureLogitsWarper, TextIteratorStreamer, TopPLogitsWarper)
+from transformers.cache_utils import StaticCache, StaticLayer
 
 from reviewgpt.prepare.model_input import ModelInput, prepare
 from reviewgpt.prepare.chat import encode_prompt, end_token_ids
@@ -49,8 +50,9 @@ log = logging.getLogger(__name__)
 # both, so other settings go here with it. coordinate_descent_tuning (gpt-fast's setting) also makes
 # inductor write each one-row matrix product as its own Triton reduction, fused with the RMSNorm
 # before it, instead of a cuBLAS GEMV (torch/_inductor/decomposition.py, `mm`; o_proj and down_proj
-# go to a Triton kernel of ours, decode_linears.py); batch 1 only (M = 1), and compiling takes longer. Measured against
-# the alternatives: benchmarks/bench_engine.py --parts nocoord / tune, benchmarks/results/README.md.
+# go to a Triton kernel of ours, decode_linears.py); batch 1 only (M = 1), and compiling takes
+# longer. Measured against the alternatives: benchmarks/bench_engine.py --parts nocoord / tune,
+# benchmarks/results/README.md.
 DECODE_COMPILE_OPTIONS: dict[str, Any] = {"triton.cudagraphs": True, "coordinate_descent_tuning": True}
 
 
@@ -232,8 +234,6 @@ class ReviewEngine:
 
     def _static_cache(self, batch: int) -> Any:
         """One StaticCache per batch size, reset and reused, so generate() compiles its step once."""
-        from transformers import StaticCache
-
         if batch not in self._static_caches:
             self._static_caches[batch] = StaticCache(config=self.model.config, max_cache_len=self._cache_len())
         cache = self._static_caches[batch]
@@ -315,48 +315,46 @@ def _until_end(row: list[int], end_ids: list[int]) -> list[int]:
     return row
 
 
-def _step_slot_cache(config: Any, max_cache_len: int) -> Any:
-    """transformers' StaticCache whose full-attention layers write the decode step's tokens at the
-    step's slot (`write_at`: one tensor, _State.pos, which the step advances once a token) instead
-    of at a counter each layer keeps and advances itself: that counter cost a kernel a layer a token
-    (32 `add_copy_` kernels a step, ~1.2 us each plus their gaps). Other layer kinds (sliding
+class StepSlotLayer(StaticLayer):
+    """transformers' StaticLayer writing the decode step's tokens at the step's slot (`slot`: one
+    tensor for all layers, _State.pos, which the step advances once a token) instead of at a counter
+    of its own that each layer advances: that counter cost a kernel a layer a token (32 `add_copy_`
+    kernels a step of ~1.1 us each, plus their gaps; benchmarks/results/README.md, run 10)."""
+
+    slot: torch.Tensor | None = None  # (1,) long: the slot this step writes
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any,
+               **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.slot is None:
+            return super().update(key_states, value_states, *args, **kwargs)
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        n = key_states.shape[-2]  # 1 in the decode step (static when traced: no arange there)
+        at = self.slot if n == 1 else self.slot + torch.arange(n, device=self.slot.device)
+        self.keys.index_copy_(2, at, key_states)
+        self.values.index_copy_(2, at, value_states)
+        return self.keys, self.values
+
+
+class StepSlotCache(StaticCache):
+    """A StaticCache whose full-attention layers are StepSlotLayers; other layer kinds (sliding
     windows) keep their own counters, which `prefilled` sets after the prefill's copy."""
-    from transformers import StaticCache
-    from transformers.cache_utils import StaticLayer
 
-    class StepSlotLayer(StaticLayer):
-        slot: torch.Tensor | None = None  # (1,) long: the slot this step writes
+    def __init__(self, config: Any, max_cache_len: int) -> None:
+        super().__init__(config=config, max_cache_len=max_cache_len)
+        self.layers = [StepSlotLayer(max_cache_len=max_cache_len) if type(layer) is StaticLayer else layer
+                       for layer in self.layers]
 
-        def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any,
-                   **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
-            if self.slot is None:
-                return super().update(key_states, value_states, *args, **kwargs)
-            if not self.is_initialized:
-                self.lazy_initialization(key_states, value_states)
-            n = key_states.shape[-2]  # 1 in the decode step (static when traced: no arange there)
-            at = self.slot if n == 1 else self.slot + torch.arange(n, device=self.slot.device)
-            self.keys.index_copy_(2, at, key_states)
-            self.values.index_copy_(2, at, value_states)
-            return self.keys, self.values
+    def write_at(self, slot: torch.Tensor) -> None:
+        for layer in self.layers:
+            if isinstance(layer, StepSlotLayer):
+                layer.slot = slot
 
-    class StepSlotCache(StaticCache):
-        def __init__(self) -> None:
-            super().__init__(config=config, max_cache_len=max_cache_len)
-            self.layers = [StepSlotLayer(max_cache_len=max_cache_len) if type(layer) is StaticLayer else layer
-                           for layer in self.layers]
-
-        def write_at(self, slot: torch.Tensor) -> None:
-            for layer in self.layers:
-                if isinstance(layer, StepSlotLayer):
-                    layer.slot = slot
-
-        def prefilled(self, width: int) -> None:
-            """The prompts fill slots up to `width`: where layers with their own counter write next."""
-            for layer in self.layers:
-                if not isinstance(layer, StepSlotLayer):
-                    layer.cumulative_length.fill_(width)
-
-    return StepSlotCache()
+    def prefilled(self, width: int) -> None:
+        """The prompts fill slots up to `width`: where layers with their own counter write next."""
+        for layer in self.layers:
+            if not isinstance(layer, StepSlotLayer):
+                layer.cumulative_length.fill_(width)
 
 
 class _FastDecoder:
@@ -384,7 +382,7 @@ class _FastDecoder:
         self.batch_size = batch_size
         self.compile = compile  # False: same loop, eager step (tests the logic on a CPU)
         self.compile_options = dict(DECODE_COMPILE_OPTIONS if compile_options is None else compile_options)
-        self.cache = _step_slot_cache(model.config, max_cache_len)
+        self.cache = StepSlotCache(model.config, max_cache_len)
         self._step: Callable[[], None] | None = None
         self._sampler: GraphSampler | None = None
         self._state: _State | None = None

@@ -222,7 +222,7 @@ def skinny_decode_case(model_dir: str) -> dict:
             graphs.append(gm)
             return gm
 
-        ids = torch.tensor([prompts[0][-3:], prompts[1][-3:]])[:, -1:]  # a decode step's input: 2 rows, 1 token
+        ids = torch.tensor([[prompts[0][-1]], [prompts[1][-1]]])  # a decode step's input: 2 rows, 1 token
         torch.compile(lambda i: model(input_ids=i).logits, backend=backend, fullgraph=True)(ids)
         op = torch.ops.reviewgpt.skinny_linear
         out["traced_skinny_calls"] = sum(n.target in (op, op.default) for g in graphs for n in g.graph.nodes)
