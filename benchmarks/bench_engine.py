@@ -318,6 +318,91 @@ def skinny_micro(profile_dir: Path | None) -> None:
         (profile_dir / "skinny_sweep.jsonl").write_text("".join(json.dumps(r) + "\n" for r in table))
 
 
+def folds_micro(profile_dir: Path | None) -> None:
+    """The batched step's folded products (batched_step.py) at 8 rows against the plain product of
+    the same shape: RMSNorm folded into q|k|v, gate|up and lm_head, SiLU x up into gate|up's epilogue
+    (norm_glu), the residual add into o_proj and down_proj; us with the launch the step uses (LAUNCHES';
+    GLU: half its width)
+    and the best of a sweep (K unsplit: the residual is an epilogue), and the error against float64
+    next to the eager bfloat16 ops'. The sweep to --profile-dir."""
+    import torch.nn.functional as F
+
+    from reviewgpt.generate import batched_step, skinny_linear as sk
+
+    def rms(t, g, eps=1e-5):
+        return g * (t.float() * torch.rsqrt(t.float().pow(2).mean(-1, keepdim=True) + eps)).to(t.dtype)
+
+    launches = [l for l in _skinny_launches() if l.split_k == 1]
+    table = []
+    for name, (n_out, n_in) in SKINNY_SHAPES.items():
+        copies = 4 if n_out * n_in < 2e8 else 1
+        ws = [torch.randn(n_out, n_in, device="cuda", dtype=torch.bfloat16) * 0.02 for _ in range(copies)]
+        x = torch.randn(8, n_in, device="cuda", dtype=torch.bfloat16)
+        gu = torch.randn(8, 2 * n_in, device="cuda", dtype=torch.bfloat16)
+        g = (1 + 0.1 * torch.randn(n_in, device="cuda")).to(torch.bfloat16)
+        res = torch.randn(8, n_out, device="cuda", dtype=torch.bfloat16)
+        sq = x.float().pow(2).sum(-1, keepdim=True)
+        variants = {"plain": (lambda i, l: sk.skinny_linear(x, ws[i % copies], None, l),
+                              lambda: F.linear(x.double(), ws[0].double()), lambda: F.linear(x, ws[0]))}
+        if name in ("qkv", "gate_up", "lm_head"):
+            variants["norm"] = (lambda i, l: sk.rms_norm_linear(x, g, sq, 1e-5, ws[i % copies], launch=l),
+                                lambda: F.linear(rms(x.double(), g.double()), ws[0].double()),
+                                lambda: F.linear(rms(x, g), ws[0]))
+        if name in ("o_proj", "down"):
+            variants["residual"] = (lambda i, l: sk.residual_linear(x, ws[i % copies], res, l)[0],
+                                    lambda: res.double() + F.linear(x.double(), ws[0].double()),
+                                    lambda: res + F.linear(x, ws[0]))
+        if name == "qkv":  # the step's q|k|v with RoPE and the cache write (Llama-3.1-8B's heads)
+            cos = torch.randn(8, 128, device="cuda", dtype=torch.bfloat16)
+            sin = torch.randn(8, 128, device="cuda", dtype=torch.bfloat16)
+            cache = torch.zeros(2, 8, 8, 64, 128, device="cuda", dtype=torch.bfloat16)
+            slot = torch.tensor([5], device="cuda")
+
+            def qkv_rope(i, l):
+                batched_step.qkv_rope(x, g, sq, 1e-5, ws[i % copies], cos, sin, cache[0], cache[1], slot, 32, l)
+                return cache[0, :, :, 5]  # k after RoPE, (8, 8, 128): what the step reads back
+
+            def k_ref(normed, w, c, s_):
+                k = F.linear(normed, w)[:, 4096:5120].view(8, 1, 8, 128).transpose(1, 2)
+                return (k * c[:, None, None] + torch.cat([-k[..., 64:], k[..., :64]], -1) * s_[:, None, None])[:, :, 0]
+
+            variants["norm_rope"] = (qkv_rope, lambda: k_ref(rms(x.double(), g.double()), ws[0].double(), cos.double(),
+                                                            sin.double()),
+                                     lambda: k_ref(rms(x, g), ws[0], cos, sin))
+        if name == "gate_up":
+            g64, u64 = F.linear(rms(x.double(), g.double()), ws[0].double()).chunk(2, dim=1)
+            gate, up = F.linear(rms(x, g), ws[0]).chunk(2, dim=1)
+            variants["norm_glu"] = (lambda i, l: sk.rms_norm_linear(x, g, sq, 1e-5, ws[i % copies], True, launch=l),
+                                    lambda: F.silu(g64) * u64, lambda: F.silu(gate) * up)
+        gb = n_out * n_in * 2 / 1e3
+        row = {"part": "folds", "matrix": name, "shape": [n_out, n_in], "batch": 8}
+        for vname, (fn, ref, eager) in variants.items():
+            launch = sk.paired_launch(ws[0]) if vname in ("norm_glu", "norm_rope") else sk.launch_for(ws[0])
+            ref_v = ref()
+            err = lambda t: float(f"{((t.double() - ref_v).norm() / ref_v.norm()).item():.3e}")
+            entry = {"launches_us": round(_graph_us(lambda i: fn(i, launch), calls=16), 1),
+                     "err": err(fn(0, launch)), "eager_err": err(eager())}
+            swept = []
+            for l in launches:
+                if n_in % l.block_k:
+                    continue
+                try:
+                    us = _graph_us(lambda i, l=l: fn(i, l), calls=16)
+                except Exception as e:  # out of shared memory and the like
+                    table.append({"matrix": name, "variant": vname, "launch": l.__dict__, "error": f"{type(e).__name__}: {e}"[:200]})
+                    continue
+                swept.append((us, l))
+                table.append({"matrix": name, "variant": vname, "launch": l.__dict__, "us": round(us, 2)})
+            swept.sort(key=lambda r: r[0])
+            entry["best"] = [{"launch": l.__dict__, "us": round(us, 1), "tb_s": round(gb / us / 1e3, 2)} for us, l in swept[:3]]
+            row[vname] = entry
+        emit(row)
+        del ws
+        torch.cuda.empty_cache()
+    if profile_dir:
+        (profile_dir / "folds_sweep.jsonl").write_text("".join(json.dumps(r) + "\n" for r in table))
+
+
 def skinny_chain_micro() -> None:
     """One layer's four products in a row at 8 rows (q|k|v -> o_proj -> gate|up -> down_proj, each
     input the previous output's first columns), over 4 layers' weights in turn (> L2): cuBLAS and
@@ -529,7 +614,65 @@ def batch8(engine: ReviewEngine, texts: list[str], precision: str, decoder: str,
           "prompt_tokens": [min(map(len, prompts)), max(map(len, prompts))], "new_tokens": sum(map(len, outs)),
           "prefill_s": round(t[0] - t0, 3), "decode_tok_s": round(decode_tok_s, 1),
           "step_ms": round(1000 * b / decode_tok_s, 2), "end_to_end_tok_s": round(sum(map(len, outs)) / total, 1),
-          "total_s": round(total, 2), "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)})
+          "total_s": round(total, 2), "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
+          "step_forward": getattr(engine._fast_batches.get(b), "step_forward", None)})
+
+
+def _greedy8(engine: ReviewEngine, texts: list[str], n: int = 64) -> list[list[int]]:
+    gen = GenerationConfig(max_new_tokens=n, do_sample=False, suppression=RECIPE_SUPPRESSION, ignore_eos=True)
+    return engine._generate_batch_ids([engine.prompt_ids(t, "7") for t in texts], gen)
+
+
+def batched_forward_check(engine: ReviewEngine, texts: list[str], precision: str, profile_dir: Path | None) -> None:
+    """The batch-8 step on batched_step.forward (the default) against the model's own forward, one
+    process: one step's logits both ways from the same cache state (eager), greedy tokens both ways
+    (64 a row), then batch 8 and the kernel profile with the model's forward."""
+    from reviewgpt.generate import batched_step
+
+    dec = engine._fast_batches[8]
+    ours = _greedy8(engine, texts)
+    st, model, slots = dec._state, engine.model, dec.max_cache_len
+    with torch.inference_mode():
+        a = batched_step.forward(model, dec.cache, st.tokens, st.pos, st.used, st.first)
+        idx = torch.arange(slots, device="cuda")
+        mask = ((idx[None] >= st.first[:, None]) & (idx[None] <= st.pos)).view(-1, 1, 1, slots)
+        b = model(input_ids=st.tokens, attention_mask=mask, position_ids=(st.pos - st.first)[:, None],
+                  past_key_values=dec.cache, use_cache=True, logits_to_keep=1, decode_slots_used=st.used,
+                  decode_first_slots=st.first).logits[:, -1].float()
+        rel = ((a - b).norm() / b.norm()).item()
+        top_same = (a.argmax(-1) == b.argmax(-1)).float().mean().item()
+        from reviewgpt.generate import skinny_linear
+        available = skinny_linear.available
+        skinny_linear.available = lambda *args: False  # the same forward with its linears on cuBLAS
+        try:
+            c = model(input_ids=st.tokens, attention_mask=mask, position_ids=(st.pos - st.first)[:, None],
+                      past_key_values=dec.cache, use_cache=True, logits_to_keep=1, decode_slots_used=st.used,
+                      decode_first_slots=st.first).logits[:, -1].float()
+        finally:
+            skinny_linear.available = available
+        floor = ((c - b).norm() / b.norm()).item()
+        floor_same = (c.argmax(-1) == b.argmax(-1)).float().mean().item()
+    batched_step.ENABLED = False
+    try:
+        engine._fast_batches.clear()
+        gc.collect()
+        torch.cuda.empty_cache()
+        theirs = _greedy8(engine, texts)  # compiles the step on the model's forward
+        same_prefix = [next((i for i, (x, y) in enumerate(zip(r, q)) if x != y), len(r)) for r, q in zip(ours, theirs)]
+        emit({"part": "batched-step-check", "precision": precision, "logits_rel_diff": round(rel, 5),
+              "argmax_agree": top_same, "cublas_vs_model_rel_diff": round(floor, 5), "cublas_argmax_agree": floor_same, "greedy_rows_equal": sum(r == q for r, q in zip(ours, theirs)),
+              "greedy_equal_prefix": same_prefix, "greedy_tokens": len(ours[0])})
+        batch8(engine, texts, precision, "engine", RECIPE_SUPPRESSION)
+        batch8(engine, texts, precision, "engine", RECIPE_SUPPRESSION)
+        if profile_dir is not None:
+            with torch.inference_mode():
+                step = _ready_step(engine._fast_batches[8], 8, GenerationConfig(suppression=RECIPE_SUPPRESSION), engine)
+                kernel_profile(step, (), 10, profile_dir / f"engine_profile_modelforward_{precision}_batch8.txt")
+    finally:
+        batched_step.ENABLED = True
+        engine._fast_batches.clear()
+        gc.collect()
+        torch.cuda.empty_cache()
 
 
 def step_variant(engine: ReviewEngine, precision: str, profile_dir: Path | None, name: str, **inductor) -> None:
@@ -706,6 +849,8 @@ def run(precision: str, ckpt: str, parts: set[str], profile_dir: Path | None) ->
                 kinds = kernel_profile(step, (), 10, profile_dir / f"engine_profile_fused_{precision}_batch8.txt")
             emit({"part": "step-profile", "precision": precision, "batch": 8, "kernel_ms_by_kind": kinds,
                   "attention_us_per_layer": round(kinds["attention"] * 1000 / engine.model.config.num_hidden_layers, 1)})
+    if "b8model" in parts:
+        batched_forward_check(engine, texts, precision, profile_dir)
     if "static" in parts:
         engine._fast_batches.clear()
         gc.collect()
@@ -739,7 +884,7 @@ def main() -> None:
     p.add_argument("--precision", nargs="+", default=["bf16", "nf4"])
     p.add_argument("--checkpoint", default="/tmp/llama8b-random")
     p.add_argument("--parts", nargs="+", default=["attention", "b1", "step", "b8", "static"],
-                   help="attention attnsweep gemv gemv8 skinny chain topp b1 seed step b8 static static8 freeze nocoord recompile tune onerow")
+                   help="attention attnsweep gemv gemv8 skinny chain folds topp b1 seed step b8 b8model static static8 freeze nocoord recompile tune onerow")
     p.add_argument("--out", default="benchmarks/results/engine.jsonl")
     p.add_argument("--profile-dir", default=None, help="write the decode step's kernel table here")
     args = p.parse_args()
@@ -759,7 +904,9 @@ def main() -> None:
         skinny_micro(profile_dir)
     if "chain" in parts:
         skinny_chain_micro()
-    if not parts & {"b1", "seed", "step", "b8", "static", "static8", "freeze", "nocoord", "recompile", "tune", "onerow"}:
+    if "folds" in parts:
+        folds_micro(profile_dir)
+    if not parts & {"b1", "seed", "step", "b8", "b8model", "static", "static8", "freeze", "nocoord", "recompile", "tune", "onerow"}:
         return  # kernel parts only: no checkpoint needed
     ckpt = str(build(args.checkpoint))
     for precision in args.precision:

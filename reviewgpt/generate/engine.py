@@ -36,6 +36,7 @@ from reviewgpt.ingest.document import Document
 from reviewgpt.errors import ModelLoadError
 from reviewgpt.generate.hardware import can_quantize_4bit, choose_attention, nf4_config
 from reviewgpt.format.schema import ReviewSchema
+from reviewgpt.generate import batched_step
 from reviewgpt.generate.decode_linears import route_decode_linears, unroute
 from reviewgpt.generate.fused import FusionReport, fuse_projections
 from reviewgpt.generate.marker_probe import MarkerProbe
@@ -384,6 +385,7 @@ class _FastDecoder:
         self.compile_options = dict(DECODE_COMPILE_OPTIONS if compile_options is None else compile_options)
         self.cache = StepSlotCache(model.config, max_cache_len)
         self._step: Callable[[], None] | None = None
+        self.step_forward: str | None = None  # which forward the step runs, and why (set when it is built)
         self._sampler: GraphSampler | None = None
         self._state: _State | None = None
 
@@ -416,17 +418,24 @@ class _FastDecoder:
             model, cache, slots, sampler = self.model, self.cache, self.max_cache_len, self.sampler()
             state = self._state
             assert state is not None
+            self._ensure_cache(state.tokens.device)
+            why_not = batched_step.supports(model, cache, self.batch_size)
+            self.step_forward = "batched_step" if why_not is None else f"model ({why_not})"
+            log.info("decode step, batch %d: %s", self.batch_size, self.step_forward)
 
             def step() -> None:
                 """One token for every row: state.tokens (b, 1) at slot state.pos -> the next token."""
-                idx = torch.arange(slots, device=state.tokens.device)
-                mask = ((idx[None, :] >= state.first[:, None]) & (idx[None, :] <= state.pos)).view(-1, 1, 1, slots)
-                # the mask's window for the decode attention (attention.py): row r attends to slots
-                # first[r]..pos; with it the kernel reads no mask and inductor drops the mask's kernels
-                out = model(input_ids=state.tokens, attention_mask=mask, position_ids=(state.pos - state.first)[:, None],
-                            past_key_values=cache, use_cache=True, logits_to_keep=1, decode_slots_used=state.used,
-                            decode_first_slots=state.first)
-                logits = out.logits[:, -1, :].float()
+                if why_not is None:  # the same forward in fewer kernels (batched_step.py)
+                    logits = batched_step.forward(model, cache, state.tokens, state.pos, state.used, state.first)
+                else:
+                    idx = torch.arange(slots, device=state.tokens.device)
+                    mask = ((idx[None, :] >= state.first[:, None]) & (idx[None, :] <= state.pos)).view(-1, 1, 1, slots)
+                    # the mask's window for the decode attention (attention.py): row r attends to slots
+                    # first[r]..pos; with it the kernel reads no mask and inductor drops the mask's kernels
+                    out = model(input_ids=state.tokens, attention_mask=mask,
+                                position_ids=(state.pos - state.first)[:, None], past_key_values=cache, use_cache=True,
+                                logits_to_keep=1, decode_slots_used=state.used, decode_first_slots=state.first)
+                    logits = out.logits[:, -1, :].float()
                 window = torch.cat([state.window[:, 1:], state.tokens], dim=1)
                 nxt = sampler(window, logits)
                 state.window.copy_(window)

@@ -7,6 +7,7 @@ On a GPU machine `kernel --cuda` and `skinny --cuda` run the same cases compiled
     TRITON_INTERPRET=1 python -m tests.support.triton_interpreted decode MODEL_DIR
     TRITON_INTERPRET=1 python -m tests.support.triton_interpreted skinny
     TRITON_INTERPRET=1 python -m tests.support.triton_interpreted skinny-decode MODEL_DIR
+    TRITON_INTERPRET=1 python -m tests.support.triton_interpreted batched-step MODEL_DIR
     python -m tests.support.triton_interpreted kernel --cuda
     python -m tests.support.triton_interpreted skinny --cuda
 """
@@ -230,10 +231,125 @@ def skinny_decode_case(model_dir: str) -> dict:
     return out
 
 
+def batched_step_case(model_dir: str) -> dict:
+    """The batched step's forward (batched_step.py) on the tiny model in float16, fused and routed as
+    on the GPU: its folded kernels one by one against the eager ops (float64 for scale), then the
+    step's logits against the model's forward at the same cache state, and the engine's decode loop
+    at batch 2 with it against the loop on the model's forward (greedy tokens), plus the forwards
+    each loop ran and the kernel calls a step made."""
+    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
+    from reviewgpt.config import EngineConfig, GenerationConfig
+    from reviewgpt.generate import batched_step as bs, skinny_linear as sk
+    from reviewgpt.generate.engine import _FastDecoder, load_engine, prepare_linears
+    from reviewgpt.testing.tiny_model import build_tiny_llama
+
+    torch.manual_seed(0)
+    out: dict = {}
+    half = dict(dtype=torch.float16)
+    # RMSNorm + product, partial sums of squares in 3 pieces; o_proj-like and down-like residual products
+    x = torch.randn(3, 256, **half)
+    g = (1 + 0.1 * torch.randn(256)).to(torch.float16)
+    w = torch.randn(96, 256, **half) / 16
+    sq = x.float().pow(2).view(3, 4, 64).sum(-1)[:, :3].contiguous()
+    sq[:, 2] += x.float().pow(2)[:, 192:].sum(-1)
+    eps = 1e-5
+
+    def rms(t, weight):
+        var = t.float().pow(2).mean(-1, keepdim=True)
+        return weight * (t.float() * torch.rsqrt(var + eps)).to(t.dtype)
+
+    launch = sk.Launch(32, 64, 1, 4, 2)
+    ref = F.linear(rms(x.double(), g.double()), w.double())
+    out["norm"] = {"ours_err": _rel(sk.rms_norm_linear(x, g, sq, eps, w, launch=launch), ref),
+                   "torch_err": _rel(F.linear(rms(x, g), w), ref)}
+    res = torch.randn(3, 96, **half)
+    h, parts = sk.residual_linear(x, w, res, launch)
+    ref = res.double() + F.linear(x.double(), w.double())
+    out["residual"] = {"ours_err": _rel(h, ref), "torch_err": _rel(res + F.linear(x, w), ref),
+                       "parts_shape": list(parts.shape),
+                       "squares_rel": ((parts.sum(1) - h.float().pow(2).sum(1)).abs() / h.float().pow(2).sum(1)).max().item()}
+    w_gu = torch.randn(2 * 96, 256, **half) / 16  # gate|up as fused.py stacks them
+    act = sk.rms_norm_linear(x, g, sq, eps, w_gu, True, launch=launch)
+    g64, u64 = F.linear(rms(x.double(), g.double()), w_gu.double()).chunk(2, dim=1)
+    ref = F.silu(g64) * u64
+    gate, up = F.linear(rms(x, g), w_gu).chunk(2, dim=1)
+    out["glu"] = {"ours_err": _rel(act, ref), "torch_err": _rel(F.silu(gate) * up, ref), "shape": list(act.shape)}
+    # RMSNorm + q|k|v + RoPE + cache write against the eager ops (apply_rotary_pos_emb, the cache copy)
+    heads, kv_heads, d, slots = 4, 2, 32, 10
+    w_qkv = torch.randn((heads + 2 * kv_heads) * d, 256, **half) / 16
+    cos, sin = torch.randn(3, d, **half), torch.randn(3, d, **half)
+    keys, values = torch.zeros(3, kv_heads, slots, d, **half), torch.zeros(3, kv_heads, slots, d, **half)
+    q = torch.ops.reviewgpt.norm_qkv_rope(x, g, sq, eps, w_qkv, cos, sin, keys, values, torch.tensor([7]), heads)
+
+    def split_rope(normed, weight, c, s_):
+        qs, ks, vs = F.linear(normed, weight).view(3, 1, -1, d).transpose(1, 2).split([heads, kv_heads, kv_heads], 1)
+        return (*apply_rotary_pos_emb(qs, ks, c[:, None], s_[:, None]), vs)
+
+    refs = split_rope(rms(x.double(), g.double()), w_qkv.double(), cos.double(), sin.double())
+    eager = split_rope(rms(x, g), w_qkv, cos, sin)
+    ours = (q, keys[:, :, 7:8], values[:, :, 7:8])
+    out["rope"] = {name: {"ours_err": _rel(o, r), "torch_err": _rel(e, r)}
+                   for name, o, e, r in zip("qkv", ours, eager, refs)}
+    out["rope_shape"] = list(q.shape)
+    out["rope_other_slots_untouched"] = not keys[:, :, :7].any().item() and not values[:, :, 8:].any().item()
+
+    engine = load_engine(EngineConfig(base_model=model_dir, local_files_only=True, max_prompt_tokens=256,
+                                      max_new_tokens=16))
+    # the saved tiny model's heads have 16 dims; the batched step's q|k|v program needs >= 32
+    model = build_tiny_llama(engine.tokenizer, seed=3, hidden=128, intermediate=256).half()
+    prepare_linears(model)
+    gen = GenerationConfig(max_new_tokens=12, do_sample=False, suppression=0.95, ignore_eos=True)
+    prompts = [engine.prompt_ids("Title: A tiny paper\n\nAbstract: We test the kernel.", "4"),
+               engine.prompt_ids("Title: Another\n\nA longer text, " * 4, "4")]
+    ops = {"rms_norm_linear": 0, "residual_linear": 0}  # norm_qkv_rope: counted below
+    wrapped = {name: getattr(sk, name) for name in ops}
+    qkv_kernel = bs._norm_qkv_rope
+    qkv_calls = []
+
+    class CountedLaunch:  # stands in for the jitted kernel: counts launches, then launches it
+        def __getitem__(self, grid):
+            qkv_calls.append(grid)
+            return qkv_kernel[grid]
+
+    def counting(name):
+        def call(*args, **kwargs):
+            ops[name] += 1
+            return wrapped[name](*args, **kwargs)
+        return call
+
+    def run(enabled: bool) -> tuple[list, str]:
+        bs.ENABLED = enabled
+        dec = _FastDecoder(model, max_cache_len=max(map(len, prompts)) + 16, tokenizer=engine.tokenizer,
+                           compile=False, batch_size=2)
+        tokens = dec.generate_rows(prompts, gen, engine._processors(gen), engine.end_ids)
+        return tokens, dec.step_forward, dec
+
+    with torch.no_grad():
+        out["plain"], out["plain_forward"], _ = run(False)
+        sk.rms_norm_linear, sk.residual_linear = counting("rms_norm_linear"), counting("residual_linear")
+        bs._norm_qkv_rope = CountedLaunch()
+        out["ours"], out["ours_forward"], dec = run(True)
+        sk.rms_norm_linear, sk.residual_linear = wrapped["rms_norm_linear"], wrapped["residual_linear"]
+        bs._norm_qkv_rope = qkv_kernel
+        out["calls"] = {**ops, "norm_qkv_rope": len(qkv_calls)}
+        # one step's logits both ways, from the loop's final cache state (the step rewrites the same slot)
+        state = dec._state
+        ours = bs.forward(model, dec.cache, state.tokens, state.pos, state.used, state.first)
+        idx = torch.arange(dec.max_cache_len)
+        mask = ((idx[None] >= state.first[:, None]) & (idx[None] <= state.pos)).view(-1, 1, 1, dec.max_cache_len)
+        theirs = model(input_ids=state.tokens, attention_mask=mask, position_ids=(state.pos - state.first)[:, None],
+                       past_key_values=dec.cache, use_cache=True, logits_to_keep=1).logits[:, -1].float()
+        out["logits_rel"] = _rel(ours, theirs.double())
+        out["logits_argmax_equal"] = torch.equal(ours.argmax(-1), theirs.argmax(-1))
+    out["layers"], out["new_tokens"] = model.config.num_hidden_layers, gen.max_new_tokens
+    return out
+
+
 if __name__ == "__main__":
     what = sys.argv[1]
     result = {"kernel": kernel_cases, "skinny": skinny_cases}[what]() if what in ("kernel", "skinny") else \
-        {"decode": decode_case, "skinny-decode": skinny_decode_case}[what](sys.argv[2])
+        {"decode": decode_case, "skinny-decode": skinny_decode_case, "batched-step": batched_step_case}[what](sys.argv[2])
     if CUDA:
         result["device"] = torch.cuda.get_device_name()
     print(json.dumps(result))
