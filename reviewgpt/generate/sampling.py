@@ -13,15 +13,16 @@ The noise is a counter-based hash of (seed, step, row, token), not the CUDA gene
 seed gives the same review whatever the graph replays (a generator's state inside captured CUDA
 graphs did not reproduce on the H100). The seed is drawn from torch's CPU generator at each
 generation, so `torch.manual_seed` (GenerationConfig.seed) fixes it. Greedy is argmax of the
-suppressed scores, exactly as the eager loop. Top-p runs as one opaque op (inductor's split scan for
-its cumsum failed to compile at batch 8): `reviewgpt::top_p_split` when `TOP_P_SPLIT_SOFTMAX` (the
-default), else transformers' own warper (`reviewgpt::top_p`). The warper's softmax kernel runs one
-thread block a row (32 us for 128k logits on the H100); top_p_split computes the warper's rule
-without it: it sorts the scores as the warper does, takes exp(sorted - max) and its cumsum
-(multi-block kernels), and removes, in ascending order, the tokens whose cumulative weight is
-<= (1 - p) x the total (the cumsum's last entry). That is the warper's comparison multiplied
-through by the softmax's normaliser; on random 128k rows it agrees with a float64 warper at least
-as often as the float32 warper does (tests/test_decode_graph.py).
+suppressed scores, exactly as the eager loop. Top-p: `top_p_split` when `TOP_P_SPLIT_SOFTMAX` (the
+default), else transformers' own warper as one opaque op (`reviewgpt::top_p`). The warper's softmax
+kernel runs one thread block a row (32 us for 128k logits on the H100); top_p_split computes the
+warper's rule without it: it sorts the scores as the warper does, takes exp(sorted - max) and its
+cumsum (multi-block kernels; one opaque op, `reviewgpt::sorted_mass`: inductor's split scan for the
+cumsum failed to compile at batch 8), and removes, in ascending order, the tokens whose cumulative
+weight is <= (1 - p) x the total (the cumsum's last entry). That is the warper's comparison
+multiplied through by the softmax's normaliser; on random 128k rows it agrees with a float64 warper
+at least as often as the float32 warper does (tests/test_decode_graph.py). The removed tokens are
+a prefix of the sorted order, so one compare against the first kept (value, index) marks them.
 
 The suppression processor's MarkerProbe records go to `StepRecorder`, fixed buffers written at a
 device-side cursor; `StepRecorder.hand_to(probe)` copies the steps a generation used into the
@@ -76,19 +77,30 @@ def chunked_cumsum(x: torch.Tensor, chunk: int = 256) -> torch.Tensor:
     return (inner + before.unsqueeze(-1)).view(b, k * chunk)[:, :n]
 
 
-@torch.library.custom_op("reviewgpt::top_p_split", mutates_args=())
+@torch.library.custom_op("reviewgpt::sorted_mass", mutates_args=())
+def sorted_mass(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """scores sorted ascending (stable: ties in index order, as the warper's sort leaves them), their
+    indices, and the cumulative exp(sorted - max): top_p_split's sort and scan as one opaque op."""
+    ascending, order = torch.sort(scores, descending=False, stable=True, dim=-1)
+    return ascending, order, chunked_cumsum(torch.exp(ascending - ascending[..., -1:]))
+
+
+@sorted_mass.register_fake
+def _(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return torch.empty_like(scores), torch.empty_like(scores, dtype=torch.long), torch.empty_like(scores)
+
+
 def top_p_split(scores: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-    """TopPLogitsWarper(p, min_tokens_to_keep=1)'s output without a softmax kernel (module docstring)."""
-    ascending, order = torch.sort(scores, descending=False, dim=-1)
-    mass = chunked_cumsum(torch.exp(ascending - ascending[..., -1:]))
-    remove = mass <= (1 - p) * mass[..., -1:]
-    remove[..., -1:] = False  # the largest is always kept
-    return scores.masked_fill(remove.scatter(1, order, remove), -math.inf)
-
-
-@top_p_split.register_fake
-def _(scores: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-    return torch.empty_like(scores)
+    """TopPLogitsWarper(p, min_tokens_to_keep=1)'s output without a softmax kernel (module docstring).
+    The removed tokens are a prefix of the ascending order (up to the first whose cumulative mass
+    passes (1 - p) x the total; never the largest): those before the first kept one, (value, index)
+    in that order, so no scatter of the sorted mask back to the vocabulary is needed."""
+    ascending, order, mass = torch.ops.reviewgpt.sorted_mass(scores)
+    over = mass > (1 - p) * mass[..., -1:]
+    first_kept = torch.where(over.any(-1, keepdim=True), over.int().argmax(-1, keepdim=True), scores.shape[-1] - 1)
+    value, index = ascending.gather(-1, first_kept), order.gather(-1, first_kept)
+    token = torch.arange(scores.shape[-1], device=scores.device)
+    return scores.masked_fill((scores < value) | ((scores == value) & (token < index)), -math.inf)
 
 
 def _mix32(x: torch.Tensor) -> torch.Tensor:
@@ -207,9 +219,7 @@ class GraphSampler:
         start = self.suppress._on(logits.device)["start"]
         step = self.recorder.cursor.clone()  # this pick's index in the generation (the noise's counter)
         self.recorder.record(window[:, -1], marker_mass(raw, start), marker_mass(scores, start))
-        greedy = wide_argmax(scores)
         scaled = self.warp_temperature(window, scores)
-        top_p = torch.ops.reviewgpt.top_p_split if TOP_P_SPLIT_SOFTMAX else torch.ops.reviewgpt.top_p
-        warped = top_p(scaled, self.top_p)
-        sampled = wide_argmax(warped + gumbel_noise(self.seed, step, *warped.shape))
-        return torch.where(self.greedy, greedy, sampled)
+        warped = top_p_split(scaled, self.top_p) if TOP_P_SPLIT_SOFTMAX else torch.ops.reviewgpt.top_p(scaled, self.top_p)
+        # one argmax for both modes: greedy is argmax of the suppressed scores, sampling of warped + noise
+        return wide_argmax(torch.where(self.greedy, scores, warped + gumbel_noise(self.seed, step, *warped.shape)))
