@@ -353,13 +353,14 @@ def folds_micro(profile_dir: Path | None) -> None:
                                     lambda: res.double() + F.linear(x.double(), ws[0].double()),
                                     lambda: res + F.linear(x, ws[0]))
         if name == "qkv":  # the step's q|k|v with RoPE and the cache write (Llama-3.1-8B's heads)
-            cos = torch.randn(8, 128, device="cuda", dtype=torch.bfloat16)
-            sin = torch.randn(8, 128, device="cuda", dtype=torch.bfloat16)
+            rope = torch.randn(2, 64, 128, device="cuda", dtype=torch.bfloat16)
+            first = torch.arange(8, device="cuda")
+            cos, sin = rope[0, 5 - first], rope[1, 5 - first]
             cache = torch.zeros(2, 8, 8, 64, 128, device="cuda", dtype=torch.bfloat16)
             slot = torch.tensor([5], device="cuda")
 
             def qkv_rope(i, l):
-                batched_step.qkv_rope(x, g, sq, 1e-5, ws[i % copies], cos, sin, cache[0], cache[1], slot, 32, l)
+                batched_step.qkv_rope(x, g, sq, 1e-5, ws[i % copies], rope, first, cache[0], cache[1], slot, 32, l)
                 return cache[0, :, :, 5]  # k after RoPE, (8, 8, 128): what the step reads back
 
             def k_ref(normed, w, c, s_):
@@ -633,7 +634,8 @@ def batched_forward_check(engine: ReviewEngine, texts: list[str], precision: str
     ours = _greedy8(engine, texts)
     st, model, slots = dec._state, engine.model, dec.max_cache_len
     with torch.inference_mode():
-        a = batched_step.forward(model, dec.cache, st.tokens, st.pos, st.used, st.first)
+        a = batched_step.forward(model, dec.cache, st.tokens, st.pos, st.used, st.first,
+                                 batched_step.rope_table(model, slots))
         idx = torch.arange(slots, device="cuda")
         mask = ((idx[None] >= st.first[:, None]) & (idx[None] <= st.pos)).view(-1, 1, 1, slots)
         b = model(input_ids=st.tokens, attention_mask=mask, position_ids=(st.pos - st.first)[:, None],

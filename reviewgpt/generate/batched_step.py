@@ -45,14 +45,15 @@ if triton is not None:
     from reviewgpt.generate.skinny_linear import tile_products
 
     @triton.jit
-    def _norm_qkv_rope(X, W, G, SqIn, n_parts, eps, Cos, Sin, Q, Keys, Values, Slot, M, K,
-                       s_xm, s_wn, s_sqi, s_cos, s_q, s_kb, s_kh, s_ks,
+    def _norm_qkv_rope(X, W, G, SqIn, n_parts, eps, Rope, First, Q, Keys, Values, Slot, M, K,
+                       s_xm, s_wn, s_sqi, s_rt, s_rp, s_q, s_kb, s_kh, s_ks,
                        HEADS: tl.constexpr, KV_HEADS: tl.constexpr, HEAD_DIM: tl.constexpr,
                        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, PARTS: tl.constexpr):
         """One program: BLOCK_N dims of one head of q|k|v and the same dims of its second half (the
         pairs RoPE rotates together), from LlamaRMSNorm(x) times the fused q|k|v weight. q and k
-        rotated as apply_rotary_pos_emb rounds ((x cos) + (rotate_half(x) sin), each product rounded);
-        q to Q, k and v into the caches at slot Slot."""
+        rotated as apply_rotary_pos_emb rounds ((x cos) + (rotate_half(x) sin), each product rounded)
+        with cos and sin from the table Rope at each row's position (Slot - First[row]); q to Q, k and
+        v into the caches at slot Slot."""
         half: tl.constexpr = HEAD_DIM // 2
         pid = tl.program_id(0)
         head = pid // (half // BLOCK_N)
@@ -65,17 +66,17 @@ if triton is not None:
         lo = lo.to(dt)
         hi = hi.to(dt)
         row_ok = rows[:, None] < M
+        slot = tl.load(Slot)
         if head < HEADS + KV_HEADS:  # q or k: rotate (rotate_half: (-hi, lo))
-            at = Cos + rows[:, None] * s_cos + d[None, :]
+            position = slot - tl.load(First + rows, mask=rows < M, other=0)
+            at = Rope + position[:, None] * s_rp + d[None, :]
             cos_lo = tl.load(at, mask=row_ok, other=0.0).to(tl.float32)
             cos_hi = tl.load(at + half, mask=row_ok, other=0.0).to(tl.float32)
-            at = Sin + rows[:, None] * s_cos + d[None, :]
-            sin_lo = tl.load(at, mask=row_ok, other=0.0).to(tl.float32)
-            sin_hi = tl.load(at + half, mask=row_ok, other=0.0).to(tl.float32)
+            sin_lo = tl.load(at + s_rt, mask=row_ok, other=0.0).to(tl.float32)
+            sin_hi = tl.load(at + s_rt + half, mask=row_ok, other=0.0).to(tl.float32)
             lo32, hi32 = lo.to(tl.float32), hi.to(tl.float32)
             lo = ((lo32 * cos_lo).to(dt).to(tl.float32) + (-hi32 * sin_lo).to(dt).to(tl.float32)).to(dt)
             hi = ((hi32 * cos_hi).to(dt).to(tl.float32) + (lo32 * sin_hi).to(dt).to(tl.float32)).to(dt)
-        slot = tl.load(Slot)
         if head < HEADS:
             base = Q + rows[:, None] * s_q + head * HEAD_DIM + d[None, :]
         elif head < HEADS + KV_HEADS:
@@ -87,24 +88,25 @@ if triton is not None:
 
 
 def qkv_rope(x: torch.Tensor, norm_weight: torch.Tensor, squares: torch.Tensor, eps: float, weight: torch.Tensor,
-             cos: torch.Tensor, sin: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, slot: torch.Tensor,
+             rope: torch.Tensor, first: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, slot: torch.Tensor,
              heads: int, launch: skinny.Launch | None = None) -> torch.Tensor:
     """An attention layer's input side for one token a row: q|k|v = LlamaRMSNorm(x) W^T (weight: the
-    fused (heads + 2 kv_heads) x d rows), q and k rotated by cos/sin (b, d) at its position, k and v
-    written into keys/values (b, kv_heads, slots, d) at `slot` (1,). `squares` (b, parts): x's row
-    sums of squares (skinny_linear.residual_linear's). Returns the rotated q (b, heads, 1, d)."""
+    fused (heads + 2 kv_heads) x d rows), q and k rotated at the row's position slot - first[row] by
+    `rope` (2, positions, d: `rope_table`'s cos and sin), k and v written into keys/values (b,
+    kv_heads, slots, d) at `slot` (1,). `squares` (b, parts): x's row sums of squares
+    (skinny_linear.residual_linear's). Returns the rotated q (b, heads, 1, d)."""
     b, k = x.shape
     kv_heads, d = keys.shape[1], keys.shape[3]
     assert weight.shape == ((heads + 2 * kv_heads) * d, k) and keys.stride() == values.stride() and keys.stride(3) == 1
-    assert cos.shape == sin.shape == (b, d) and cos.stride() == sin.stride() and cos.stride(1) == 1
+    assert rope.shape[0] == 2 and rope.shape[2] == d and rope.stride(2) == 1 and first.shape == (b,)
     x, squares = x.contiguous(), squares.contiguous()
     launch = launch or skinny.paired_launch(weight)
     block_n = min(launch.block_n, d // 2)
     q = x.new_empty(b, heads, 1, d)
     _norm_qkv_rope[(weight.shape[0] // (2 * block_n),)](
-        x, weight, norm_weight, squares, squares.shape[1], eps, cos, sin, q, keys, values, slot, b, k,
-        x.stride(0), weight.stride(0), squares.stride(0), cos.stride(0), q.stride(0), keys.stride(0), keys.stride(1),
-        keys.stride(2), HEADS=heads, KV_HEADS=kv_heads, HEAD_DIM=d, BLOCK_M=skinny.MAX_ROWS, BLOCK_N=block_n,
+        x, weight, norm_weight, squares, squares.shape[1], eps, rope, first, q, keys, values, slot, b, k,
+        x.stride(0), weight.stride(0), squares.stride(0), rope.stride(0), rope.stride(1), q.stride(0), keys.stride(0),
+        keys.stride(1), keys.stride(2), HEADS=heads, KV_HEADS=kv_heads, HEAD_DIM=d, BLOCK_M=skinny.MAX_ROWS, BLOCK_N=block_n,
         BLOCK_K=launch.block_k, PARTS=triton.next_power_of_2(squares.shape[1]), num_warps=launch.num_warps,
         num_stages=launch.num_stages)
     return q
@@ -112,14 +114,14 @@ def qkv_rope(x: torch.Tensor, norm_weight: torch.Tensor, squares: torch.Tensor, 
 
 @torch.library.custom_op("reviewgpt::norm_qkv_rope", mutates_args=("keys", "values"))
 def norm_qkv_rope(x: torch.Tensor, norm_weight: torch.Tensor, squares: torch.Tensor, eps: float, weight: torch.Tensor,
-                  cos: torch.Tensor, sin: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, slot: torch.Tensor,
+                  rope: torch.Tensor, first: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, slot: torch.Tensor,
                   heads: int) -> torch.Tensor:
     """`qkv_rope` as one opaque op in the compiled batched step (it writes the caches in place)."""
-    return qkv_rope(x, norm_weight, squares, eps, weight, cos, sin, keys, values, slot, heads)
+    return qkv_rope(x, norm_weight, squares, eps, weight, rope, first, keys, values, slot, heads)
 
 
 @norm_qkv_rope.register_fake
-def _(x, norm_weight, squares, eps, weight, cos, sin, keys, values, slot, heads):
+def _(x, norm_weight, squares, eps, weight, rope, first, keys, values, slot, heads):
     return x.new_empty(x.shape[0], heads, 1, keys.shape[3])
 
 
@@ -137,6 +139,9 @@ def supports(model: nn.Module, cache: Any, rows: int) -> str | None:
     lm_head = getattr(model, "lm_head", None)
     if inner is None or type(lm_head) is not nn.Linear or lm_head.bias is not None:
         return "not a LlamaForCausalLM with a plain lm_head"
+    rope_type = getattr(inner.rotary_emb, "rope_type", "default")
+    if "dynamic" in rope_type:  # its frequencies depend on the sequence length: no table by position
+        return f"rope type {rope_type}"
     from reviewgpt.generate.engine import StepSlotLayer
 
     if not all(isinstance(layer, StepSlotLayer) for layer in cache.layers):
@@ -163,23 +168,31 @@ def supports(model: nn.Module, cache: Any, rows: int) -> str | None:
     return None
 
 
+def rope_table(model: nn.Module, positions: int) -> torch.Tensor:
+    """cos and sin (2, positions, head_dim) of the model's own rotary embedding at positions 0 ..
+    positions - 1, in its dtype: computed once per decoder, read by the step's q|k|v kernel."""
+    emb = model.get_input_embeddings().weight
+    with torch.no_grad():
+        cos, sin = model.model.rotary_emb(emb[:1, None], torch.arange(positions, device=emb.device)[None])
+    return torch.stack([cos[0], sin[0]]).contiguous()
+
+
 def forward(model: nn.Module, cache: Any, tokens: torch.Tensor, slot: torch.Tensor, used: torch.Tensor,
-            first: torch.Tensor) -> torch.Tensor:
+            first: torch.Tensor, rope: torch.Tensor) -> torch.Tensor:
     """The model's next-token logits (b, vocab) in float32 for tokens (b, 1) at cache slot `slot` (1,),
-    writing their K/V there; row r attends to slots first[r] .. used - 1 (its position: slot - first[r]).
-    Same inputs and result as the engine's call of the model's forward (see `supports`)."""
+    writing their K/V there; row r attends to slots first[r] .. used - 1 (its position: slot - first[r];
+    `rope`: `rope_table` over the cache's slots). Same inputs and result as the engine's call of the
+    model's forward (see `supports`)."""
     inner, cfg = model.model, model.config
     heads = cfg.num_attention_heads
     h = inner.embed_tokens(tokens).flatten(1)  # (b, hidden): the residual stream
     squares = h.float().pow(2).sum(-1, keepdim=True)  # the first RMSNorm's sums of squares
-    cos, sin = inner.rotary_emb(h[:, None], (slot - first)[:, None])
-    cos, sin = cos.flatten(1), sin.flatten(1)
     ops = torch.ops.reviewgpt
     for layer, kv in zip(inner.layers, cache.layers):
         attn, mlp = layer.self_attn, layer.mlp
         norm = layer.input_layernorm
-        q = ops.norm_qkv_rope(h, norm.weight, squares, norm.variance_epsilon, attn.qkv_proj.weight, cos, sin, kv.keys,
-                              kv.values, slot, heads)
+        q = ops.norm_qkv_rope(h, norm.weight, squares, norm.variance_epsilon, attn.qkv_proj.weight, rope, first,
+                              kv.keys, kv.values, slot, heads)
         out = ops.decode_attention(q, kv.keys, kv.values, None, used, attn.scaling, first)
         h, squares = ops.residual_linear(out.flatten(1), attn.o_proj.weight, h)
         norm = layer.post_attention_layernorm

@@ -422,11 +422,14 @@ class _FastDecoder:
             why_not = batched_step.supports(model, cache, self.batch_size)
             self.step_forward = "batched_step" if why_not is None else f"model ({why_not})"
             log.info("decode step, batch %d: %s", self.batch_size, self.step_forward)
+            rope = batched_step.rope_table(model, slots) if why_not is None else None
+            if rope is not None and self.compile:
+                torch._dynamo.mark_static_address(rope)  # a constant input: not copied at each replay
 
             def step() -> None:
                 """One token for every row: state.tokens (b, 1) at slot state.pos -> the next token."""
                 if why_not is None:  # the same forward in fewer kernels (batched_step.py)
-                    logits = batched_step.forward(model, cache, state.tokens, state.pos, state.used, state.first)
+                    logits = batched_step.forward(model, cache, state.tokens, state.pos, state.used, state.first, rope)
                 else:
                     idx = torch.arange(slots, device=state.tokens.device)
                     mask = ((idx[None, :] >= state.first[:, None]) & (idx[None, :] <= state.pos)).view(-1, 1, 1, slots)

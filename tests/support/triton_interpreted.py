@@ -278,9 +278,11 @@ def batched_step_case(model_dir: str) -> dict:
     # RMSNorm + q|k|v + RoPE + cache write against the eager ops (apply_rotary_pos_emb, the cache copy)
     heads, kv_heads, d, slots = 4, 2, 32, 10
     w_qkv = torch.randn((heads + 2 * kv_heads) * d, 256, **half) / 16
-    cos, sin = torch.randn(3, d, **half), torch.randn(3, d, **half)
+    rope = torch.randn(2, slots, d, **half)  # cos, sin by position
+    first = torch.tensor([0, 3, 7])  # row r's position at slot 7: 7 - first[r]
+    cos, sin = rope[0, 7 - first], rope[1, 7 - first]
     keys, values = torch.zeros(3, kv_heads, slots, d, **half), torch.zeros(3, kv_heads, slots, d, **half)
-    q = torch.ops.reviewgpt.norm_qkv_rope(x, g, sq, eps, w_qkv, cos, sin, keys, values, torch.tensor([7]), heads)
+    q = torch.ops.reviewgpt.norm_qkv_rope(x, g, sq, eps, w_qkv, rope, first, keys, values, torch.tensor([7]), heads)
 
     def split_rope(normed, weight, c, s_):
         qs, ks, vs = F.linear(normed, weight).view(3, 1, -1, d).transpose(1, 2).split([heads, kv_heads, kv_heads], 1)
@@ -335,7 +337,8 @@ def batched_step_case(model_dir: str) -> dict:
         out["calls"] = {**ops, "norm_qkv_rope": len(qkv_calls)}
         # one step's logits both ways, from the loop's final cache state (the step rewrites the same slot)
         state = dec._state
-        ours = bs.forward(model, dec.cache, state.tokens, state.pos, state.used, state.first)
+        ours = bs.forward(model, dec.cache, state.tokens, state.pos, state.used, state.first,
+                          bs.rope_table(model, dec.max_cache_len))
         idx = torch.arange(dec.max_cache_len)
         mask = ((idx[None] >= state.first[:, None]) & (idx[None] <= state.pos)).view(-1, 1, 1, dec.max_cache_len)
         theirs = model(input_ids=state.tokens, attention_mask=mask, position_ids=(state.pos - state.first)[:, None],
