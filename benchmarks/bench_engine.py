@@ -321,8 +321,8 @@ def skinny_micro(profile_dir: Path | None) -> None:
 def folds_micro(profile_dir: Path | None) -> None:
     """The batched step's folded products (batched_step.py) at 8 rows against the plain product of
     the same shape: RMSNorm folded into q|k|v, gate|up and lm_head, SiLU x up into gate|up's epilogue
-    (norm_glu), the residual add into o_proj and down_proj; us with the launch the step uses (LAUNCHES';
-    GLU: half its width)
+    (norm_glu), RoPE and the cache write into q|k|v's (norm_rope), the residual add into o_proj and
+    down_proj; us with the launch the step uses (LAUNCHES', PAIRED_LAUNCHES' for the two-tile ones)
     and the best of a sweep (K unsplit: the residual is an epilogue), and the error against float64
     next to the eager bfloat16 ops'. The sweep to --profile-dir."""
     import torch.nn.functional as F
@@ -354,7 +354,7 @@ def folds_micro(profile_dir: Path | None) -> None:
                                     lambda: res + F.linear(x, ws[0]))
         if name == "qkv":  # the step's q|k|v with RoPE and the cache write (Llama-3.1-8B's heads)
             rope = torch.randn(2, 64, 128, device="cuda", dtype=torch.bfloat16)
-            first = torch.arange(8, device="cuda")
+            first = torch.arange(8, device="cuda") % 6  # positions 0-5 at slot 5
             cos, sin = rope[0, 5 - first], rope[1, 5 - first]
             cache = torch.zeros(2, 8, 8, 64, 128, device="cuda", dtype=torch.bfloat16)
             slot = torch.tensor([5], device="cuda")

@@ -1,4 +1,4 @@
-"""The batched decode step's model forward (2-16 rows: the eval's path), 7 kernels a decoder layer.
+"""The batched decode step's model forward (2-16 rows: the eval's path), 6 kernels a decoder layer.
 
 Why not the model's own forward here: at 8 rows the step is bound by reading weights and K/V, and
 between those products transformers' Llama layer runs small kernels, each costing ~3 us of the GPU
@@ -12,8 +12,9 @@ program computes the same dims of both halves of a head). A layer: RMSNorm+q|k|v
 attention (2 kernels), o_proj+add, RMSNorm+gate|up+SiLU x up, down_proj+add. (SiLU x up in
 down_proj's loads instead: 274 against 44 us a call on an H100.)
 
-Each fold rounds as the eager op does (LlamaRMSNorm, apply_rotary_pos_emb, act_fn(gate) * up, the
-adds), so the step computes what the model's forward computes, up to the order of float32 sums.
+Each fold rounds to bf16/fp16 where the eager op does (LlamaRMSNorm, apply_rotary_pos_emb,
+act_fn(gate) * up, the adds), so the step computes what the model's forward computes up to the order
+of float32 sums and Triton's float32 rsqrt and sigmoid.
 `supports` says when it applies: a Llama-architecture model in 16-bit whose q|k|v and gate|up are
 fused (fused.py) and not wrapped by LoRA (an unmerged adapter, NF4: the model's forward), a
 static cache whose every layer writes at the step's slot (engine.StepSlotLayer). Tested against the
@@ -140,7 +141,7 @@ def supports(model: nn.Module, cache: Any, rows: int) -> str | None:
     if inner is None or type(lm_head) is not nn.Linear or lm_head.bias is not None:
         return "not a LlamaForCausalLM with a plain lm_head"
     rope_type = getattr(inner.rotary_emb, "rope_type", "default")
-    if "dynamic" in rope_type:  # its frequencies depend on the sequence length: no table by position
+    if "dynamic" in rope_type or rope_type == "longrope":  # frequencies that depend on the sequence length
         return f"rope type {rope_type}"
     from reviewgpt.generate.engine import StepSlotLayer
 

@@ -32,13 +32,23 @@ caller's probe afterwards (same numbers as the eager path records).
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, Sequence
 
 import torch
 from transformers import TemperatureLogitsWarper, TopPLogitsWarper
 
+from reviewgpt.generate.hardware import ampere_or_newer
 from reviewgpt.generate.marker_probe import MarkerProbe, marker_mass
 from reviewgpt.generate.suppression import SequenceSuppressionProcessor
+
+try:
+    import triton
+    import triton.language as tl
+except ImportError:  # CPU installs: the torch form below
+    triton = None
+
+INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"  # the tests' CPU runs of the kernel
 
 WINDOW = SequenceSuppressionProcessor.lookback  # tokens of look-back the graph keeps per row
 # Read when the decode step is traced (module docstring). On: the step's softmax kernel (32 us) goes;
@@ -73,8 +83,56 @@ def chunked_cumsum(x: torch.Tensor, chunk: int = 256) -> torch.Tensor:
     if k * chunk != n:
         x = torch.nn.functional.pad(x, (0, k * chunk - n))
     inner = x.view(b, k, chunk).cumsum(-1)
-    before = inner[..., -1].cumsum(-1) - inner[..., -1]  # the sum of all earlier chunks
+    # the sum of all earlier chunks, an exclusive scan (not cumsum - total: rounding could then make
+    # a chunk start below where the one before ended)
+    before = torch.nn.functional.pad(inner[:, :-1, -1].cumsum(-1), (1, 0))
     return (inner + before.unsqueeze(-1)).view(b, k * chunk)[:, :n]
+
+
+MASS_CHUNK = 1024  # elements a program scans in `sorted_exp_cumsum`
+
+if triton is not None:
+
+    @triton.jit
+    def _exp_chunk_cumsum(Sorted, Out, Totals, n, s_row, s_trow, CHUNK: tl.constexpr):
+        """One (row, chunk): exp(x - the row's last (largest) value) and its running sum within the chunk."""
+        row = tl.program_id(0)
+        chunk = tl.program_id(1)
+        at = chunk * CHUNK + tl.arange(0, CHUNK)
+        inside = at < n
+        top = tl.load(Sorted + row * s_row + n - 1)
+        e = tl.where(inside, tl.exp(tl.load(Sorted + row * s_row + at, mask=inside, other=0.0) - top), 0.0)
+        tl.store(Out + row * s_row + at, tl.cumsum(e, 0), mask=inside)
+        tl.store(Totals + row * s_trow + chunk, tl.sum(e, 0))
+
+    @triton.jit
+    def _add_chunks_before(Out, Totals, n, s_row, s_trow, CHUNK: tl.constexpr, CHUNKS: tl.constexpr):
+        """One (row, chunk): add the totals of the row's earlier chunks."""
+        row = tl.program_id(0)
+        chunk = tl.program_id(1)
+        c = tl.arange(0, CHUNKS)
+        before = tl.sum(tl.load(Totals + row * s_trow + c, mask=c < chunk, other=0.0), 0)
+        at = chunk * CHUNK + tl.arange(0, CHUNK)
+        inside = at < n
+        tl.store(Out + row * s_row + at, tl.load(Out + row * s_row + at, mask=inside) + before, mask=inside)
+
+
+def sorted_exp_cumsum(ascending: torch.Tensor) -> torch.Tensor:
+    """cumsum(exp(ascending - ascending[..., -1:])) over the last dim of (b, n) float32, each row sorted
+    ascending. Several rows on a GPU (sm80+): two Triton kernels (each chunk's exp and scan, then the
+    earlier chunks' totals), instead of six eager ones around `chunked_cumsum`; else those."""
+    b, n = ascending.shape
+    if b == 1 or triton is None or ascending.dtype != torch.float32 or not (
+            INTERPRETED or (ascending.is_cuda and ampere_or_newer(ascending.device))):
+        return chunked_cumsum(torch.exp(ascending - ascending[..., -1:]))
+    ascending = ascending.contiguous()
+    chunks = triton.cdiv(n, MASS_CHUNK)
+    out = torch.empty_like(ascending)
+    totals = torch.empty(b, chunks, dtype=torch.float32, device=ascending.device)
+    _exp_chunk_cumsum[(b, chunks)](ascending, out, totals, n, ascending.stride(0), totals.stride(0), CHUNK=MASS_CHUNK)
+    _add_chunks_before[(b, chunks)](out, totals, n, out.stride(0), totals.stride(0), CHUNK=MASS_CHUNK,
+                                   CHUNKS=triton.next_power_of_2(chunks))
+    return out
 
 
 @torch.library.custom_op("reviewgpt::sorted_mass", mutates_args=())
@@ -82,7 +140,7 @@ def sorted_mass(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch
     """scores sorted ascending (stable: ties in index order, as the warper's sort leaves them), their
     indices, and the cumulative exp(sorted - max): top_p_split's sort and scan as one opaque op."""
     ascending, order = torch.sort(scores, descending=False, stable=True, dim=-1)
-    return ascending, order, chunked_cumsum(torch.exp(ascending - ascending[..., -1:]))
+    return ascending, order, sorted_exp_cumsum(ascending).contiguous()  # as the fake says (a padded chunked_cumsum is not)
 
 
 @sorted_mass.register_fake
@@ -96,7 +154,7 @@ def top_p_split(scores: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
     passes (1 - p) x the total; never the largest): those before the first kept one, (value, index)
     in that order, so no scatter of the sorted mask back to the vocabulary is needed."""
     ascending, order, mass = torch.ops.reviewgpt.sorted_mass(scores)
-    over = mass > (1 - p) * mass[..., -1:]  # False everywhere only at p = 0: keep the largest alone
+    over = mass > (1 - p) * mass[..., -1:]  # False everywhere (p = 0, or 1 - p rounding to 1): keep the largest alone
     # the first over (wide_argmax: one row's 128k reduced by many blocks; argmax over a row, one block: 90 us at 8 rows)
     first_kept = torch.where(over[..., -1:], wide_argmax(over.float()), scores.shape[-1] - 1)
     value, index = ascending.gather(-1, first_kept), order.gather(-1, first_kept)

@@ -100,7 +100,7 @@ if triton is not None:
                       pair_offset, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
                       NORM: tl.constexpr, PARTS: tl.constexpr, PAIRED: tl.constexpr):
         """x[rows, k0 : k0 + k_per_split] times the weight rows `cols` (float32, (rows, cols)), the
-        weights streamed once. NORM: x is LlamaRMSNorm(x) with weight G, exactly as it rounds, its row
+        weights streamed once. NORM: x is LlamaRMSNorm(x) with weight G, rounded where it rounds, its row
         sums of squares given as n_parts float32 partials (SqIn). PAIRED: also times the rows
         pair_offset further (the second result; else the first again), read by the same program."""
         ks = tl.arange(0, BLOCK_K)
@@ -142,7 +142,7 @@ if triton is not None:
                               SPLIT_K: tl.constexpr, HAS_BIAS: tl.constexpr, NORM: tl.constexpr,
                               PARTS: tl.constexpr, GLU: tl.constexpr, RESIDUAL: tl.constexpr):
         """One (tile of BLOCK_N outputs, split of K): all rows of x against those weight rows.
-        The batched decode step's folds (batched_step.py), each exactly the eager op's rounding:
+        The batched decode step's folds (batched_step.py), each rounding where the eager op rounds:
         NORM (see tile_products); GLU: W is gate|up (2N, K) and Out = silu(x gate^T) * (x up^T), a
         tile's gate and up rows read by the same program (LlamaMLP's act_fn(gate) * up on a fused
         gate|up); RESIDUAL: Out = Res + x W^T, and SqOut[:, tile] gets the sums of squares of Out's tile."""
@@ -214,8 +214,7 @@ def rms_norm_linear(x: torch.Tensor, norm_weight: torch.Tensor, squares: torch.T
     """F.linear(LlamaRMSNorm(x), weight) for x (m, k), 1..MAX_ROWS rows; `squares` (m, parts) float32
     sums to each row's sum of x**2 (what `residual_linear` writes; the partials are added here).
     With `glu`, weight is gate|up (2n, k) and the result silu(x gate^T) * (x up^T) (m, n), as
-    LlamaMLP's act_fn(gate_proj(x)) * up_proj(x); its launch tiles n at half the tuned width, so a
-    program's two weight tiles take the shared memory of the tuned one."""
+    LlamaMLP's act_fn(gate_proj(x)) * up_proj(x) (launch: `paired_launch`)."""
     assert x.dim() == 2 and squares.shape[0] == x.shape[0] and norm_weight.shape == (x.shape[1],)
     launch = launch or (paired_launch(weight) if glu else launch_for(weight))
     return _launch(x.contiguous(), weight, None, launch, norm=(norm_weight, squares.contiguous(), eps), glu=glu)
@@ -223,8 +222,8 @@ def rms_norm_linear(x: torch.Tensor, norm_weight: torch.Tensor, squares: torch.T
 
 def paired_launch(weight: torch.Tensor) -> Launch:
     """Launch settings for a product that reads two weight tiles a program (GLU, batched_step's
-    q|k|v with RoPE): PAIRED_LAUNCHES' for this shape, else the tuned launch at half its width (the
-    two tiles take the shared memory of its one)."""
+    q|k|v with RoPE): PAIRED_LAUNCHES' for this shape (fitted to the GPU's shared memory as two
+    tiles), else the tuned launch at half its width (the two tiles then take its one's shared memory)."""
     tuned = PAIRED_LAUNCHES.get(tuple(weight.shape))
     if tuned is None:
         launch = launch_for(weight)

@@ -6,6 +6,7 @@ On a GPU machine `kernel --cuda` and `skinny --cuda` run the same cases compiled
     TRITON_INTERPRET=1 python -m tests.support.triton_interpreted kernel
     TRITON_INTERPRET=1 python -m tests.support.triton_interpreted decode MODEL_DIR
     TRITON_INTERPRET=1 python -m tests.support.triton_interpreted skinny
+    TRITON_INTERPRET=1 python -m tests.support.triton_interpreted mass
     TRITON_INTERPRET=1 python -m tests.support.triton_interpreted skinny-decode MODEL_DIR
     TRITON_INTERPRET=1 python -m tests.support.triton_interpreted batched-step MODEL_DIR
     python -m tests.support.triton_interpreted kernel --cuda
@@ -231,6 +232,24 @@ def skinny_decode_case(model_dir: str) -> dict:
     return out
 
 
+def mass_cases() -> dict:
+    """sampling.sorted_exp_cumsum's two kernels (8 rows of 128,256 sorted scores, a row starting with
+    -inf) against float64, next to the eager chunked_cumsum form's error; one row takes that form."""
+    from reviewgpt.generate import sampling
+
+    torch.manual_seed(0)
+    x = torch.sort(torch.randn(8, 128_256) * 3, dim=-1).values
+    x[0, :50] = -torch.inf
+    ref = torch.exp(x.double() - x.double()[:, -1:]).cumsum(-1)
+    ours = sampling.sorted_exp_cumsum(x)
+    eager = sampling.chunked_cumsum(torch.exp(x - x[:, -1:]))
+    err = lambda t: ((t.double() - ref).abs() / ref[:, -1:]).max().item()  # noqa: E731
+    one = x[3:4]
+    return {"ours_err": err(ours), "eager_err": err(eager), "shape": list(ours.shape),
+            "zero_mass_at_minus_inf": bool((ours[0, :50] == 0).all()),
+            "one_row_is_cumsum": torch.equal(sampling.sorted_exp_cumsum(one), torch.exp(one - one[:, -1:]).cumsum(-1))}
+
+
 def batched_step_case(model_dir: str) -> dict:
     """The batched step's forward (batched_step.py) on the tiny model in float16, fused and routed as
     on the GPU: its folded kernels one by one against the eager ops (float64 for scale), then the
@@ -294,7 +313,8 @@ def batched_step_case(model_dir: str) -> dict:
     out["rope"] = {name: {"ours_err": _rel(o, r), "torch_err": _rel(e, r)}
                    for name, o, e, r in zip("qkv", ours, eager, refs)}
     out["rope_shape"] = list(q.shape)
-    out["rope_other_slots_untouched"] = not keys[:, :, :7].any().item() and not values[:, :, 8:].any().item()
+    others = [i for i in range(slots) if i != 7]
+    out["rope_other_slots_untouched"] = not keys[:, :, others].any().item() and not values[:, :, others].any().item()
 
     engine = load_engine(EngineConfig(base_model=model_dir, local_files_only=True, max_prompt_tokens=256,
                                       max_new_tokens=16))
@@ -351,7 +371,8 @@ def batched_step_case(model_dir: str) -> dict:
 
 if __name__ == "__main__":
     what = sys.argv[1]
-    result = {"kernel": kernel_cases, "skinny": skinny_cases}[what]() if what in ("kernel", "skinny") else \
+    result = {"kernel": kernel_cases, "skinny": skinny_cases, "mass": mass_cases}[what]() \
+        if what in ("kernel", "skinny", "mass") else \
         {"decode": decode_case, "skinny-decode": skinny_decode_case, "batched-step": batched_step_case}[what](sys.argv[2])
     if CUDA:
         result["device"] = torch.cuda.get_device_name()
