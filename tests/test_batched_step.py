@@ -12,8 +12,9 @@ def test_batched_step_computes_the_models_forward(model_dirs):
     each), the partial sums of squares add up to the output's, no other cache slot written.
     The tiny model's step: logits within 1e-2 of its own forward's with the same argmax; the engine's decode loop at
     batch 2 runs this forward (a q|k|v+RoPE product, a gate|up one and 2 residual products a layer
-    a step, plus lm_head's) and writes the greedy tokens the model's forward writes (a tiny model
-    with 32-dim heads: the q|k|v program takes >= 16 dims of each half of a head)."""
+    a step, plus lm_head's) and writes the greedy tokens the model's forward writes, and those of
+    each prompt decoded alone at batch 1 (a tiny model with 32-dim heads: the q|k|v program takes
+    >= 16 dims of each half of a head)."""
     r = _interpreted("batched-step", str(model_dirs / "base"))
     for part in ("norm", "residual", "glu"):
         assert r[part]["ours_err"] <= 1.2 * r[part]["torch_err"] + 1e-5, (part, r[part])
@@ -28,5 +29,5 @@ def test_batched_step_computes_the_models_forward(model_dirs):
     assert r["calls"] == {"rms_norm_linear": (r["layers"] + 1) * steps, "residual_linear": 2 * r["layers"] * steps,
                           "norm_qkv_rope": r["layers"] * steps}
     assert r["logits_rel"] < 1e-2 and r["logits_argmax_equal"], r
-    assert r["ours"] == r["plain"]
+    assert r["ours"] == r["plain"] == r["batch1"]  # and each prompt decoded alone (batch 1: the model's forward)
     assert len(r["ours"]) == 2 and all(len(row) == r["new_tokens"] for row in r["ours"])

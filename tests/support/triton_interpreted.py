@@ -355,6 +355,8 @@ def batched_step_case(model_dir: str) -> dict:
         sk.rms_norm_linear, sk.residual_linear = wrapped["rms_norm_linear"], wrapped["residual_linear"]
         bs._norm_qkv_rope = qkv_kernel
         out["calls"] = {**ops, "norm_qkv_rope": len(qkv_calls)}
+        out["batch1"] = [_FastDecoder(model, max_cache_len=len(p) + 16, tokenizer=engine.tokenizer, compile=False)
+                         .generate_rows([p], gen, engine._processors(gen), engine.end_ids)[0] for p in prompts]
         # one step's logits both ways, from the loop's final cache state (the step rewrites the same slot)
         state = dec._state
         ours = bs.forward(model, dec.cache, state.tokens, state.pos, state.used, state.first,
