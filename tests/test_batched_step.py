@@ -31,3 +31,33 @@ def test_batched_step_computes_the_models_forward(model_dirs):
     assert r["logits_rel"] < 1e-2 and r["logits_argmax_equal"], r
     assert r["ours"] == r["plain"] == r["batch1"]  # and each prompt decoded alone (batch 1: the model's forward)
     assert len(r["ours"]) == 2 and all(len(row) == r["new_tokens"] for row in r["ours"])
+
+
+def test_batched_step_says_when_it_does_not_apply(tokenizer):
+    """`supports` turns down what the folded forward does not compute (the model's forward runs
+    then): one row, the switch off, unfused projections, projections wrapped by an unmerged LoRA,
+    a dynamic RoPE; a fused plain model gets as far as the kernel's own check (no GPU here)."""
+    from peft import LoraConfig, get_peft_model
+
+    from reviewgpt.generate import batched_step as bs
+    from reviewgpt.generate.engine import StepSlotCache
+    from reviewgpt.generate.fused import fuse_projections
+    from reviewgpt.testing.tiny_model import build_tiny_llama
+
+    plain = build_tiny_llama(tokenizer, hidden=128, intermediate=256)
+    cache = StepSlotCache(plain.config, 32)
+    assert bs.supports(plain, cache, 1) == "1 rows"
+    assert bs.supports(plain, cache, 2) == "projections not fused, or wrapped by LoRA"
+    bs.ENABLED = False
+    try:
+        assert bs.supports(plain, cache, 2).startswith("off")
+    finally:
+        bs.ENABLED = True
+    lora = get_peft_model(build_tiny_llama(tokenizer, hidden=128, intermediate=256),
+                          LoraConfig(r=4, target_modules="all-linear", task_type="CAUSAL_LM"))
+    fuse_projections(lora)
+    assert bs.supports(lora.base_model.model, cache, 2) == "projections not fused, or wrapped by LoRA"
+    fuse_projections(plain)
+    assert bs.supports(plain, cache, 2) == "the few-row kernel does not take these weights"  # CPU, no interpreter
+    plain.model.rotary_emb.rope_type = "dynamic"
+    assert bs.supports(plain, cache, 2) == "rope type dynamic"

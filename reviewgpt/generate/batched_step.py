@@ -154,8 +154,9 @@ def supports(model: nn.Module, cache: Any, rows: int) -> str | None:
         if not all(type(p) is _Rows for p in parts) or not hasattr(attn, "qkv_proj") or not hasattr(mlp, "gate_up_proj"):
             return "projections not fused, or wrapped by LoRA"
         linears = (attn.qkv_proj, attn.o_proj, mlp.gate_up_proj, mlp.down_proj)
-        if any(type(m) is not nn.Linear or m.bias is not None for m in linears):
-            return "a linear layer that is not a plain nn.Linear without bias"
+        odd = next((m for m in linears if type(m) is not nn.Linear or m.bias is not None), None)
+        if odd is not None:  # NF4's Linear4bit, a bias
+            return f"a {type(odd).__name__} projection{' with a bias' if type(odd) is nn.Linear else ''}"
         if any(not skinny.available(x, m.weight) for m in linears) or not skinny.available(x, lm_head.weight):
             return "the few-row kernel does not take these weights"
         if any(skinny.launch_for(m.weight).split_k != 1 for m in (attn.o_proj, mlp.down_proj)):
