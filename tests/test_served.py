@@ -112,7 +112,9 @@ def test_over_budget_prompt_is_refused_before_sending(openai_env, model_dirs):
 
 
 def test_batch_runs_concurrently_and_keeps_order(openai_env, model_dirs):
-    openai_env.state.default_delay_s = 0.3
+    # each answer takes 1 s: long enough that all 3 workers' requests overlap even on a loaded 2-core
+    # CI machine (at 0.3 s one clean-clone run saw only 2 in flight)
+    openai_env.state.default_delay_s = 1.0
     r = _served(openai_env, model_dirs, concurrency=3)
     texts = [f"{PAPER} Paper number {i}." for i in range(6)]
     outs = r.generate_batch(texts, "4", _gen())
