@@ -338,7 +338,6 @@ def folds_micro(profile_dir: Path | None) -> None:
         copies = 4 if n_out * n_in < 2e8 else 1
         ws = [torch.randn(n_out, n_in, device="cuda", dtype=torch.bfloat16) * 0.02 for _ in range(copies)]
         x = torch.randn(8, n_in, device="cuda", dtype=torch.bfloat16)
-        gu = torch.randn(8, 2 * n_in, device="cuda", dtype=torch.bfloat16)
         g = (1 + 0.1 * torch.randn(n_in, device="cuda")).to(torch.bfloat16)
         res = torch.randn(8, n_out, device="cuda", dtype=torch.bfloat16)
         sq = x.float().pow(2).sum(-1, keepdim=True)
@@ -629,6 +628,7 @@ def batched_forward_check(engine: ReviewEngine, texts: list[str], precision: str
     process: one step's logits both ways from the same cache state (eager), greedy tokens both ways
     (64 a row), then batch 8 and the kernel profile with the model's forward."""
     from reviewgpt.generate import batched_step
+    from reviewgpt.generate.engine import model_step_logits
 
     dec = engine._fast_batches[8]
     ours = _greedy8(engine, texts)
@@ -636,20 +636,14 @@ def batched_forward_check(engine: ReviewEngine, texts: list[str], precision: str
     with torch.inference_mode():
         a = batched_step.forward(model, dec.cache, st.tokens, st.pos, st.used, st.first,
                                  batched_step.rope_table(model, slots))
-        idx = torch.arange(slots, device="cuda")
-        mask = ((idx[None] >= st.first[:, None]) & (idx[None] <= st.pos)).view(-1, 1, 1, slots)
-        b = model(input_ids=st.tokens, attention_mask=mask, position_ids=(st.pos - st.first)[:, None],
-                  past_key_values=dec.cache, use_cache=True, logits_to_keep=1, decode_slots_used=st.used,
-                  decode_first_slots=st.first).logits[:, -1].float()
+        b = model_step_logits(model, dec.cache, st, slots)
         rel = ((a - b).norm() / b.norm()).item()
         top_same = (a.argmax(-1) == b.argmax(-1)).float().mean().item()
         from reviewgpt.generate import skinny_linear
         available = skinny_linear.available
         skinny_linear.available = lambda *args: False  # the same forward with its linears on cuBLAS
         try:
-            c = model(input_ids=st.tokens, attention_mask=mask, position_ids=(st.pos - st.first)[:, None],
-                      past_key_values=dec.cache, use_cache=True, logits_to_keep=1, decode_slots_used=st.used,
-                      decode_first_slots=st.first).logits[:, -1].float()
+            c = model_step_logits(model, dec.cache, st, slots)
         finally:
             skinny_linear.available = available
         floor = ((c - b).norm() / b.norm()).item()

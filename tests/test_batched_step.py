@@ -40,7 +40,7 @@ def test_batched_step_says_when_it_does_not_apply(tokenizer):
     from peft import LoraConfig, get_peft_model
 
     from reviewgpt.generate import batched_step as bs
-    from reviewgpt.generate.engine import StepSlotCache
+    from reviewgpt.generate.step_cache import StepSlotCache
     from reviewgpt.generate.fused import fuse_projections
     from reviewgpt.testing.tiny_model import build_tiny_llama
 

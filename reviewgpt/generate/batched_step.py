@@ -17,7 +17,7 @@ act_fn(gate) * up, the adds), so the step computes what the model's forward comp
 of float32 sums and Triton's float32 rsqrt and sigmoid.
 `supports` says when it applies: a Llama-architecture model in 16-bit whose q|k|v and gate|up are
 fused (fused.py) and not wrapped by LoRA (an unmerged adapter, NF4: the model's forward), a
-static cache whose every layer writes at the step's slot (engine.StepSlotLayer). Tested against the
+static cache whose every layer writes at the step's slot (step_cache.StepSlotLayer). Tested against the
 model's forward in Triton's interpreter (tests/test_batched_step.py).
 """
 
@@ -30,12 +30,8 @@ from torch import nn
 
 from reviewgpt.generate import decode_attention, skinny_linear as skinny
 from reviewgpt.generate.fused import _Rows
-
-try:
-    import triton
-    import triton.language as tl
-except ImportError:  # CPU installs: only the GPU decode step calls this
-    triton = None
+from reviewgpt.generate.hardware import tl, triton
+from reviewgpt.generate.step_cache import StepSlotLayer
 
 # Read when the batched step is built: False gives the batched step the model's own forward (the
 # benchmark compares both in one process).
@@ -143,8 +139,6 @@ def supports(model: nn.Module, cache: Any, rows: int) -> str | None:
     rope_type = getattr(inner.rotary_emb, "rope_type", "default")
     if "dynamic" in rope_type or rope_type == "longrope":  # frequencies that depend on the sequence length
         return f"rope type {rope_type}"
-    from reviewgpt.generate.engine import StepSlotLayer
-
     if not all(isinstance(layer, StepSlotLayer) for layer in cache.layers):
         return "a cache layer that does not write at the step's slot"
     x = inner.embed_tokens.weight[:rows]

@@ -21,21 +21,10 @@ benchmarks/bench_engine.py's "attention" part, which also measures it.
 
 from __future__ import annotations
 
-import os
-
 import torch
 
-from reviewgpt.generate.hardware import ampere_or_newer
+from reviewgpt.generate.hardware import tl, triton, triton_runs_on
 
-try:
-    import triton
-    import triton.language as tl
-except ImportError:  # CPU installs: the engine's fast path (CUDA only) is the only caller
-    triton = None
-
-# TRITON_INTERPRET=1: Triton runs the kernels in Python on CPU tensors (how the tests run them; numpy
-# has no bfloat16, so there in float16/float32). Read by triton.jit when this module is imported.
-INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
 BLOCK_H = 16  # query rows per program (tl.dot needs >= 16): one kv head's group, padded
 # Keys per iteration, warps and pipeline stages, measured on one H100 (bench_engine.py "attention").
 BLOCK_N, NUM_WARPS, NUM_STAGES = 64, 4, 2
@@ -47,9 +36,7 @@ def available(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> bo
     """Whether this kernel runs these inputs: CUDA of compute capability 8.0+ (or Triton's interpreter
     on the CPU), one query token, a GQA group of at most BLOCK_H heads, head_dim a power of two >= 16,
     the head dimension contiguous."""
-    if triton is None:
-        return False
-    if not (INTERPRETED or (query.is_cuda and ampere_or_newer(query.device))):
+    if not triton_runs_on(query):
         return False
     d = query.shape[-1]
     group = query.shape[1] // key.shape[1]

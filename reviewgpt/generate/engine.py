@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator
 import torch
 from transformers import (AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList, RepetitionPenaltyLogitsProcessor,
                           TemperatureLogitsWarper, TextIteratorStreamer, TopPLogitsWarper)
-from transformers.cache_utils import StaticCache, StaticLayer
+from transformers.cache_utils import StaticCache
 
 from reviewgpt.prepare.model_input import ModelInput, prepare
 from reviewgpt.prepare.chat import encode_prompt, end_token_ids
@@ -42,6 +42,7 @@ from reviewgpt.generate.fused import FusionReport, fuse_projections
 from reviewgpt.generate.marker_probe import MarkerProbe
 from reviewgpt.generate.sampling import WINDOW, GraphSampler
 from reviewgpt.generate.schema_guide import SchemaGuideProcessor
+from reviewgpt.generate.step_cache import StepSlotCache
 from reviewgpt.generate.suppression import SequenceSuppressionProcessor
 
 log = logging.getLogger(__name__)
@@ -316,48 +317,6 @@ def _until_end(row: list[int], end_ids: list[int]) -> list[int]:
     return row
 
 
-class StepSlotLayer(StaticLayer):
-    """transformers' StaticLayer writing the decode step's tokens at the step's slot (`slot`: one
-    tensor for all layers, _State.pos, which the step advances once a token) instead of at a counter
-    of its own that each layer advances: that counter cost a kernel a layer a token (32 `add_copy_`
-    kernels a step of ~1.1 us each, plus their gaps; benchmarks/results/README.md, run 10)."""
-
-    slot: torch.Tensor | None = None  # (1,) long: the slot this step writes
-
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any,
-               **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.slot is None:
-            return super().update(key_states, value_states, *args, **kwargs)
-        if not self.is_initialized:
-            self.lazy_initialization(key_states, value_states)
-        n = key_states.shape[-2]  # 1 in the decode step (static when traced: no arange there)
-        at = self.slot if n == 1 else self.slot + torch.arange(n, device=self.slot.device)
-        self.keys.index_copy_(2, at, key_states)
-        self.values.index_copy_(2, at, value_states)
-        return self.keys, self.values
-
-
-class StepSlotCache(StaticCache):
-    """A StaticCache whose full-attention layers are StepSlotLayers; other layer kinds (sliding
-    windows) keep their own counters, which `prefilled` sets after the prefill's copy."""
-
-    def __init__(self, config: Any, max_cache_len: int) -> None:
-        super().__init__(config=config, max_cache_len=max_cache_len)
-        self.layers = [StepSlotLayer(max_cache_len=max_cache_len) if type(layer) is StaticLayer else layer
-                       for layer in self.layers]
-
-    def write_at(self, slot: torch.Tensor) -> None:
-        for layer in self.layers:
-            if isinstance(layer, StepSlotLayer):
-                layer.slot = slot
-
-    def prefilled(self, width: int) -> None:
-        """The prompts fill slots up to `width`: where layers with their own counter write next."""
-        for layer in self.layers:
-            if not isinstance(layer, StepSlotLayer):
-                layer.cumulative_length.fill_(width)
-
-
 class _FastDecoder:
     """Decoding with a fixed-size StaticCache of `batch_size` rows and a compiled decode step that
     runs as a CUDA graph ("reduce-overhead"). One cache length, one batch size: one compilation.
@@ -431,14 +390,7 @@ class _FastDecoder:
                 if why_not is None:  # the same forward in fewer kernels (batched_step.py)
                     logits = batched_step.forward(model, cache, state.tokens, state.pos, state.used, state.first, rope)
                 else:
-                    idx = torch.arange(slots, device=state.tokens.device)
-                    mask = ((idx[None, :] >= state.first[:, None]) & (idx[None, :] <= state.pos)).view(-1, 1, 1, slots)
-                    # the mask's window for the decode attention (attention.py): row r attends to slots
-                    # first[r]..pos; with it the kernel reads no mask and inductor drops the mask's kernels
-                    out = model(input_ids=state.tokens, attention_mask=mask,
-                                position_ids=(state.pos - state.first)[:, None], past_key_values=cache, use_cache=True,
-                                logits_to_keep=1, decode_slots_used=state.used, decode_first_slots=state.first)
-                    logits = out.logits[:, -1, :].float()
+                    logits = model_step_logits(model, cache, state, slots)
                 window = torch.cat([state.window[:, 1:], state.tokens], dim=1)
                 nxt = sampler(window, logits)
                 state.window.copy_(window)
@@ -541,6 +493,19 @@ class _FastDecoder:
         if streamer is not None:
             streamer.end()
         return generated
+
+
+def model_step_logits(model: Any, cache: StepSlotCache, state: _State, slots: int) -> torch.Tensor:
+    """One decode step through the model's own forward: the next-token logits (b, vocab) in float32 for
+    state.tokens at slot state.pos, their K/V written there (`slots`: the cache's length). The mask says
+    row r attends to slots first[r]..pos; its window goes to the decode attention too (attention.py),
+    which then reads no mask, and inductor drops the mask's kernels."""
+    idx = torch.arange(slots, device=state.tokens.device)
+    mask = ((idx[None, :] >= state.first[:, None]) & (idx[None, :] <= state.pos)).view(-1, 1, 1, slots)
+    out = model(input_ids=state.tokens, attention_mask=mask, position_ids=(state.pos - state.first)[:, None],
+                past_key_values=cache, use_cache=True, logits_to_keep=1, decode_slots_used=state.used,
+                decode_first_slots=state.first)
+    return out.logits[:, -1, :].float()
 
 
 class _State:

@@ -4,14 +4,33 @@ so both choose the same attention kernel and say the same thing when they fall b
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import torch
+
+try:  # the GPU decode path's kernels (decode_attention, skinny_linear, batched_step, sampling)
+    import triton
+    import triton.language as tl
+except ImportError:  # CPU installs: those modules define no kernels and say they do not apply
+    triton = tl = None
+
+# TRITON_INTERPRET=1: Triton runs the kernels in Python on CPU tensors (how the tests run them; numpy
+# has no bfloat16, so there in float16/float32). Read by triton when it is imported, above.
+TRITON_INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
 
 
 @torch.compiler.assume_constant_result  # run once when traced: a CUDA query inside the step breaks its graph
 def ampere_or_newer(device: torch.device) -> bool:
     """Compute capability 8.0+: what Triton's tl.dot in bf16 needs (the decode step's Triton kernels)."""
     return torch.cuda.get_device_capability(device)[0] >= 8
+
+
+def triton_runs_on(*tensors: torch.Tensor) -> bool:
+    """Whether the decode path's Triton kernels can take these tensors: Triton is installed, and they
+    are on a CUDA GPU of compute capability 8.0+ (or Triton's interpreter runs the kernels on the CPU)."""
+    if triton is None:
+        return False
+    return TRITON_INTERPRETED or all(t.is_cuda and ampere_or_newer(t.device) for t in tensors)
 
 
 def has_module(name: str) -> bool:

@@ -32,23 +32,14 @@ caller's probe afterwards (same numbers as the eager path records).
 from __future__ import annotations
 
 import math
-import os
 from typing import Any, Sequence
 
 import torch
 from transformers import TemperatureLogitsWarper, TopPLogitsWarper
 
-from reviewgpt.generate.hardware import ampere_or_newer
+from reviewgpt.generate.hardware import tl, triton, triton_runs_on
 from reviewgpt.generate.marker_probe import MarkerProbe, marker_mass
 from reviewgpt.generate.suppression import SequenceSuppressionProcessor
-
-try:
-    import triton
-    import triton.language as tl
-except ImportError:  # CPU installs: the torch form below
-    triton = None
-
-INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"  # the tests' CPU runs of the kernel
 
 WINDOW = SequenceSuppressionProcessor.lookback  # tokens of look-back the graph keeps per row
 # Read when the decode step is traced (module docstring). On: the step's softmax kernel (32 us) goes;
@@ -122,8 +113,7 @@ def sorted_exp_cumsum(ascending: torch.Tensor) -> torch.Tensor:
     ascending. Several rows on a GPU (sm80+): two Triton kernels (each chunk's exp and scan, then the
     earlier chunks' totals), instead of six eager ones around `chunked_cumsum`; else those."""
     b, n = ascending.shape
-    if b == 1 or triton is None or ascending.dtype != torch.float32 or not (
-            INTERPRETED or (ascending.is_cuda and ampere_or_newer(ascending.device))):
+    if b == 1 or ascending.dtype != torch.float32 or not triton_runs_on(ascending):
         return chunked_cumsum(torch.exp(ascending - ascending[..., -1:]))
     ascending = ascending.contiguous()
     chunks = triton.cdiv(n, MASS_CHUNK)
@@ -155,7 +145,7 @@ def top_p_split(scores: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
     in that order, so no scatter of the sorted mask back to the vocabulary is needed."""
     ascending, order, mass = torch.ops.reviewgpt.sorted_mass(scores)
     over = mass > (1 - p) * mass[..., -1:]  # False everywhere (p = 0, or 1 - p rounding to 1): keep the largest alone
-    # the first over (wide_argmax: one row's 128k reduced by many blocks; argmax over a row, one block: 90 us at 8 rows)
+    # the first over (wide_argmax: one row's 128k reduced by many blocks; argmax over a row, one block: 93 us at 8 rows)
     first_kept = torch.where(over[..., -1:], wide_argmax(over.float()), scores.shape[-1] - 1)
     value, index = ascending.gather(-1, first_kept), order.gather(-1, first_kept)
     token = torch.arange(scores.shape[-1], device=scores.device)

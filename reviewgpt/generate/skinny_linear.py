@@ -14,21 +14,13 @@ memory of smaller GPUs.
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 
-from reviewgpt.generate.hardware import ampere_or_newer
+from reviewgpt.generate.hardware import TRITON_INTERPRETED, tl, triton, triton_runs_on
 
-try:
-    import triton
-    import triton.language as tl
-except ImportError:  # CPU installs: only the GPU decode step calls this
-    triton = None
-
-INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
 MAX_ROWS = 16  # rows of x per program (tl.dot needs >= 16); more rows are not this kernel's
 
 
@@ -67,7 +59,7 @@ PAIRED_LAUNCHES: dict[tuple[int, int], Launch] = {
 
 @functools.cache
 def _shared_memory_limit(device_index: int) -> int:
-    if INTERPRETED:
+    if TRITON_INTERPRETED:
         return 1 << 30
     return triton.runtime.driver.active.utils.get_device_properties(device_index)["max_shared_mem"]
 
@@ -190,7 +182,7 @@ def available(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None =
     """Whether the kernel takes this product: Triton on a CUDA GPU of compute capability 8.0+ (or its
     interpreter), 1..MAX_ROWS rows, 16-bit floats, weight (out, in) with contiguous rows, a bias (if
     any) of the same dtype, in_features that the launch's K tile divides."""
-    if triton is None or not (INTERPRETED or (x.is_cuda and weight.is_cuda and ampere_or_newer(x.device))):
+    if not triton_runs_on(x, weight):
         return False
     rows = x.numel() // x.shape[-1] if x.shape[-1] else 0
     if not (1 <= rows <= MAX_ROWS and x.dtype == weight.dtype and x.dtype in (torch.bfloat16, torch.float16)

@@ -260,7 +260,7 @@ def batched_step_case(model_dir: str) -> dict:
 
     from reviewgpt.config import EngineConfig, GenerationConfig
     from reviewgpt.generate import batched_step as bs, skinny_linear as sk
-    from reviewgpt.generate.engine import _FastDecoder, load_engine, prepare_linears
+    from reviewgpt.generate.engine import _FastDecoder, load_engine, model_step_logits, prepare_linears
     from reviewgpt.testing.tiny_model import build_tiny_llama
 
     torch.manual_seed(0)
@@ -361,10 +361,7 @@ def batched_step_case(model_dir: str) -> dict:
         state = dec._state
         ours = bs.forward(model, dec.cache, state.tokens, state.pos, state.used, state.first,
                           bs.rope_table(model, dec.max_cache_len))
-        idx = torch.arange(dec.max_cache_len)
-        mask = ((idx[None] >= state.first[:, None]) & (idx[None] <= state.pos)).view(-1, 1, 1, dec.max_cache_len)
-        theirs = model(input_ids=state.tokens, attention_mask=mask, position_ids=(state.pos - state.first)[:, None],
-                       past_key_values=dec.cache, use_cache=True, logits_to_keep=1).logits[:, -1].float()
+        theirs = model_step_logits(model, dec.cache, state, dec.max_cache_len)
         out["logits_rel"] = _rel(ours, theirs.double())
         out["logits_argmax_equal"] = torch.equal(ours.argmax(-1), theirs.argmax(-1))
     out["layers"], out["new_tokens"] = model.config.num_hidden_layers, gen.max_new_tokens
