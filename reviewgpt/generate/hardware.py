@@ -30,7 +30,12 @@ def triton_runs_on(*tensors: torch.Tensor) -> bool:
     are on a CUDA GPU of compute capability 8.0+ (or Triton's interpreter runs the kernels on the CPU)."""
     if triton is None:
         return False
-    return TRITON_INTERPRETED or all(t.is_cuda and ampere_or_newer(t.device) for t in tensors)
+    if TRITON_INTERPRETED:
+        return True
+    for t in tensors:  # a plain loop: traced by dynamo inside the compiled step, no generator
+        if not (t.is_cuda and ampere_or_newer(t.device)):
+            return False
+    return True
 
 
 def has_module(name: str) -> bool:
