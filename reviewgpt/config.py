@@ -41,7 +41,10 @@ class EngineConfig:
     base_model: str = DEFAULT_BASE_MODEL
     adapter: str | None = None  # peft folder or Hub id; None -> base model, said visibly
     precision: str = "auto"  # "auto" | "nf4" | "bf16" | "fp32"; auto = nf4 on CUDA if bnb, else bf16/fp32
-    merge_adapter: bool = False  # merge LoRA into bf16 weights for speed (not with nf4)
+    # Merge the LoRA adapter into the base weights where the precision allows (bf16, fp32): the decode
+    # step then runs the plain model (no LoRA matrices to read or launch). NF4 keeps it unmerged: merging
+    # into 4-bit weights would re-quantize them and lose most of the adapter's small change.
+    merge_adapter: bool = True
     attn_implementation: str = "auto"  # "auto" -> flash_attention_2 when importable on GPU, else sdpa
     # Decoding on a GPU (README, "which path runs where"). fast_decoding=False is the off switch
     # (ZeroGPU): eager generate(), no torch.compile. Otherwise `decoder` picks the compiled path:
@@ -49,8 +52,13 @@ class EngineConfig:
     # transformers' generate() with a StaticCache, which compiles its own decode step.
     fast_decoding: bool = True
     decoder: str = "engine"
-    # With fast decoding: one matrix product for q|k|v and one for gate|up per layer (generate/fused.py)
-    fuse_projections: bool = True
+    # With fast decoding, each kernel choice of the decode step (measured on the shipped configurations by
+    # benchmarks/bench_decode.py; README "which path runs where"):
+    fuse_projections: bool = True  # one product for q|k|v and one for gate|up a layer (generate/fused.py)
+    split_kv_attention: bool = True  # decode attention in the split-KV Triton kernel (decode_attention.py)
+    few_row_kernels: bool = True  # 1-16-row linears on the few-row Triton kernel (decode_linears.py)
+    batched_step: bool = True  # 2-16 rows: the folded Llama forward (batched_step.py)
+    top_p_kernels: bool = True  # top-p's sort and mass without a softmax kernel (sampling.top_p_split)
     max_prompt_tokens: int = RECIPE_MAX_PROMPT_TOKENS
     max_new_tokens: int = RECIPE_MAX_RESPONSE_TOKENS + 50
     # Schema-guided decoding (reviewgpt/generate/schema_guide.py): each aspect header once, in order.

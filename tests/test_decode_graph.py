@@ -25,9 +25,9 @@ def engine(model_dirs):
                                     max_prompt_tokens=1024, max_new_tokens=64))
 
 
-def _decoder(engine, batch_size=1, compile=False):
+def _decoder(engine, batch_size=1, compile=False, **options):
     return _FastDecoder(engine.model, max_cache_len=engine.config.max_prompt_tokens + 64, tokenizer=engine.tokenizer,
-                        compile=compile, batch_size=batch_size)
+                        compile=compile, batch_size=batch_size, **options)
 
 
 # ------------------------------------------------------------------------------ sampling in the step
@@ -132,16 +132,13 @@ def test_top_p_without_the_softmax_kernel_is_the_warpers_rule():
 
 
 def test_the_step_samples_the_same_tokens_with_either_top_p(engine, monkeypatch):
-    """TOP_P_SPLIT_SOFTMAX changes how top-p computes its rule, not the review: same seed, same tokens."""
-    from reviewgpt.generate import sampling
-
+    """EngineConfig.top_p_kernels changes how top-p computes its rule, not the review: same seed, same tokens."""
     ids = engine.prompt_ids(PAPER, "4")
     gen = replace(SAMPLED, max_new_tokens=24, temperature=1.0, top_p=0.8)
 
     def run(flag):
-        monkeypatch.setattr(sampling, "TOP_P_SPLIT_SOFTMAX", flag)
         torch.manual_seed(5)
-        return _decoder(engine).generate(ids, gen, engine._processors(gen), engine.end_ids)
+        return _decoder(engine, top_p_kernels=flag).generate(ids, gen, engine._processors(gen), engine.end_ids)
 
     assert run(True) == run(False)
 

@@ -123,3 +123,29 @@ def test_unknown_decoder_is_refused(model_dirs):
 
 def test_processor_list_type_is_kept(engine):
     assert isinstance(engine._processors(GREEDY), LogitsProcessorList)
+
+
+def test_batched_loop_runs_an_unmerged_lora_adapter(model_dirs, caplog):
+    """Eval's path on a GPU with the fine-tuned adapter (a PeftModel, projections fused under LoRA):
+    the batched decoder builds its step (it crashed in batched_step.supports on a PeftModel), says
+    once why the batched step's own forward does not apply, and writes what batch 1 writes."""
+    import logging
+
+    from peft import PeftModel
+
+    lora = load_engine(EngineConfig(base_model=str(model_dirs / "base"), adapter=str(model_dirs / "adapter"),
+                                    merge_adapter=False, local_files_only=True, max_prompt_tokens=1024,
+                                    max_new_tokens=64))
+    assert isinstance(lora.model, PeftModel)
+    from reviewgpt.generate.fused import fuse_projections
+
+    fuse_projections(lora.model)  # as load_engine does on a GPU
+    prompts = [lora.prompt_ids(p, "4") for p in PAPERS[:2]]
+    with caplog.at_level(logging.WARNING, logger="reviewgpt.fallback"):
+        rows = [_decoder(lora, 2).generate_rows(prompts, GREEDY, lora._processors(GREEDY), lora.end_ids)
+                for _ in range(2)]
+    said = [r.getMessage() for r in caplog.records if "batched decode step" in r.getMessage()]
+    assert said == ["batched decode step (batch 2) not used, the model's forward instead: "
+                    "projections not fused, or wrapped by LoRA"]  # once, for two decoders
+    one = _decoder(lora, 1)
+    assert rows[0] == rows[1] == [one.generate(ids, GREEDY, lora._processors(GREEDY), lora.end_ids) for ids in prompts]

@@ -22,13 +22,14 @@ from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 from reviewgpt.generate import decode_attention
 
-NAME = "sdpa_gqa_decode"
+NAME = "sdpa_gqa_decode"  # one query token in the split-KV Triton kernel where it runs
+NAME_SDPA = "sdpa_gqa"  # the same without the kernel (EngineConfig.split_kv_attention=False)
 
 
 def sdpa_gqa_decode(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                     attention_mask: torch.Tensor | None, dropout: float = 0.0, scaling: float | None = None,
                     decode_slots_used: torch.Tensor | None = None, decode_first_slots: torch.Tensor | None = None,
-                    **kwargs) -> tuple[torch.Tensor, None]:
+                    split_kv: bool = True, **kwargs) -> tuple[torch.Tensor, None]:
     """query (b, heads, q_len, d); key/value (b, kv_heads, slots, d); a boolean mask (b, 1, q_len, slots)
     marks the slots each query may attend to. The engine's decode step also passes its window
     (`decode_first_slots` (b,), `decode_slots_used` (1,)): row r attends to slots first[r] ..
@@ -37,7 +38,7 @@ def sdpa_gqa_decode(module: torch.nn.Module, query: torch.Tensor, key: torch.Ten
     if query.shape[2] != 1 or dropout:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
-    if decode_attention.available(query, key, value):
+    if split_kv and decode_attention.available(query, key, value):
         scale = scaling if scaling is not None else query.shape[-1] ** -0.5
         if decode_slots_used is not None and decode_first_slots is not None:
             return torch.ops.reviewgpt.decode_attention(query, key, value, None, decode_slots_used, scale,
@@ -52,5 +53,11 @@ def sdpa_gqa_decode(module: torch.nn.Module, query: torch.Tensor, key: torch.Ten
     return out.transpose(1, 2).contiguous(), None
 
 
-AttentionInterface.register(NAME, sdpa_gqa_decode)
-AttentionMaskInterface.register(NAME, sdpa_mask)
+def sdpa_gqa(*args, **kwargs) -> tuple[torch.Tensor, None]:
+    """`sdpa_gqa_decode` without the split-KV kernel: SDPA with enable_gqa for one query token."""
+    return sdpa_gqa_decode(*args, split_kv=False, **kwargs)
+
+
+for _name, _fn in ((NAME, sdpa_gqa_decode), (NAME_SDPA, sdpa_gqa)):
+    AttentionInterface.register(_name, _fn)
+    AttentionMaskInterface.register(_name, sdpa_mask)

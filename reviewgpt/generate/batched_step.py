@@ -33,10 +33,6 @@ from reviewgpt.generate.fused import _Rows
 from reviewgpt.generate.hardware import tl, triton
 from reviewgpt.generate.step_cache import StepSlotLayer
 
-# Read when the batched step is built: False gives the batched step the model's own forward (the
-# benchmark compares both in one process).
-ENABLED = True
-
 
 if triton is not None:
     from reviewgpt.generate.skinny_linear import tile_products
@@ -125,16 +121,16 @@ def _(x, norm_weight, squares, eps, weight, rope, first, keys, values, slot, hea
 def supports(model: nn.Module, cache: Any, rows: int) -> str | None:
     """None when `forward` runs this model and cache at `rows` rows; else why not (the step then
     runs the model's own forward)."""
-    if not ENABLED:
-        return "off (batched_step.ENABLED)"
     if triton is None or not 2 <= rows <= skinny.MAX_ROWS:
         return f"{rows} rows" if triton is not None else "no Triton"
+    if hasattr(model, "get_base_model"):  # a peft model: its LlamaForCausalLM (a LoRA wrapper is refused below)
+        model = model.get_base_model()
     cfg = model.config
     if getattr(cfg, "model_type", None) != "llama" or getattr(cfg, "hidden_act", None) != "silu":
         return f"model type {getattr(cfg, 'model_type', None)} ({getattr(cfg, 'hidden_act', None)})"
     inner = getattr(model, "model", None)
     lm_head = getattr(model, "lm_head", None)
-    if inner is None or type(lm_head) is not nn.Linear or lm_head.bias is not None:
+    if inner is None or not hasattr(inner, "rotary_emb") or type(lm_head) is not nn.Linear or lm_head.bias is not None:
         return "not a LlamaForCausalLM with a plain lm_head"
     rope_type = getattr(inner.rotary_emb, "rope_type", "default")
     if "dynamic" in rope_type or rope_type == "longrope":  # frequencies that depend on the sequence length

@@ -38,6 +38,7 @@ from reviewgpt.generate.hardware import can_quantize_4bit, choose_attention, nf4
 from reviewgpt.format.schema import ReviewSchema
 from reviewgpt.generate import batched_step
 from reviewgpt.generate.decode_linears import route_decode_linears, unroute
+from reviewgpt.generate.fallback import fallback
 from reviewgpt.generate.fused import FusionReport, fuse_projections
 from reviewgpt.generate.marker_probe import MarkerProbe
 from reviewgpt.generate.sampling import WINDOW, GraphSampler
@@ -149,7 +150,12 @@ class ReviewEngine:
         self._fast_batches: dict[int, _FastDecoder] = {}  # batch size -> decoder (own cache and graph)
         self._static_caches: dict[int, Any] = {}  # generate-static: batch size -> reusable StaticCache
         if info.fast_decoding and config.decoder == "engine":
-            self._fast = _FastDecoder(model, max_cache_len=self._cache_len(), tokenizer=tokenizer)
+            self._fast = self._new_decoder(1)
+
+    def _new_decoder(self, batch: int, compile: bool = True) -> _FastDecoder:
+        return _FastDecoder(self.model, max_cache_len=self._cache_len(), tokenizer=self.tokenizer, batch_size=batch,
+                            compile=compile, batched_step=self.config.batched_step,
+                            top_p_kernels=self.config.top_p_kernels)
 
     def _cache_len(self) -> int:
         return self.config.max_prompt_tokens + self.config.max_new_tokens
@@ -287,9 +293,7 @@ class ReviewEngine:
         fits = [b for b in self._fast_batches if b >= rows]
         if fits:
             return self._fast_batches[min(fits)]
-        dec = self._fast_batches[rows] = _FastDecoder(self.model, max_cache_len=self._cache_len(), tokenizer=self.tokenizer,
-                                                      batch_size=rows,
-                                                      compile=self._fast.compile if self._fast else True)
+        dec = self._fast_batches[rows] = self._new_decoder(rows, compile=self._fast.compile if self._fast else True)
         return dec
 
     def _pad_id(self) -> int:
@@ -335,13 +339,16 @@ class _FastDecoder:
     """
 
     def __init__(self, model: Any, max_cache_len: int, tokenizer: Any, compile: bool = True,
-                 batch_size: int = 1, compile_options: dict[str, Any] | None = None) -> None:
+                 batch_size: int = 1, compile_options: dict[str, Any] | None = None, batched_step: bool = True,
+                 top_p_kernels: bool = True) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.max_cache_len = max_cache_len
         self.batch_size = batch_size
         self.compile = compile  # False: same loop, eager step (tests the logic on a CPU)
         self.compile_options = dict(DECODE_COMPILE_OPTIONS if compile_options is None else compile_options)
+        self.use_batched_step = batched_step
+        self.top_p_kernels = top_p_kernels
         self.cache = StepSlotCache(model.config, max_cache_len)
         self._step: Callable[[], None] | None = None
         self.step_forward: str | None = None  # which forward the step runs, and why (set when it is built)
@@ -352,7 +359,8 @@ class _FastDecoder:
         if self._sampler is None:
             device = next(self.model.parameters()).device
             # one record per step: at most one per cache slot after the prompt, plus the first token
-            self._sampler = GraphSampler(self.tokenizer, self.batch_size, self.max_cache_len + 1, device)
+            self._sampler = GraphSampler(self.tokenizer, self.batch_size, self.max_cache_len + 1, device,
+                                         top_p_split=self.top_p_kernels)
             self._state = _State(self.batch_size, device)
             self.cache.write_at(self._state.pos)
             if self.compile:
@@ -361,9 +369,14 @@ class _FastDecoder:
         return self._sampler
 
     def accepts(self, processors: LogitsProcessorList) -> bool:
-        """Whether the graph can run these processors (the engine's own, bounded look-back)."""
+        """Whether the graph can run these processors (the engine's own, bounded look-back); when not,
+        the reason is logged once (the engine then runs generate())."""
         k = lookback(processors)
-        return k is not None and k <= WINDOW and self.sampler().accepts(processors)
+        why = (None if k is not None and k <= WINDOW and self.sampler().accepts(processors)
+               else f"logits processors the step does not run: {[type(p).__name__ for p in processors]}")
+        if why:
+            fallback("compiled decode step", "generate()", why)
+        return why is None
 
     def _ensure_cache(self, device: torch.device) -> None:
         if not self.cache.layers[0].is_initialized:
@@ -378,8 +391,11 @@ class _FastDecoder:
             state = self._state
             assert state is not None
             self._ensure_cache(state.tokens.device)
-            why_not = batched_step.supports(model, cache, self.batch_size)
+            why_not = (batched_step.supports(model, cache, self.batch_size) if self.use_batched_step
+                       else "off (EngineConfig.batched_step)")
             self.step_forward = "batched_step" if why_not is None else f"model ({why_not})"
+            if why_not is not None and self.batch_size > 1:
+                fallback(f"batched decode step (batch {self.batch_size})", "the model's forward", why_not)
             log.info("decode step, batch %d: %s", self.batch_size, self.step_forward)
             rope = batched_step.rope_table(model, slots) if why_not is None else None
             if rope is not None and self.compile:
@@ -558,8 +574,6 @@ def _choose_precision(cfg: EngineConfig, cuda: bool, notes: list[str]) -> str:
             notes.append(f"precision {want} needs a CUDA GPU; none found, running fp32 on the CPU")
         return "fp32"
     if want in ("auto", "nf4"):
-        if cfg.merge_adapter and want == "auto":
-            return "bf16"  # merging needs unquantised weights
         if can_quantize_4bit(cuda, notes):
             return "nf4"
         notes.append("loading bf16 instead of 4-bit NF4")
@@ -567,14 +581,15 @@ def _choose_precision(cfg: EngineConfig, cuda: bool, notes: list[str]) -> str:
     return want
 
 
-def prepare_linears(model: torch.nn.Module, fuse: bool = True) -> FusionReport | None:
+def prepare_linears(model: torch.nn.Module, fuse: bool = True, few_row: bool = True) -> FusionReport | None:
     """The fast path's linear layers: q|k|v and gate|up fused (fused.py), then every linear given its
     decode-step kernel (decode_linears.py); in this order, as fusing makes new layers. Returns the
     fusion report (None when not fusing)."""
     fusion = fuse_projections(model) if fuse else None
     if fusion is not None:
         log.info("fused projections: %s", fusion)
-    log.info("decode step linears: %s", route_decode_linears(model))
+    if few_row:
+        log.info("decode step linears: %s", route_decode_linears(model))
     return fusion
 
 
@@ -587,9 +602,10 @@ def load_engine(config: EngineConfig) -> ReviewEngine:
     precision = _choose_precision(config, cuda, notes)
     attn = choose_attention(config.attn_implementation, cuda, notes)
     if attn == "sdpa" and cuda and config.fast_decoding:
-        from reviewgpt.generate.attention import NAME as gqa_decode  # registers the attention with transformers
+        from reviewgpt.generate import attention  # registers the attentions with transformers
 
-        attn = gqa_decode  # SDPA, minus the per-step K/V head expansion (see reviewgpt/attention.py)
+        # SDPA minus the per-step K/V head expansion, one query token in the split-KV kernel (attention.py)
+        attn = attention.NAME if config.split_kv_attention else attention.NAME_SDPA
     token = config.hf_token or os.environ.get("HF_TOKEN")
     common = dict(token=token, local_files_only=config.local_files_only)
     tok_source = config.adapter if config.adapter and (Path(config.adapter) / "tokenizer_config.json").exists() else config.base_model
@@ -610,7 +626,10 @@ def load_engine(config: EngineConfig) -> ReviewEngine:
             from peft import PeftModel
             model = PeftModel.from_pretrained(model, adapter, **common)
             if config.merge_adapter and precision != "nf4":
-                model = model.merge_and_unload()
+                model = model.merge_and_unload()  # the decode step then runs the plain model
+            elif config.merge_adapter:
+                fallback("merged adapter", "LoRA applied unmerged",
+                         "NF4 weights: merging would re-quantize them and lose most of the adapter's change")
         else:
             notes.append("no adapter configured: this is the BASE model, not the fine-tuned reviewer")
     except torch.cuda.OutOfMemoryError as e:
@@ -623,8 +642,11 @@ def load_engine(config: EngineConfig) -> ReviewEngine:
                              f"{' + ' + config.adapter if config.adapter else ''}): {type(e).__name__}: {e}") from e
     model.eval()
     fast = bool(config.fast_decoding and cuda)
+    if not fast:
+        fallback("compiled decode step", "eager generate()",
+                 "fast_decoding is off (ZeroGPU, or set so)" if cuda else "no CUDA GPU")
     if fast:
-        fusion = prepare_linears(model, fuse=config.fuse_projections)
+        fusion = prepare_linears(model, fuse=config.fuse_projections, few_row=config.few_row_kernels)
         if fusion is not None and fusion.codes_identical is False:
             notes.append("fused NF4 projections: re-quantized 4-bit codes differ from the originals'")
     info = LoadInfo(config.base_model, config.adapter, "cuda" if cuda else "cpu", precision, attn, fast, notes)
@@ -635,7 +657,7 @@ def load_engine(config: EngineConfig) -> ReviewEngine:
         try:
             log.info("warm-up (compiling the decode step) took %.1f s", engine.warmup())
         except Exception as e:  # compilation unavailable: fall back to eager generate()
-            log.warning("fast decoding disabled, compile failed: %s", e)
+            fallback("compiled decode step", "eager generate()", f"compile failed: {type(e).__name__}: {e}")
             unroute(model)  # plain F.linear again, whatever failed (Triton's kernels included)
             engine._fast = None
             engine.info = replace(info, fast_decoding=False, notes=notes + [f"fast decoding off: {e}"])

@@ -13,8 +13,8 @@ The noise is a counter-based hash of (seed, step, row, token), not the CUDA gene
 seed gives the same review whatever the graph replays (a generator's state inside captured CUDA
 graphs did not reproduce on the H100). The seed is drawn from torch's CPU generator at each
 generation, so `torch.manual_seed` (GenerationConfig.seed) fixes it. Greedy is argmax of the
-suppressed scores, exactly as the eager loop. Top-p: `top_p_split` when `TOP_P_SPLIT_SOFTMAX` (the
-default), else transformers' own warper as one opaque op (`reviewgpt::top_p`). The warper's softmax
+suppressed scores, exactly as the eager loop. Top-p: `top_p_split` when `top_p_split` (the
+default, EngineConfig.top_p_kernels), else transformers' own warper as one opaque op (`reviewgpt::top_p`). The warper's softmax
 kernel runs one thread block a row (32 us for 128k logits on the H100); top_p_split computes the
 warper's rule without it: it sorts the scores as the warper does, takes exp(sorted - max) and its
 cumsum (multi-block kernels; one opaque op, `reviewgpt::sorted_mass`: inductor's split scan for the
@@ -42,10 +42,6 @@ from reviewgpt.generate.marker_probe import MarkerProbe, marker_mass
 from reviewgpt.generate.suppression import SequenceSuppressionProcessor
 
 WINDOW = SequenceSuppressionProcessor.lookback  # tokens of look-back the graph keeps per row
-# Read when the decode step is traced (module docstring). On: the step's softmax kernel (32 us) goes;
-# measured on one H100, bf16 batch 1, same process: step 7.06 -> 7.02 ms, 141.6 -> 142.3 tok/s
-# (benchmarks/results/README.md, "inductor settings and top-p").
-TOP_P_SPLIT_SOFTMAX = True
 _M32 = 0xFFFFFFFF
 
 
@@ -210,8 +206,9 @@ class StepRecorder:
 class GraphSampler:
     """Suppression -> temperature -> top-p -> sample (or greedy), with tensor settings."""
 
-    def __init__(self, tokenizer: Any, batch: int, steps: int, device: torch.device) -> None:
+    def __init__(self, tokenizer: Any, batch: int, steps: int, device: torch.device, top_p_split: bool = True) -> None:
         self.device = device
+        self.top_p_split = top_p_split  # top_p_split (no softmax kernel) or transformers' warper as one op
         self.recorder = StepRecorder(steps, batch, device)
         self.penalty = torch.zeros((), device=device)  # log(1 - s); -inf at s = 1
         self.temperature = torch.ones((), device=device)
@@ -269,6 +266,6 @@ class GraphSampler:
         step = self.recorder.cursor.clone()  # this pick's index in the generation (the noise's counter)
         self.recorder.record(window[:, -1], marker_mass(raw, start), marker_mass(scores, start))
         scaled = self.warp_temperature(window, scores)
-        warped = top_p_split(scaled, self.top_p) if TOP_P_SPLIT_SOFTMAX else torch.ops.reviewgpt.top_p(scaled, self.top_p)
+        warped = top_p_split(scaled, self.top_p) if self.top_p_split else torch.ops.reviewgpt.top_p(scaled, self.top_p)
         # one argmax for both modes: greedy is argmax of the suppressed scores, sampling of warped + noise
         return wide_argmax(torch.where(self.greedy, scores, warped + gumbel_noise(self.seed, step, *warped.shape)))

@@ -341,9 +341,8 @@ def batched_step_case(model_dir: str) -> dict:
         return call
 
     def run(enabled: bool) -> tuple[list, str]:
-        bs.ENABLED = enabled
         dec = _FastDecoder(model, max_cache_len=max(map(len, prompts)) + 16, tokenizer=engine.tokenizer,
-                           compile=False, batch_size=2)
+                           compile=False, batch_size=2, batched_step=enabled)
         tokens = dec.generate_rows(prompts, gen, engine._processors(gen), engine.end_ids)
         return tokens, dec.step_forward, dec
 
