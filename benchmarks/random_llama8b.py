@@ -49,3 +49,31 @@ def build(path: str | Path) -> Path:
     torch.cuda.empty_cache()
     print(f"random 8B checkpoint written to {path} in {time.perf_counter() - t0:.0f} s", flush=True)
     return path
+
+
+def build_adapter(base: str | Path, path: str | Path, b_std: float = 0.01) -> Path:
+    """A LoRA adapter shaped like the recipe's (r 16, alpha 32, every linear layer) for the checkpoint at
+    `base`, with random non-zero B (a fresh LoRA is a no-op: B = 0), saved as peft saves it. Built on
+    an empty model: the base weights are never read."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    path = Path(path)
+    if (path / "adapter_config.json").exists():
+        return path
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(base), dtype=torch.bfloat16)
+    lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear", task_type="CAUSAL_LM")
+    model = get_peft_model(model, lora).to_empty(device="cuda")
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_A" in name:
+                p.uniform_(-p.shape[1] ** -0.5, p.shape[1] ** -0.5, generator=gen)  # peft's kaiming bound
+            elif "lora_B" in name:
+                p.normal_(0.0, b_std, generator=gen)
+    model.save_pretrained(path)
+    del model
+    torch.cuda.empty_cache()
+    print(f"random recipe-shaped LoRA adapter written to {path}", flush=True)
+    return path

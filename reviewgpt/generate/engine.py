@@ -59,6 +59,31 @@ log = logging.getLogger(__name__)
 DECODE_COMPILE_OPTIONS: dict[str, Any] = {"triton.cudagraphs": True, "coordinate_descent_tuning": True}
 
 
+# torch.compile's CUDA graph trees keep their managers in a threading.local that, before PyTorch 2.13
+# (pytorch#123177, fixed by #184357), only the thread that imported them had filled: a decode step first
+# compiled or recorded in another thread (the app's stream worker, the benchmark's) asserted in
+# cudagraph_trees.get_obj. The importing thread's managers are kept here and set in each thread that
+# decodes (`_share_cudagraph_state`); one generation runs at a time (the engine's lock).
+_GRAPH_TREES: tuple[Any, dict[str, Any]] | None = None
+try:
+    from torch._inductor import cudagraph_trees as _cudagraph_trees
+
+    if not hasattr(_cudagraph_trees, "_initialize_tls"):  # newer PyTorch fills each thread's state itself
+        _GRAPH_TREES = (_cudagraph_trees.local, {k: getattr(_cudagraph_trees.local, k) for k in
+                                                 ("tree_manager_containers", "tree_manager_locks")
+                                                 if hasattr(_cudagraph_trees.local, k)})
+except ImportError:  # a torch build without inductor: nothing is compiled
+    pass
+
+
+def _share_cudagraph_state() -> None:
+    if _GRAPH_TREES is not None:
+        local, state = _GRAPH_TREES
+        for key, obj in state.items():
+            if not hasattr(local, key):
+                setattr(local, key, obj)
+
+
 @dataclass
 class LoadInfo:
     base_model: str
@@ -463,6 +488,8 @@ class _FastDecoder:
         device = next(self.model.parameters()).device
         width = max(len(p) for p in prompts)
         max_new = min(gen.max_new_tokens, self.max_cache_len - width)
+        if self.compile:
+            _share_cudagraph_state()  # this thread may not be the one that imported the graph trees
         logits, width = self._prefill(prompts, device)
         sampler = self.sampler()
         state = self._state

@@ -39,7 +39,7 @@ from transformers import TemperatureLogitsWarper, TopPLogitsWarper
 
 from reviewgpt.generate.hardware import tl, triton, triton_runs_on
 from reviewgpt.generate.marker_probe import MarkerProbe, marker_mass
-from reviewgpt.generate.suppression import SequenceSuppressionProcessor
+from reviewgpt.generate.suppression import SequenceSuppressionProcessor, suppression_penalty
 
 WINDOW = SequenceSuppressionProcessor.lookback  # tokens of look-back the graph keeps per row
 _M32 = 0xFFFFFFFF
@@ -250,7 +250,7 @@ class GraphSampler:
                 temperature = float(p.temperature)
             elif isinstance(p, TopPLogitsWarper):
                 top_p = float(p.top_p)
-        self.penalty.fill_(-math.inf if strength >= 1.0 else math.log1p(-strength))
+        self.penalty.fill_(suppression_penalty(strength))
         self.temperature.fill_(temperature)
         self.top_p.fill_(top_p)
         self.greedy.fill_(not sample)

@@ -25,7 +25,6 @@ What is sent, and why:
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -35,7 +34,7 @@ from typing import Any, Iterator
 
 from reviewgpt.config import RECIPE_MAX_PROMPT_TOKENS, RECIPE_MAX_RESPONSE_TOKENS, GenerationConfig, OpenAIConfig
 from reviewgpt.format.schema import EMPTY_MARKER, ReviewSchema
-from reviewgpt.generate.suppression import marker_start_token_ids
+from reviewgpt.generate.suppression import marker_start_token_ids, suppression_penalty
 from reviewgpt.ingest.document import Document
 from reviewgpt.prepare.model_input import ModelInput, prepare
 from reviewgpt.prepare.chat import BOS, encode_prompt, end_token_ids, render_prompt
@@ -83,7 +82,7 @@ def suppression_logit_bias(tokenizer: Any, strength: float, marker: str = EMPTY_
         raise ValueError(f"suppression strength must be in [0, 1], got {strength}")
     if strength == 0.0:
         return {}
-    value = LOGIT_BIAS_FLOOR if strength >= 1.0 else max(math.log1p(-strength), LOGIT_BIAS_FLOOR)
+    value = max(suppression_penalty(strength), LOGIT_BIAS_FLOOR)  # -inf at s = 1: the API's floor
     ids = marker_start_token_ids(tokenizer, marker)
     if not ids:
         raise ValueError(f"no token of this tokenizer starts {marker!r}: nothing to bias")

@@ -65,6 +65,12 @@ def marker_start_token_ids(tokenizer: Any, marker: str = EMPTY_MARKER) -> list[i
     return list(_marker_token_sets(tokenizer, marker)["start"])
 
 
+def suppression_penalty(strength: float) -> float:
+    """What suppression strength s adds to a marker-start logit: log(1 - s) (-inf at s = 1), so that
+    P(marker) p becomes (1 - s) p / (1 - s p)."""
+    return -math.inf if strength >= 1.0 else math.log1p(-strength)
+
+
 class SequenceSuppressionProcessor(LogitsProcessor):
     """Multiply the probability of starting `marker` by (1 - strength) at every position."""
 
@@ -78,7 +84,7 @@ class SequenceSuppressionProcessor(LogitsProcessor):
         if not sets["start"] and not sets["after_lt"]:
             raise ValueError(f"no token of this tokenizer can start {marker!r}")
         self.strength = strength
-        self.penalty = -math.inf if strength >= 1.0 else math.log1p(-strength)
+        self.penalty = suppression_penalty(strength)
         self.vocab_size = len(tokenizer)
         self._device = device
         self._sets = sets
