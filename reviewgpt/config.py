@@ -52,13 +52,13 @@ class EngineConfig:
     # transformers' generate() with a StaticCache, which compiles its own decode step.
     fast_decoding: bool = True
     decoder: str = "engine"
-    # With fast decoding, each kernel choice of the decode step (measured on the shipped configurations by
-    # benchmarks/bench_decode.py; README "which path runs where"):
+    # With fast decoding, the decode step's kernel choices (measured on the shipped configurations by
+    # benchmarks/bench_decode.py, benchmarks/results/README.md). The batched step is built from the
+    # other two: it runs only when all three are on.
     fuse_projections: bool = True  # one product for q|k|v and one for gate|up a layer (generate/fused.py)
     split_kv_attention: bool = True  # decode attention in the split-KV Triton kernel (decode_attention.py)
     few_row_kernels: bool = True  # 1-16-row linears on the few-row Triton kernel (decode_linears.py)
     batched_step: bool = True  # 2-16 rows: the folded Llama forward (batched_step.py)
-    top_p_kernels: bool = True  # top-p's sort and mass without a softmax kernel (sampling.top_p_split)
     max_prompt_tokens: int = RECIPE_MAX_PROMPT_TOKENS
     max_new_tokens: int = RECIPE_MAX_RESPONSE_TOKENS + 50
     # Schema-guided decoding (reviewgpt/generate/schema_guide.py): each aspect header once, in order.

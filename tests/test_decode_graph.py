@@ -131,18 +131,6 @@ def test_top_p_without_the_softmax_kernel_is_the_warpers_rule():
                            TopPLogitsWarper(p)(None, peaked.clone()).isinf())
 
 
-def test_the_step_samples_the_same_tokens_with_either_top_p(engine, monkeypatch):
-    """EngineConfig.top_p_kernels changes how top-p computes its rule, not the review: same seed, same tokens."""
-    ids = engine.prompt_ids(PAPER, "4")
-    gen = replace(SAMPLED, max_new_tokens=24, temperature=1.0, top_p=0.8)
-
-    def run(flag):
-        torch.manual_seed(5)
-        return _decoder(engine, top_p_kernels=flag).generate(ids, gen, engine._processors(gen), engine.end_ids)
-
-    assert run(True) == run(False)
-
-
 def test_decode_compile_options_reach_torch_compile(engine, monkeypatch):
     """The module setting (default: mode "reduce-overhead" as options) and a decoder's own options
     are what torch.compile gets."""

@@ -178,9 +178,11 @@ class ReviewEngine:
             self._fast = self._new_decoder(1)
 
     def _new_decoder(self, batch: int, compile: bool = True) -> _FastDecoder:
+        cfg = self.config
+        off = [k for k in ("batched_step", "few_row_kernels", "split_kv_attention") if not getattr(cfg, k)]
         return _FastDecoder(self.model, max_cache_len=self._cache_len(), tokenizer=self.tokenizer, batch_size=batch,
-                            compile=compile, batched_step=self.config.batched_step,
-                            top_p_kernels=self.config.top_p_kernels)
+                            compile=compile, batched_step=not off,
+                            batched_step_off=f"off (EngineConfig.{', '.join(off)} = False)" if off else None)
 
     def _cache_len(self) -> int:
         return self.config.max_prompt_tokens + self.config.max_new_tokens
@@ -365,7 +367,7 @@ class _FastDecoder:
 
     def __init__(self, model: Any, max_cache_len: int, tokenizer: Any, compile: bool = True,
                  batch_size: int = 1, compile_options: dict[str, Any] | None = None, batched_step: bool = True,
-                 top_p_kernels: bool = True) -> None:
+                 batched_step_off: str | None = None) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.max_cache_len = max_cache_len
@@ -373,7 +375,7 @@ class _FastDecoder:
         self.compile = compile  # False: same loop, eager step (tests the logic on a CPU)
         self.compile_options = dict(DECODE_COMPILE_OPTIONS if compile_options is None else compile_options)
         self.use_batched_step = batched_step
-        self.top_p_kernels = top_p_kernels
+        self.batched_step_off = batched_step_off or "off (batched_step=False)"  # why, when not used
         self.cache = StepSlotCache(model.config, max_cache_len)
         self._step: Callable[[], None] | None = None
         self.step_forward: str | None = None  # which forward the step runs, and why (set when it is built)
@@ -384,8 +386,7 @@ class _FastDecoder:
         if self._sampler is None:
             device = next(self.model.parameters()).device
             # one record per step: at most one per cache slot after the prompt, plus the first token
-            self._sampler = GraphSampler(self.tokenizer, self.batch_size, self.max_cache_len + 1, device,
-                                         top_p_split=self.top_p_kernels)
+            self._sampler = GraphSampler(self.tokenizer, self.batch_size, self.max_cache_len + 1, device)
             self._state = _State(self.batch_size, device)
             self.cache.write_at(self._state.pos)
             if self.compile:
@@ -417,7 +418,7 @@ class _FastDecoder:
             assert state is not None
             self._ensure_cache(state.tokens.device)
             why_not = (batched_step.supports(model, cache, self.batch_size) if self.use_batched_step
-                       else "off (EngineConfig.batched_step)")
+                       else self.batched_step_off)
             self.step_forward = "batched_step" if why_not is None else f"model ({why_not})"
             if why_not is not None and self.batch_size > 1:
                 fallback(f"batched decode step (batch {self.batch_size})", "the model's forward", why_not)

@@ -13,16 +13,16 @@ The noise is a counter-based hash of (seed, step, row, token), not the CUDA gene
 seed gives the same review whatever the graph replays (a generator's state inside captured CUDA
 graphs did not reproduce on the H100). The seed is drawn from torch's CPU generator at each
 generation, so `torch.manual_seed` (GenerationConfig.seed) fixes it. Greedy is argmax of the
-suppressed scores, exactly as the eager loop. Top-p: `top_p_split` when `top_p_split` (the
-default, EngineConfig.top_p_kernels), else transformers' own warper as one opaque op (`reviewgpt::top_p`). The warper's softmax
-kernel runs one thread block a row (32 us for 128k logits on the H100); top_p_split computes the
-warper's rule without it: it sorts the scores as the warper does, takes exp(sorted - max) and its
-cumsum (multi-block kernels; one opaque op, `reviewgpt::sorted_mass`: inductor's split scan for the
-cumsum failed to compile at batch 8), and removes, in ascending order, the tokens whose cumulative
-weight is <= (1 - p) x the total (the cumsum's last entry). That is the warper's comparison
-multiplied through by the softmax's normaliser; on random 128k rows it agrees with a float64 warper
-at least as often as the float32 warper does (tests/test_decode_graph.py). The removed tokens are
-a prefix of the sorted order, so one compare against the first kept (value, index) marks them.
+suppressed scores, exactly as the eager loop. Top-p (`top_p_split`): transformers' TopPLogitsWarper
+runs its softmax in one thread block a row (32 us for 128k logits on an H100); top_p_split computes
+the warper's rule without it: it sorts the scores as the warper does, takes exp(sorted - max) and its
+cumsum (one opaque op, `reviewgpt::sorted_mass`: inductor's split scan for the cumsum failed to
+compile at batch 8; several rows take the two-level `chunked_cumsum`), and removes, in ascending
+order, the tokens whose cumulative weight is <= (1 - p) x the total (the cumsum's last entry). That
+is the warper's comparison multiplied through by the softmax's normaliser; on random 128k rows it
+agrees with a float64 warper at least as often as the float32 warper does (tests/test_decode_graph.py).
+The removed tokens are a prefix of the sorted order, so one compare against the first kept (value,
+index) marks them.
 
 The suppression processor's MarkerProbe records go to `StepRecorder`, fixed buffers written at a
 device-side cursor; `StepRecorder.hand_to(probe)` copies the steps a generation used into the
@@ -37,7 +37,6 @@ from typing import Any, Sequence
 import torch
 from transformers import TemperatureLogitsWarper, TopPLogitsWarper
 
-from reviewgpt.generate.hardware import tl, triton, triton_runs_on
 from reviewgpt.generate.marker_probe import MarkerProbe, marker_mass
 from reviewgpt.generate.suppression import SequenceSuppressionProcessor, suppression_penalty
 
@@ -45,23 +44,10 @@ WINDOW = SequenceSuppressionProcessor.lookback  # tokens of look-back the graph 
 _M32 = 0xFFFFFFFF
 
 
-@torch.library.custom_op("reviewgpt::top_p", mutates_args=())
-def top_p(scores: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-    """transformers' TopPLogitsWarper with `p` a 0-d tensor (run eagerly, as one opaque op)."""
-    warper = TopPLogitsWarper(0.5)
-    warper.top_p = p
-    return warper(None, scores)
-
-
-@top_p.register_fake
-def _(scores: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-    return torch.empty_like(scores)
-
-
 def chunked_cumsum(x: torch.Tensor, chunk: int = 256) -> torch.Tensor:
     """cumsum over the last dim of (b, n) in two levels: within chunks, then the chunks' totals.
     Same values as cumsum up to float rounding (fewer additions in sequence). On the H100, for 128,256
-    float32 a row (bench_engine.py "topp"): 8 rows 161 -> 20.5 us; 1 row 5.2 -> 17.5 us, so one row
+    float32 a row (an H100 micro-benchmark, in git history): 8 rows 161 -> 20.5 us; 1 row 5.2 -> 17.5 us, so one row
     keeps the one-pass scan."""
     b, n = x.shape
     if b == 1:
@@ -76,57 +62,13 @@ def chunked_cumsum(x: torch.Tensor, chunk: int = 256) -> torch.Tensor:
     return (inner + before.unsqueeze(-1)).view(b, k * chunk)[:, :n]
 
 
-MASS_CHUNK = 1024  # elements a program scans in `sorted_exp_cumsum`
-
-if triton is not None:
-
-    @triton.jit
-    def _exp_chunk_cumsum(Sorted, Out, Totals, n, s_row, s_trow, CHUNK: tl.constexpr):
-        """One (row, chunk): exp(x - the row's last (largest) value) and its running sum within the chunk."""
-        row = tl.program_id(0)
-        chunk = tl.program_id(1)
-        at = chunk * CHUNK + tl.arange(0, CHUNK)
-        inside = at < n
-        top = tl.load(Sorted + row * s_row + n - 1)
-        e = tl.where(inside, tl.exp(tl.load(Sorted + row * s_row + at, mask=inside, other=0.0) - top), 0.0)
-        tl.store(Out + row * s_row + at, tl.cumsum(e, 0), mask=inside)
-        tl.store(Totals + row * s_trow + chunk, tl.sum(e, 0))
-
-    @triton.jit
-    def _add_chunks_before(Out, Totals, n, s_row, s_trow, CHUNK: tl.constexpr, CHUNKS: tl.constexpr):
-        """One (row, chunk): add the totals of the row's earlier chunks."""
-        row = tl.program_id(0)
-        chunk = tl.program_id(1)
-        c = tl.arange(0, CHUNKS)
-        before = tl.sum(tl.load(Totals + row * s_trow + c, mask=c < chunk, other=0.0), 0)
-        at = chunk * CHUNK + tl.arange(0, CHUNK)
-        inside = at < n
-        tl.store(Out + row * s_row + at, tl.load(Out + row * s_row + at, mask=inside) + before, mask=inside)
-
-
-def sorted_exp_cumsum(ascending: torch.Tensor) -> torch.Tensor:
-    """cumsum(exp(ascending - ascending[..., -1:])) over the last dim of (b, n) float32, each row sorted
-    ascending. Several rows on a GPU (sm80+): two Triton kernels (each chunk's exp and scan, then the
-    earlier chunks' totals), instead of six eager ones around `chunked_cumsum`; else those."""
-    b, n = ascending.shape
-    if b == 1 or ascending.dtype != torch.float32 or not triton_runs_on(ascending):
-        return chunked_cumsum(torch.exp(ascending - ascending[..., -1:]))
-    ascending = ascending.contiguous()
-    chunks = triton.cdiv(n, MASS_CHUNK)
-    out = torch.empty_like(ascending)
-    totals = torch.empty(b, chunks, dtype=torch.float32, device=ascending.device)
-    _exp_chunk_cumsum[(b, chunks)](ascending, out, totals, n, ascending.stride(0), totals.stride(0), CHUNK=MASS_CHUNK)
-    _add_chunks_before[(b, chunks)](out, totals, n, out.stride(0), totals.stride(0), CHUNK=MASS_CHUNK,
-                                   CHUNKS=triton.next_power_of_2(chunks))
-    return out
-
-
 @torch.library.custom_op("reviewgpt::sorted_mass", mutates_args=())
 def sorted_mass(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """scores sorted ascending (stable: ties in index order, as the warper's sort leaves them), their
     indices, and the cumulative exp(sorted - max): top_p_split's sort and scan as one opaque op."""
     ascending, order = torch.sort(scores, descending=False, stable=True, dim=-1)
-    return ascending, order, sorted_exp_cumsum(ascending).contiguous()  # as the fake says (a padded chunked_cumsum is not)
+    mass = chunked_cumsum(torch.exp(ascending - ascending[..., -1:]))
+    return ascending, order, mass.contiguous()  # as the fake says (a padded chunked_cumsum is not)
 
 
 @sorted_mass.register_fake
@@ -206,9 +148,8 @@ class StepRecorder:
 class GraphSampler:
     """Suppression -> temperature -> top-p -> sample (or greedy), with tensor settings."""
 
-    def __init__(self, tokenizer: Any, batch: int, steps: int, device: torch.device, top_p_split: bool = True) -> None:
+    def __init__(self, tokenizer: Any, batch: int, steps: int, device: torch.device) -> None:
         self.device = device
-        self.top_p_split = top_p_split  # top_p_split (no softmax kernel) or transformers' warper as one op
         self.recorder = StepRecorder(steps, batch, device)
         self.penalty = torch.zeros((), device=device)  # log(1 - s); -inf at s = 1
         self.temperature = torch.ones((), device=device)
@@ -266,6 +207,6 @@ class GraphSampler:
         step = self.recorder.cursor.clone()  # this pick's index in the generation (the noise's counter)
         self.recorder.record(window[:, -1], marker_mass(raw, start), marker_mass(scores, start))
         scaled = self.warp_temperature(window, scores)
-        warped = top_p_split(scaled, self.top_p) if self.top_p_split else torch.ops.reviewgpt.top_p(scaled, self.top_p)
+        warped = top_p_split(scaled, self.top_p)
         # one argmax for both modes: greedy is argmax of the suppressed scores, sampling of warped + noise
         return wide_argmax(torch.where(self.greedy, scores, warped + gumbel_noise(self.seed, step, *warped.shape)))
