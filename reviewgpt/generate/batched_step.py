@@ -3,7 +3,7 @@
 Why not the model's own forward here: at 8 rows the step is bound by reading weights and K/V, and
 between those products transformers' Llama layer runs small kernels, each costing ~3 us of the GPU
 waiting on it (two RMSNorms with their residual adds, RoPE on q and on k with the cache write, the
-v cache write, SiLU x up: 7 a layer, benchmarks/results/README.md, "Few-row Triton linear"). Here
+v cache write, SiLU x up: 7 a layer, "Few-row Triton linear" in git show 793115b:benchmarks/results/README.md). Here
 they are folded into the products' kernels (skinny_linear.py): each RMSNorm into the product after
 it (its row sums of squares come from the kernel before, as float32 partials), each residual add
 into the epilogue of o_proj and down_proj, SiLU x up into gate|up's epilogue (a program computes a

@@ -8,15 +8,14 @@ the graph), split over the key axis so that batch 1 still fills the GPU: stage 1
 unnormalised output with its running max and sum, stage 2 combines the splits per head.
 Measured on one H100 against cuDNN's SDPA (23.6 against 30.3 us a call at batch 1, 130.2 against
 146.4 at batch 8; a one-kernel variant whose last split does the combine was slower):
-benchmarks/results/README.md, "Split-KV decode attention".
+"Split-KV decode attention" in the earlier results (git show 793115b:benchmarks/results/README.md).
 
 Semantics: `scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale, enable_gqa=True)`
 for q of one token, given that the mask is False at every slot >= used (a row with no allowed slot
 gives 0, as SDPA does). The engine's decode step gives the window instead of the mask: row r may
 attend to slots first[r] .. used - 1 (its prompt starts at first[r]), so no mask is built or read
 (inductor then drops the step's mask: ~38 us a step at a 12k cache). Tested against SDPA on the
-CPU in Triton's interpreter (tests/test_decode_attention.py) and on the GPU in
-benchmarks/bench_engine.py's "attention" part, which also measures it.
+CPU in Triton's interpreter (tests/kernels/) and, end to end on the GPU, by benchmarks/check_decode.py.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ import torch
 from reviewgpt.generate.hardware import tl, triton, triton_runs_on
 
 BLOCK_H = 16  # query rows per program (tl.dot needs >= 16): one kv head's group, padded
-# Keys per iteration, warps and pipeline stages, measured on one H100 (bench_engine.py "attention").
+# Keys per iteration, warps and pipeline stages: the fastest of a sweep on one H100 (earlier results, 793115b).
 BLOCK_N, NUM_WARPS, NUM_STAGES = 64, 4, 2
 COMBINE_WARPS = 4
 TARGET_PROGRAMS = 512  # splits = this / (rows x kv heads), a power of two in [1, 128]

@@ -6,7 +6,7 @@
   varied between compilations (o_proj 12.7-14.8 us a layer, down_proj 42.4-53.9); they go to
   skinny_linear.py's kernel, behind an op inductor cannot see into: the step alone took 6.47 ms
   against 6.63 with o_proj on inductor and down_proj on cuBLAS (the previous routing), 153.2
-  against 149.5 tok/s end to end in the same process (benchmarks/results/README.md, "onerow").
+  against 149.5 tok/s end to end in the same process ("onerow" in git show 793115b:benchmarks/results/README.md).
 - 2-16 rows (the batched eval step): every linear on skinny_linear.py's kernel, which reads the
   weights faster than cuBLAS's kernels for so few rows.
 - More rows (prefill): F.linear, cuBLAS.

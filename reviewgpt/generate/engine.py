@@ -54,8 +54,8 @@ log = logging.getLogger(__name__)
 # inductor write each one-row matrix product as its own Triton reduction, fused with the RMSNorm
 # before it, instead of a cuBLAS GEMV (torch/_inductor/decomposition.py, `mm`; o_proj and down_proj
 # go to a Triton kernel of ours, decode_linears.py); batch 1 only (M = 1), and compiling takes
-# longer. Measured against the alternatives: benchmarks/bench_engine.py --parts nocoord / tune,
-# benchmarks/results/README.md.
+# longer. Measured against the alternatives on one H100: the "nocoord" and "tune" parts of the earlier
+# benchmark (git show 793115b:benchmarks/results/README.md).
 DECODE_COMPILE_OPTIONS: dict[str, Any] = {"triton.cudagraphs": True, "coordinate_descent_tuning": True}
 
 

@@ -7,7 +7,7 @@ BLOCK_N output features x BLOCK_K inputs (the rows of x padded to 16 for tl.dot)
 float32, adds the bias there, and when the output has too few tiles to fill the GPU can split K over
 SPLIT_K programs whose float32 partials a second kernel sums. Which layers use it, at how many rows:
 decode_linears.py. The launch settings for each shape were measured on one H100 (benchmarks/
-bench_engine.py --parts skinny; benchmarks/results/README.md) and are cut down to fit the shared
+the earlier benchmark's "skinny" part; git show 793115b:benchmarks/results/README.md) and are cut down to fit the shared
 memory of smaller GPUs.
 """
 
@@ -39,8 +39,8 @@ class Launch:
 
 
 DEFAULT_LAUNCH = Launch()
-# (out_features, in_features) -> the fastest launch settings at 8 rows on one H100 (bench_engine.py
-# --parts skinny; Llama-3.1-8B's q|k|v, o_proj, gate|up, down_proj and lm_head)
+# (out_features, in_features) -> the fastest launch settings at 8 rows on one H100 (the earlier benchmark in git history,
+# "skinny" part; Llama-3.1-8B's q|k|v, o_proj, gate|up, down_proj and lm_head)
 LAUNCHES: dict[tuple[int, int], Launch] = {
     (6144, 4096): Launch(32, 256, 1, 4, 3),
     (4096, 4096): Launch(32, 256, 1, 4, 4),
@@ -49,7 +49,7 @@ LAUNCHES: dict[tuple[int, int], Launch] = {
     (128256, 4096): Launch(32, 256, 1, 4, 6),
 }
 # The same for products reading two tiles of block_n rows a program (`paired_launch`), at 8 rows on
-# one H100 (bench_engine.py --parts folds): gate|up with SiLU x up, 82.5 against 84.1 us at half the
+# one H100 (the earlier benchmark's "folds" part): gate|up with SiLU x up, 82.5 against 84.1 us at half the
 # width of its LAUNCHES entry; q|k|v with RoPE (batched_step.py), 21.6 against 26.3.
 PAIRED_LAUNCHES: dict[tuple[int, int], Launch] = {
     (28672, 4096): Launch(32, 256, 1, 4, 3),
