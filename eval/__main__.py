@@ -19,12 +19,18 @@ from reviewgpt.compare.evaluation.report import report
 from reviewgpt.compare.evaluation.stages import generate, judge
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The stage, --config and key=value overrides, in any order (intermixed: plain parse_args takes
+    no override after --config)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("stage", choices=["generate", "judge", "report", "all"])
     p.add_argument("--config", default="eval/configs/recipe.yaml")
     p.add_argument("overrides", nargs="*", help="key=value config overrides (e.g. limit=20)")
-    args = p.parse_args(argv)
+    return p.parse_intermixed_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     cfg = load_config(EvalConfig, args.config, args.overrides)
     if args.stage in ("generate", "all"):

@@ -10,7 +10,7 @@ from reviewgpt.training.data.prepare import PrepareConfig, prepare
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = cli_args(__doc__, "train/configs/data.yaml").parse_args(argv)
+    args = cli_args(__doc__, "train/configs/data.yaml").parse_intermixed_args(argv)  # overrides before or after --config
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     cfg = load_config(PrepareConfig, args.config, args.overrides)
     for name, path in prepare(cfg).items():
