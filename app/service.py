@@ -21,11 +21,11 @@ from reviewgpt.compare.judge import PairwiseJudge, Verdict
 from reviewgpt.config import RECIPE_MAX_PROMPT_TOKENS, GenerationConfig, IngestConfig
 from reviewgpt.errors import ModelLoadError, OpenAIConfigError
 from reviewgpt.generate.engine import get_engine
-from reviewgpt.generate.gpt_reviewer import GPTReviewer
-from reviewgpt.generate.openai_client import NO_KEY_MESSAGE, OpenAIChat
 from reviewgpt.ingest import extract
 from reviewgpt.ingest.document import Document
 from reviewgpt.prepare.model_input import ModelInput, prepare
+from reviewgpt.remote.gpt_reviewer import GPTReviewer
+from reviewgpt.remote.openai_client import NO_KEY_MESSAGE, OpenAIChat
 
 from . import gpu
 from .labels import ModelLabel, gpt_label, local_label
@@ -75,7 +75,7 @@ class ReviewService:
         Errors are kept and shown; the rest of the app still works."""
         try:
             if engine is None and self.settings.local_backend() == "served":  # an inference server
-                from reviewgpt.generate.served_reviewer import ServedReviewer
+                from reviewgpt.remote.served_reviewer import ServedReviewer
 
                 engine = ServedReviewer(self.settings.served_config())
             self.engine = engine if engine is not None else get_engine(self.settings.engine_config())

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from reviewgpt.config import DEFAULT_BASE_MODEL, EngineConfig, OpenAIConfig, bundled_engine_config
-from reviewgpt.generate.served_reviewer import ServedConfig
+from reviewgpt.remote.served_reviewer import ServedConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_DIR = ROOT / "assets" / "demo-model"

@@ -29,10 +29,10 @@ from tqdm.auto import tqdm
 
 from reviewgpt.format.review_format import parse
 from reviewgpt.format.schema import EMPTY_MARKER
-from reviewgpt.generate.served_reviewer import logit_bias_processor, suppression_logit_bias
 from reviewgpt.generate.suppression import SequenceSuppressionProcessor, _marker_token_sets
-from reviewgpt.prepare.model_input import prepare
 from reviewgpt.prepare.chat import encode_prompt, end_token_ids
+from reviewgpt.prepare.model_input import prepare
+from reviewgpt.remote.served_reviewer import logit_bias_processor, suppression_logit_bias
 from reviewgpt.training.data.prepare import example_document, read_examples
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -215,7 +215,7 @@ def test_the_local_reviewer_on_an_inference_server_runs_the_page(model_dirs, ope
     read the same text."""
     import math
 
-    from reviewgpt.generate.served_reviewer import ServedReviewer
+    from reviewgpt.remote.served_reviewer import ServedReviewer
     from reviewgpt.prepare.chat import render_prompt
 
     monkeypatch.setenv("REVIEWGPT_LOCAL_BASE_URL", openai_env.base_url)

@@ -115,7 +115,7 @@ def test_kill_midway_and_resume_loses_nothing_and_asks_nothing_twice(tmp_path, d
     assert len(openai_env.state.requests) == 4  # the two written reviews were not asked again
 
     from reviewgpt.compare.judge import PairwiseJudge
-    from reviewgpt.generate.openai_client import OpenAIChat
+    from reviewgpt.remote.openai_client import OpenAIChat
 
     real_judge = PairwiseJudge(OpenAIChat(cfg.openai))
     seen = {"n": 0}

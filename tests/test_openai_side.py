@@ -6,11 +6,11 @@ import pytest
 
 from reviewgpt.config import OpenAIConfig
 from reviewgpt.errors import OpenAIConfigError, OpenAIServiceError
-from reviewgpt.generate.gpt_reviewer import GPTReviewer
 from reviewgpt.compare.judge import NO_VERDICT, PairwiseJudge
-from reviewgpt.generate.openai_client import OpenAIChat
 from reviewgpt.format.review_format import parse
 from reviewgpt.format.schema import FOUR_ASPECT
+from reviewgpt.remote.gpt_reviewer import GPTReviewer
+from reviewgpt.remote.openai_client import OpenAIChat
 
 from .support.openai_server import API_KEY, Step
 

@@ -10,10 +10,10 @@ import torch
 from reviewgpt.config import GenerationConfig
 from reviewgpt.errors import OpenAIServiceError
 from reviewgpt.format.review_format import parse
-from reviewgpt.generate.served_reviewer import (ServedConfig, ServedReviewer, logit_bias_processor,
-                                                suppression_logit_bias)
 from reviewgpt.generate.suppression import SequenceSuppressionProcessor, marker_start_token_ids
 from reviewgpt.prepare.chat import BOS, end_token_ids, render_prompt
+from reviewgpt.remote.served_reviewer import (ServedConfig, ServedReviewer, logit_bias_processor,
+                                              suppression_logit_bias)
 
 from .support.openai_server import API_KEY, Step
 

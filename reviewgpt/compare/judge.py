@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from reviewgpt.errors import OpenAIServiceError
-from reviewgpt.generate.openai_client import OpenAIChat
-from reviewgpt.prompts import load_prompt
 from reviewgpt.format.schema import ReviewSchema, get_schema
+from reviewgpt.prompts import load_prompt
+from reviewgpt.remote.openai_client import OpenAIChat
 
 NO_VERDICT = "no verdict"
 

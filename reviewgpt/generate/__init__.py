@@ -1,1 +1,2 @@
-"""Prompt -> review text: the local engine (with suppression) and the GPT side (openai client)."""
+"""Prompt -> review text in this process: the local engine and its decode path, suppression, the schema guide
+(the remote side, models behind an OpenAI-compatible API, is `reviewgpt.remote`)."""

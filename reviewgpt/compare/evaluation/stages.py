@@ -111,7 +111,7 @@ def current_pairs(cfg: EvalConfig, m: Matchup, exs: list[dict[str, Any]], inputs
 
 def make_judge(cfg: EvalConfig) -> Any:
     from reviewgpt.compare.judge import PairwiseJudge
-    from reviewgpt.generate.openai_client import OpenAIChat
+    from reviewgpt.remote.openai_client import OpenAIChat
 
     return PairwiseJudge(OpenAIChat(cfg.openai), model=cfg.judge_model, max_attempts=cfg.judge_max_attempts)
 

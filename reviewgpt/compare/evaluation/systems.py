@@ -42,7 +42,7 @@ class SystemConfig:
 def system_config(spec: SystemSpec, schema: str) -> SystemConfig:
     s = spec.for_schema(schema)
     if s.kind == "openai":
-        from reviewgpt.generate.gpt_reviewer import reviewer_messages
+        from reviewgpt.remote.gpt_reviewer import reviewer_messages
 
         settings = {"kind": s.kind, "model": s.model, "temperature": s.temperature}
         prompt = fingerprint(reviewer_messages(schema, "{paper}"))
@@ -100,7 +100,7 @@ class ServedRunner:
     """The same model on an OpenAI-compatible server; batch_size requests in flight."""
 
     def __init__(self, spec: SystemSpec, cfg: EvalConfig) -> None:
-        from reviewgpt.generate.served_reviewer import ServedConfig, ServedReviewer
+        from reviewgpt.remote.served_reviewer import ServedConfig, ServedReviewer
 
         self.spec = spec
         self.batch_size = spec.batch_size
@@ -118,8 +118,8 @@ class OpenAIRunner:
     """Any chat model through the `openai` client (GPT-4 for the recipe); batch_size requests in flight."""
 
     def __init__(self, spec: SystemSpec, cfg: EvalConfig) -> None:
-        from reviewgpt.generate.gpt_reviewer import GPTReviewer
-        from reviewgpt.generate.openai_client import OpenAIChat
+        from reviewgpt.remote.gpt_reviewer import GPTReviewer
+        from reviewgpt.remote.openai_client import OpenAIChat
 
         self.batch_size = spec.batch_size
         self.reviewer = GPTReviewer(OpenAIChat(cfg.openai), model=spec.model, temperature=spec.temperature)

@@ -108,7 +108,7 @@ class LLMAggregator:
     def __init__(self, schema: ReviewSchema | str, client: Any, model: str, cache_dir: str | Path,
                  temperature: float = 0.0, max_attempts: int = 2) -> None:
         self.schema = get_schema(schema)
-        self.client = client  # reviewgpt.generate.openai_client.OpenAIChat
+        self.client = client  # reviewgpt.remote.openai_client.OpenAIChat
         self.model = model
         self.cache_dir = Path(cache_dir)
         self.cache_dir.mkdir(parents=True, exist_ok=True)

@@ -60,7 +60,7 @@ def _aggregator(cfg: PrepareConfig, schema: str) -> Any:
     if cfg.aggregator == "extractive":
         return ExtractiveAggregator(schema, cfg.max_items, cfg.max_item_words)
     if cfg.aggregator == "llm":
-        from reviewgpt.generate.openai_client import OpenAIChat
+        from reviewgpt.remote.openai_client import OpenAIChat
         return LLMAggregator(schema, OpenAIChat(cfg.openai), cfg.llm_model, cfg.cache_dir)
     raise ValueError(f"unknown aggregator {cfg.aggregator!r}: use 'extractive' or 'llm'")
 

@@ -102,7 +102,7 @@ class ServedReviewer:
     def __init__(self, config: ServedConfig, tokenizer: Any | None = None) -> None:
         from transformers import AutoTokenizer
 
-        from reviewgpt.generate.openai_client import OpenAIChat  # here: the bias helpers above need no openai
+        from reviewgpt.remote.openai_client import OpenAIChat  # here: the bias helpers above need no openai
 
         self.config = config
         self.tokenizer = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(config.tokenizer)

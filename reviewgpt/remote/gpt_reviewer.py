@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from reviewgpt.generate.openai_client import OpenAIChat
-from reviewgpt.prompts import load_prompt
 from reviewgpt.format.schema import EMPTY_MARKER, ReviewSchema, get_schema
+from reviewgpt.prompts import load_prompt
+from reviewgpt.remote.openai_client import OpenAIChat
 
 
 def reviewer_messages(schema: ReviewSchema | str, paper_text: str) -> list[dict[str, str]]:
