@@ -125,7 +125,7 @@ def test_processor_list_type_is_kept(engine):
     assert isinstance(engine._processors(GREEDY), LogitsProcessorList)
 
 
-def test_batched_loop_runs_an_unmerged_lora_adapter(model_dirs, caplog):
+def test_batched_loop_runs_an_unmerged_lora_adapter(model_dirs, caplog, monkeypatch):
     """Eval's path on a GPU with the fine-tuned adapter (a PeftModel, projections fused under LoRA):
     the batched decoder builds its step (it crashed in batched_step.supports on a PeftModel), says
     once why the batched step's own forward does not apply, and writes what batch 1 writes."""
@@ -141,6 +141,9 @@ def test_batched_loop_runs_an_unmerged_lora_adapter(model_dirs, caplog):
 
     fuse_projections(lora.model)  # as load_engine does on a GPU
     prompts = [lora.prompt_ids(p, "4") for p in PAPERS[:2]]
+    from reviewgpt.generate import fallback
+
+    monkeypatch.setattr(fallback, "_SAID", set())  # as in a fresh process: earlier tests said the same
     with caplog.at_level(logging.WARNING, logger="reviewgpt.fallback"):
         rows = [_decoder(lora, 2).generate_rows(prompts, GREEDY, lora._processors(GREEDY), lora.end_ids)
                 for _ in range(2)]
@@ -149,3 +152,18 @@ def test_batched_loop_runs_an_unmerged_lora_adapter(model_dirs, caplog):
                     "projections not fused, or wrapped by LoRA"]  # once, for two decoders
     one = _decoder(lora, 1)
     assert rows[0] == rows[1] == [one.generate(ids, GREEDY, lora._processors(GREEDY), lora.end_ids) for ids in prompts]
+
+
+def test_a_model_input_is_not_encoded_again(engine, monkeypatch):
+    """The ids `prepare` counted are the ids the model reads: the engine takes them from the
+    ModelInput (no second encoding) and writes what it writes from the text."""
+    from reviewgpt.generate import engine as engine_module
+
+    mi = engine.prepare(PAPERS[1], "4")
+    assert mi.prompt_ids_for(engine.tokenizer) == engine.prompt_ids(mi.text, "4")
+    from_text = engine.generate(mi.text, "4", GREEDY)
+    calls = []
+    real = engine_module.encode_prompt
+    monkeypatch.setattr(engine_module, "encode_prompt", lambda *a, **k: calls.append(a) or real(*a, **k))
+    assert engine.generate(mi, "4", GREEDY) == from_text and not calls
+    assert engine.generate(mi, "7", GREEDY) and len(calls) == 1  # another schema: its own prompt

@@ -35,7 +35,7 @@ from reviewgpt.config import RECIPE_SUPPRESSION, EngineConfig, GenerationConfig
 from reviewgpt.ingest.document import Document
 from reviewgpt.errors import ModelLoadError
 from reviewgpt.generate.hardware import can_quantize_4bit, choose_attention, nf4_config
-from reviewgpt.format.schema import ReviewSchema
+from reviewgpt.format.schema import ReviewSchema, get_schema
 from reviewgpt.generate import batched_step
 from reviewgpt.generate.decode_linears import route_decode_linears, unroute
 from reviewgpt.generate.fallback import fallback
@@ -192,19 +192,26 @@ class ReviewEngine:
         """The paper as this model reads it: `prepare()` with this model's tokenizer and budget."""
         return prepare(paper, schema, self.tokenizer, self.config.max_prompt_tokens, edited=edited)
 
-    def prompt_ids(self, paper_text: str, schema: ReviewSchema | str) -> list[int]:
-        ids = encode_prompt(self.tokenizer, schema, paper_text)
+    def prompt_ids(self, paper: str | ModelInput, schema: ReviewSchema | str) -> list[int]:
+        """The prompt's token ids: a ModelInput's own (counted by `prepare` with this tokenizer for
+        this schema: not encoded again), else the chat prompt around the text."""
+        ids = None
+        if isinstance(paper, ModelInput):
+            ids = paper.prompt_ids_for(self.tokenizer) if paper.schema == get_schema(schema).key else None
+            paper = paper.text
+        ids = ids if ids is not None else encode_prompt(self.tokenizer, schema, paper)
         if len(ids) > self.config.max_prompt_tokens:
             raise ValueError(f"prompt has {len(ids)} tokens, over the budget of {self.config.max_prompt_tokens}: "
                              "fit the paper first (ReviewEngine.prepare)")
         return ids
 
     # ------------------------------------------------------------------ generation
-    def stream(self, paper_text: str, schema: ReviewSchema | str, gen: GenerationConfig | None = None,
+    def stream(self, paper: str | ModelInput, schema: ReviewSchema | str, gen: GenerationConfig | None = None,
                stop: threading.Event | None = None, probe: MarkerProbe | None = None) -> Iterator[str]:
-        """Yield the review text as it is written (incremental pieces); `probe` records P(marker)."""
+        """Yield the review text as it is written (incremental pieces); `probe` records P(marker).
+        `paper`: the text the model reads, or the ModelInput that `prepare` made of it."""
         gen = gen or GenerationConfig()
-        ids = self.prompt_ids(paper_text, schema)
+        ids = self.prompt_ids(paper, schema)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
         errors: list[BaseException] = []
         stop = stop if stop is not None else threading.Event()
@@ -228,13 +235,13 @@ class ReviewEngine:
         if errors:
             raise errors[0]
 
-    def generate(self, paper_text: str, schema: ReviewSchema | str, gen: GenerationConfig | None = None,
+    def generate(self, paper: str | ModelInput, schema: ReviewSchema | str, gen: GenerationConfig | None = None,
                  probe: MarkerProbe | None = None) -> str:
         gen = gen or GenerationConfig()
-        out = self._generate_ids(self.prompt_ids(paper_text, schema), gen, probe=probe, schema=schema)
+        out = self._generate_ids(self.prompt_ids(paper, schema), gen, probe=probe, schema=schema)
         return self.tokenizer.decode(out, skip_special_tokens=True)
 
-    def generate_batch(self, paper_texts: list[str], schema: ReviewSchema | str,
+    def generate_batch(self, paper_texts: list[str] | list[ModelInput], schema: ReviewSchema | str,
                        gen: GenerationConfig | None = None, probe: MarkerProbe | None = None) -> list[str]:
         """Batched generation (eval throughput): the batched fast path on a GPU, else generate() with
         left padding. Each row stops at its own end token."""

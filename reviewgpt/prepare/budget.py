@@ -29,6 +29,10 @@ class BudgetResult:
     paper_tokens_kept: int
     dropped_sections: list[str] = field(default_factory=list)
     truncated_section: str | None = None
+    # The prompt's token ids as counted (the chat template around `text`), so that the model that
+    # reads it need not encode it again; which tokenizer made them: `tokenizer_key`.
+    prompt_ids: list[int] = field(default_factory=list, repr=False)
+    tokenizer: str = ""
 
     @property
     def tokens_dropped(self) -> int:
@@ -102,12 +106,18 @@ def fit_to_budget(doc: Document | str, tokenizer: Any, schema: ReviewSchema | st
             truncated = truncated or ""
     truncated = truncated or None
     text = _SEP.join(kept[i] for i in sorted(kept))
-    prompt_tokens = len(encode_prompt(tokenizer, schema, text))
+    prompt_ids = encode_prompt(tokenizer, schema, text)
     # Re-tokenising joined text can differ by a few tokens from the sum of the parts: trim to fit.
-    while prompt_tokens > max_prompt_tokens:
+    while len(prompt_ids) > max_prompt_tokens:
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-        text = tokenizer.decode(ids[: len(ids) - (prompt_tokens - max_prompt_tokens) - 1])
-        prompt_tokens = len(encode_prompt(tokenizer, schema, text))
-    return BudgetResult(text=text, prompt_tokens=prompt_tokens, budget=max_prompt_tokens,
+        text = tokenizer.decode(ids[: len(ids) - (len(prompt_ids) - max_prompt_tokens) - 1])
+        prompt_ids = encode_prompt(tokenizer, schema, text)
+    return BudgetResult(text=text, prompt_tokens=len(prompt_ids), budget=max_prompt_tokens,
                         paper_tokens_total=total, paper_tokens_kept=min(used, total),
-                        dropped_sections=dropped, truncated_section=truncated)
+                        dropped_sections=dropped, truncated_section=truncated, prompt_ids=prompt_ids,
+                        tokenizer=tokenizer_key(tokenizer))
+
+
+def tokenizer_key(tokenizer: Any) -> str:
+    """Which tokenizer made a set of ids: its name or folder, its vocabulary size and class."""
+    return f"{getattr(tokenizer, 'name_or_path', '')}|{len(tokenizer)}|{type(tokenizer).__name__}"

@@ -15,7 +15,7 @@ from typing import Any
 from reviewgpt.config import RECIPE_MAX_PROMPT_TOKENS
 from reviewgpt.format.schema import ReviewSchema, get_schema
 from reviewgpt.ingest.document import Document
-from reviewgpt.prepare.budget import BudgetResult, fit_to_budget
+from reviewgpt.prepare.budget import BudgetResult, fit_to_budget, tokenizer_key
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,11 @@ class ModelInput:
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.text.encode()).hexdigest()
+
+    def prompt_ids_for(self, tokenizer: Any) -> list[int] | None:
+        """The prompt's token ids as the budget counted them, if `tokenizer` made them (else None)."""
+        b = self.budget
+        return list(b.prompt_ids) if b and b.prompt_ids and b.tokenizer == tokenizer_key(tokenizer) else None
 
     @property
     def was_cut(self) -> bool:
