@@ -32,9 +32,12 @@ def test_base_model_without_adapter_says_so(model_dirs):
 def test_adapter_changes_the_output_and_matches_peft(model_dirs, tokenizer):
     from peft import PeftModel
 
+    from peft import PeftModel as Peft
+
     base = _engine(model_dirs)
-    tuned = _engine(model_dirs, adapter=str(model_dirs / "adapter"))
-    assert "LoRA adapter" in tuned.info.describe()
+    tuned = _engine(model_dirs, adapter=str(model_dirs / "adapter"), merge_adapter=False)
+    assert isinstance(tuned.model, Peft) and "LoRA adapter" in tuned.info.describe()
+    assert "(merged)" not in tuned.info.describe()
     a, b = base.generate(PAPER, "4", GREEDY), tuned.generate(PAPER, "4", GREEDY)
     assert a != b
     # the engine's output is exactly what the peft model generates from the same prompt
@@ -43,7 +46,9 @@ def test_adapter_changes_the_output_and_matches_peft(model_dirs, tokenizer):
     out = ref_model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=24, do_sample=False,
                              eos_token_id=tuned.end_ids)
     assert tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True) == b
-    merged = _engine(model_dirs, adapter=str(model_dirs / "adapter"), merge_adapter=True)
+    merged = _engine(model_dirs, adapter=str(model_dirs / "adapter"))  # merged by default (fp32 here)
+    assert not isinstance(merged.model, Peft) and merged.info.adapter_merged
+    assert "LoRA adapter (merged)" in merged.info.describe()
     assert merged.generate(PAPER, "4", GREEDY) == b
 
 

@@ -93,10 +93,13 @@ class LoadInfo:
     attn_implementation: str
     fast_decoding: bool
     notes: list[str]
+    adapter_merged: bool = False  # the LoRA adapter was merged into the base weights at load
 
     def describe(self) -> str:
         name = Path(self.base_model).name if os.path.isdir(self.base_model) else self.base_model
-        adapter = f" + LoRA {Path(self.adapter).name if os.path.isdir(self.adapter) else self.adapter}" if self.adapter else " (no adapter: base model)"
+        merged = " (merged)" if self.adapter_merged else ""
+        adapter = (f" + LoRA {Path(self.adapter).name if os.path.isdir(self.adapter) else self.adapter}{merged}"
+                   if self.adapter else " (no adapter: base model)")
         return f"{name}{adapter} · {self.precision} · {self.device} · {self.attn_implementation}"
 
 
@@ -684,7 +687,8 @@ def load_engine(config: EngineConfig) -> ReviewEngine:
         fusion = prepare_linears(model, fuse=config.fuse_projections, few_row=config.few_row_kernels)
         if fusion is not None and fusion.codes_identical is False:
             notes.append("fused NF4 projections: re-quantized 4-bit codes differ from the originals'")
-    info = LoadInfo(config.base_model, config.adapter, "cuda" if cuda else "cpu", precision, attn, fast, notes)
+    info = LoadInfo(config.base_model, config.adapter, "cuda" if cuda else "cpu", precision, attn, fast, notes,
+                    adapter_merged=bool(adapter and config.merge_adapter and precision != "nf4"))
     for n in notes:
         log.warning(n)
     engine = ReviewEngine(model, tokenizer, info, config)
