@@ -120,3 +120,29 @@ def test_server_without_structured_output_falls_back(openai_env):
     openai_env.state.script.append(Step(status=400, content=None, match="response_format"))
     v = PairwiseJudge(_chat()).compare("4", PAPER, LONG, SHORT)
     assert v.winner == "A"
+
+
+def test_a_tie_of_two_orders_names_each_review_as_the_caller_labels_it(openai_env):
+    """The second order's judge saw B first and wrote its prose with A = the caller's B: the combined
+    rationale puts its labels back, so naming the systems attributes each remark to the right review
+    (issue #26: "Order 2 said GPT-4o: ... the demo model is more specific" named the wrong one)."""
+    from reviewgpt.compare.judge import name_systems
+
+    openai_env.state.judge_rule = "first"  # each order prefers the review shown first: a tie
+    v = PairwiseJudge(_chat()).compare("4", PAPER, LONG, SHORT)
+    assert v.winner == "tie" and v.first.winner == "A" and v.second.winner == "B"
+    order2 = v.rationale.split("Order 2 said B: ")[1]
+    # that judge wrote "A has {len(SHORT)} chars, B has {len(LONG)}": A was SHORT, the caller's B
+    assert order2 == f"Rule first: B has {len(SHORT)} chars, A has {len(LONG)}."
+    named = name_systems(order2, "Local", "GPT-4o")
+    assert named == f"Rule first: GPT-4o has {len(SHORT)} chars, Local has {len(LONG)}."
+
+
+def test_labels_are_renamed_in_the_judges_prose_and_articles_are_not():
+    from reviewgpt.compare.judge import name_systems, swap_labels
+
+    text = "Review A is more specific; A cites Table 3 while B lacks detail. A clear gain for review B. A process."
+    assert swap_labels(text) == ("Review B is more specific; B cites Table 3 while A lacks detail. "
+                                 "A clear gain for review A. A process.")
+    assert name_systems(text, "L", "G") == ("L's review is more specific; L cites Table 3 while G lacks detail. "
+                                            "A clear gain for G's review. A process.")

@@ -126,6 +126,37 @@ def _swap(label: str) -> str:
     return {"A": "B", "B": "A"}.get(label, label)
 
 
+# A label in the judge's prose: "A", "B", "Review A", "review B's". A bare capital A is also the article
+# ("A clear gain"): it is a label only before punctuation, a verb or "and"/"or", as judges write ("A is
+# more specific", "A cites Table 3", "A and B both", "than A.").
+_LABEL = re.compile(r"(?<![\w'-])(?:(Review|review|Reviews|reviews) )?([AB])(?![\w'-])")
+_AFTER_LABEL = re.compile(r"^(?:\s*(?:[.,;:!?)\]]|$)|'s\b|\s+(?:is|was|are|has|had|does|did|and|or|vs\.?|over|"
+                          r"than|both|also|better|worse|won|said|gave|give|made|missed|[a-z]+[^s\W]s)\b)")
+
+
+def relabel(text: str, name: Any) -> str:
+    """`text` with each label replaced: `name(label, word)` gets "A" or "B" and the word before it
+    ("Review", or "" for a bare label) and returns the replacement."""
+    def sub(m: re.Match) -> str:
+        word, label = m.group(1) or "", m.group(2)
+        if not word and label == "A" and not _AFTER_LABEL.match(m.string[m.end():]):
+            return m.group(0)
+        return name(label, word)
+
+    return _LABEL.sub(sub, text or "")
+
+
+def name_systems(text: str, name_a: str, name_b: str) -> str:
+    """The judge's prose with "A"/"B" (and "Review A") replaced by the systems' names."""
+    names = {"A": name_a, "B": name_b}
+    return relabel(text, lambda label, word: f"{names[label]}'s review" if word else names[label])
+
+
+def swap_labels(text: str) -> str:
+    """Prose written with A and B swapped (the second order), in the caller's labels."""
+    return relabel(text, lambda label, word: f"{word} {_swap(label)}" if word else _swap(label))
+
+
 class PairwiseJudge:
     def __init__(self, chat: OpenAIChat, model: str | None = None, max_attempts: int = 3) -> None:
         self.chat = chat
@@ -150,7 +181,8 @@ class PairwiseJudge:
         schema = get_schema(schema)
         first = self.judge_once(schema, paper_text, human_reviews, review_a, review_b)
         raw_second = self.judge_once(schema, paper_text, human_reviews, review_b, review_a)
-        second = Judgement(_swap(raw_second.winner), raw_second.rationale,
+        # the second order saw B first: its winner, aspects and prose are put back in the caller's labels
+        second = Judgement(_swap(raw_second.winner), swap_labels(raw_second.rationale),
                            {k: _swap(v) for k, v in raw_second.aspects.items()}, raw_second.raw, raw_second.attempts)
         if NO_VERDICT in (first.winner, second.winner):
             return Verdict(NO_VERDICT, False, "The judge's output could not be parsed.", first, second)
@@ -164,4 +196,4 @@ class PairwiseJudge:
 
 
 __all__ = ["PairwiseJudge", "Verdict", "Judgement", "NO_VERDICT", "parse_judgement", "judge_messages",
-           "judge_prompt_sha256", "OpenAIServiceError"]
+           "judge_prompt_sha256", "name_systems", "swap_labels", "OpenAIServiceError"]
