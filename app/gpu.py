@@ -11,41 +11,38 @@ generator running in the app's process.
 
 from __future__ import annotations
 
-import inspect
 import threading
-from typing import Any, Iterator
+from typing import Iterator, cast
 
 from reviewgpt.config import GenerationConfig
 from reviewgpt.generate.marker_probe import MarkerProbe, MarkerReport
+from reviewgpt.reviewer import MarkerRecordingReviewer, Reviewer
 
 from .settings import on_zero_gpu
 
 GPU_SECONDS = 180  # the longest review on an H200 slice takes well under this
 
-_ENGINES: dict[str, Any] = {}
+_ENGINES: dict[str, Reviewer] = {}
 
 
-def register(engine: Any) -> str:
+def register(engine: Reviewer) -> str:
     """Make an engine reachable from the GPU function; returns its key."""
     key = f"engine-{id(engine)}"
     _ENGINES[key] = engine
     return key
 
 
-def records_markers(engine: Any) -> bool:
-    """Whether this engine (the local one, or an engine-like served backend) can fill a MarkerProbe."""
-    return "probe" in inspect.signature(engine.stream).parameters
-
-
 def _write_review(engine_key: str, paper_text: str, schema: str, gen: GenerationConfig,
                   stop: threading.Event | None = None) -> Iterator[str | MarkerReport]:
     engine = _ENGINES[engine_key]
-    probe = MarkerProbe() if records_markers(engine) else None
-    kwargs: dict[str, Any] = {"stop": stop}
-    if probe is not None:
-        kwargs["probe"] = probe
+    probe: MarkerProbe | None = None
+    if engine.records_markers:  # the in-process engine: P(empty marker) at every step
+        probe = MarkerProbe()
+        pieces = cast(MarkerRecordingReviewer, engine).stream(paper_text, schema, gen, stop=stop, probe=probe)
+    else:  # e.g. a server: text only
+        pieces = engine.stream(paper_text, schema, gen, stop=stop)
     written = ""
-    for piece in engine.stream(paper_text, schema, gen, **kwargs):
+    for piece in pieces:
         written += piece
         yield piece
     if probe is not None:

@@ -6,9 +6,8 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
 from reviewgpt.config import DEFAULT_BASE_MODEL
+from reviewgpt.reviewer import Reviewer
 
 
 @dataclass(frozen=True)
@@ -22,15 +21,15 @@ def _is_llama31_8b(name: str) -> bool:
     return bool(re.search(r"llama-?3\.1-?8b", name.lower()))
 
 
-def local_label(engine: Any | None, is_demo: bool) -> ModelLabel:
+def local_label(engine: Reviewer | None, is_demo: bool) -> ModelLabel:
     if engine is None:
         return ModelLabel("Local model (not loaded)", "see the message above", "the local model")
     info = engine.info
     detail = info.describe()
     if is_demo:
         return ModelLabel("Demo-scale model (pipeline only)", detail, "the demo model")
-    base = str(getattr(info, "base_model", "") or "")
-    adapter = getattr(info, "adapter", None)
+    base = info.base_model or ""
+    adapter = info.adapter
     if _is_llama31_8b(base) or base == DEFAULT_BASE_MODEL:
         if adapter:
             return ModelLabel("Fine-tuned Llama 3.1 8B (LoRA)", detail, "the fine-tuned Llama")

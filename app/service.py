@@ -2,9 +2,8 @@
 
 It loads the local model once (shared by every request; the engine serialises generation), owns
 the GPT-4 side when a key is set, and turns a paper into what every model reads through
-`reviewgpt.prepare.model_input.prepare()` (the only place that decides it). `engine` may be the
-local ReviewEngine or any engine-like object (`.tokenizer`, `.config`, `.info.describe()`,
-`.stream(...)`), e.g. a served backend chosen in settings.
+`reviewgpt.prepare.model_input.prepare()` (the only place that decides it). `engine` is any
+`reviewgpt.reviewer.Reviewer`: the local ReviewEngine, or the served reviewer chosen in settings.
 """
 
 from __future__ import annotations
@@ -18,14 +17,16 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from reviewgpt.compare.judge import PairwiseJudge, Verdict
-from reviewgpt.config import RECIPE_MAX_PROMPT_TOKENS, GenerationConfig, IngestConfig
+from reviewgpt.config import RECIPE_MAX_PROMPT_TOKENS, EngineConfig, GenerationConfig, IngestConfig
 from reviewgpt.errors import ModelLoadError, OpenAIConfigError
 from reviewgpt.generate.engine import get_engine
+from reviewgpt.generate.marker_probe import MarkerReport
 from reviewgpt.ingest import extract
 from reviewgpt.ingest.document import Document
 from reviewgpt.prepare.model_input import ModelInput, prepare
 from reviewgpt.remote.gpt_reviewer import GPTReviewer
 from reviewgpt.remote.openai_client import NO_KEY_MESSAGE, OpenAIChat
+from reviewgpt.reviewer import Reviewer
 
 from . import gpu
 from .labels import ModelLabel, gpt_label, local_label
@@ -58,7 +59,7 @@ class ReviewService:
     def __init__(self, settings: AppSettings, ingest: IngestConfig | None = None) -> None:
         self.settings = settings
         self.ingest = ingest or IngestConfig()
-        self.engine: Any | None = None
+        self.engine: Reviewer | None = None
         self.engine_key: str | None = None
         self.load_error: str | None = None
         self.is_demo = settings.use_demo()
@@ -70,7 +71,7 @@ class ReviewService:
             self.gpt_error = str(e)
 
     # ----------------------------------------------------------------- model
-    def load(self, engine: Any | None = None) -> None:
+    def load(self, engine: Reviewer | None = None) -> None:
         """Load the local model once, placed on the GPU at start-up (ZeroGPU's convention too).
         Errors are kept and shown; the rest of the app still works."""
         try:
@@ -78,8 +79,10 @@ class ReviewService:
                 from reviewgpt.remote.served_reviewer import ServedReviewer
 
                 engine = ServedReviewer(self.settings.served_config())
-            self.engine = engine if engine is not None else get_engine(self.settings.engine_config())
-            self.engine_key = gpu.register(self.engine)
+            elif engine is None:
+                engine = get_engine(self.settings.engine_config())
+            self.engine = engine
+            self.engine_key = gpu.register(engine)
         except (ModelLoadError, FileNotFoundError, ValueError, OSError) as e:
             self.load_error = str(e)
             log.error("local model not loaded: %s", e)
@@ -97,8 +100,8 @@ class ReviewService:
         """Model ids for the downloads' provenance."""
         info = self.engine.info if self.engine else None
         oa = self.settings.openai
-        return {"local": {"title": self.local_label.title, "base_model": getattr(info, "base_model", None),
-                          "adapter": getattr(info, "adapter", None),
+        return {"local": {"title": self.local_label.title, "base_model": info.base_model if info else None,
+                          "adapter": info.adapter if info else None,
                           "detail": info.describe() if info else None, "demo": self.is_demo,
                           "schema_guide": self._guided()},
                 "gpt": {"model": oa.reviewer_model, "base_url": oa.resolved_base_url(),
@@ -106,7 +109,9 @@ class ReviewService:
                 "judge": {"model": oa.judge_model, "available": self._chat is not None}}
 
     def _guided(self) -> bool:
-        return bool(getattr(getattr(self.engine, "config", None), "schema_guide", False))
+        """Schema-guided decoding is the in-process engine's option (EngineConfig.schema_guide)."""
+        cfg = self.engine.config if self.engine else None
+        return isinstance(cfg, EngineConfig) and cfg.schema_guide
 
     def banner(self) -> str:
         lines = []
@@ -119,7 +124,7 @@ class ReviewService:
                             "every word under them is the model's. " if self._guided() else "")
                          + "Set `REVIEWGPT_BASE_MODEL` / `REVIEWGPT_ADAPTER` on a GPU machine for the real 8B reviewer.")
         if self.engine:
-            lines += [f"Note: {n}" for n in getattr(self.engine.info, "notes", []) if "BASE model" in n]
+            lines += [f"Note: {n}" for n in self.engine.info.notes if "BASE model" in n]
         if self.load_error:
             lines.append(f"**Local model not loaded:** {self.load_error}")
         if self.gpt_error:
@@ -141,7 +146,7 @@ class ReviewService:
                                 temperature=temperature, do_sample=temperature > 0, seed=seed)
 
     def stream_local(self, mi: ModelInput, gen: GenerationConfig,
-                     stop: threading.Event | None = None) -> Iterator[Any]:
+                     stop: threading.Event | None = None) -> Iterator[str | MarkerReport]:
         """The local model's review: text pieces, then its MarkerReport when the engine records one."""
         if not self.engine or not self.engine_key:
             raise ModelLoadError(self.load_error or "the local model is not loaded")

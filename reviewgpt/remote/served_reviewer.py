@@ -1,7 +1,6 @@
 """The fine-tuned reviewer on an OpenAI-compatible inference server (vLLM, SGLang, llama.cpp).
 
-Same surface as `ReviewEngine` where the app and eval use it (`.tokenizer`, `.config`,
-`.info.describe()`, `.fit`, `.stream`, `.generate`, `.generate_batch`), so either can be plugged in.
+A `reviewgpt.reviewer.Reviewer`, as `ReviewEngine` is, so the app and eval take either.
 
 What is sent, and why:
 - The prompt is the project's own Llama 3.1 string (`render_prompt`: fixed date line, the schema's
@@ -97,7 +96,10 @@ def logit_bias_processor(bias: dict[str, float]) -> Any:
 
 
 class ServedReviewer:
-    """The local reviewer, answered by an inference server through the `openai` client."""
+    """The local reviewer, answered by an inference server through the `openai` client (a `Reviewer`)."""
+
+    # The server returns text, not the distribution of each step: no MarkerProbe can be filled.
+    records_markers = False
 
     def __init__(self, config: ServedConfig, tokenizer: Any | None = None) -> None:
         from transformers import AutoTokenizer
