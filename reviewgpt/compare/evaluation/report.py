@@ -17,8 +17,8 @@ from reviewgpt.compare.evaluation.fingerprint import short
 from reviewgpt.compare.evaluation.inputs import papers, prepared_inputs
 from reviewgpt.compare.evaluation.stages import (current_pairs, judge_config, judgement_store, review_key,
                                                  review_store, system_configs)
-from reviewgpt.compare.evaluation.stats import (AspectStats, CutStats, MatchupStats, aspect_stats, cut_stats,
-                                                matchup_stats, review_length)
+from reviewgpt.compare.evaluation.stats import (UNSTABLE_CI_WIDTH, AspectStats, CutStats, MatchupStats, aspect_stats,
+                                                cut_stats, matchup_stats, review_length)
 
 
 @dataclass
@@ -62,7 +62,7 @@ def compute(cfg: EvalConfig) -> Results:
         rows = [r for r in rows if r is not None]
         used_reviews |= {r["key"] for r in rows}
         if rows:
-            aspects.append(aspect_stats(name, schema, [r["review"] for r in rows]))
+            aspects.append(aspect_stats(name, schema, [r["review"] for r in rows], cfg.bootstrap_samples, cfg.seed))
     return Results(matchups, aspects, cuts,
                    [{"system": n, "schema": sch, **sc.to_dict()} for (n, sch), sc in configs.items()],
                    judges, mcfg, missing, len(reviews) - len(used_reviews),
@@ -78,7 +78,7 @@ def _plots(out: Path, matchups: list[MatchupStats], aspects: list[AspectStats]) 
     names = []
     if matchups:
         fig, ax = plt.subplots(figsize=(9, 0.6 * len(matchups) + 1.5))
-        labels = [m.matchup for m in matchups]
+        labels = [f"{m.matchup} (n = {m.n})" for m in matchups]
         tot = [max(m.n, 1) for m in matchups]
         w = [m.wins / t for m, t in zip(matchups, tot)]
         t_ = [m.ties / t for m, t in zip(matchups, tot)]
@@ -86,6 +86,9 @@ def _plots(out: Path, matchups: list[MatchupStats], aspects: list[AspectStats]) 
         ax.barh(labels, w, color="#2a9d8f", label="A wins")
         ax.barh(labels, t_, left=w, color="#bbbbbb", label="tie")
         ax.barh(labels, l_, left=[a + b for a, b in zip(w, t_)], color="#e76f51", label="B wins")
+        rate = [m.win_rate for m in matchups]
+        err = [[r - m.win_rate_ci[0] for r, m in zip(rate, matchups)], [m.win_rate_ci[1] - r for r, m in zip(rate, matchups)]]
+        ax.errorbar(rate, labels, xerr=err, fmt="o", color="black", capsize=4, label="A win rate (ties = 1/2), 95% CI")
         ax.set_xlim(0, 1)
         ax.set_xlabel("share of papers (both judge orders; disagreement = tie)")
         ax.legend(loc="lower right", fontsize=8)
@@ -95,11 +98,20 @@ def _plots(out: Path, matchups: list[MatchupStats], aspects: list[AspectStats]) 
         plt.close(fig)
         names.append("win_tie_loss.png")
     if aspects:
-        fig, ax = plt.subplots(figsize=(9, 0.5 * len(aspects) + 1.5))
-        labels = [f"{a.system} ({a.schema}-aspect)" for a in aspects]
-        ax.barh(labels, [a.empty_rate for a in aspects], color="#264653")
-        ax.set_xlabel("empty-item rate (aspects written as <No related terms> or missing)")
+        import numpy as np
+
+        fig, ax = plt.subplots(figsize=(9, 0.7 * len(aspects) + 1.5))
+        y = np.arange(len(aspects))
+        for off, attr, color, label in ((-0.18, "empty", "#264653", "written as <No related terms>"),
+                                        (0.18, "missing", "#e9c46a", "header missing")):
+            rates = [getattr(a, f"{attr}_rate") for a in aspects]
+            cis = [getattr(a, f"{attr}_rate_ci") for a in aspects]
+            err = [[max(r - c[0], 0) for r, c in zip(rates, cis)], [max(c[1] - r, 0) for r, c in zip(rates, cis)]]
+            ax.barh(y + off, rates, height=0.36, color=color, label=label, xerr=err, capsize=3)
+        ax.set_yticks(y, [f"{a.system} ({a.schema}-aspect, n = {a.reviews} reviews)" for a in aspects])
+        ax.set_xlabel("share of aspects, 95% CI (bootstrap over reviews)")
         ax.set_xlim(0, 1)
+        ax.legend(loc="lower right", fontsize=8)
         ax.invert_yaxis()
         fig.tight_layout()
         fig.savefig(out / "empty_rate.png", dpi=120)
@@ -108,7 +120,10 @@ def _plots(out: Path, matchups: list[MatchupStats], aspects: list[AspectStats]) 
     return names
 
 
-_EXTRAPOLATED = " (extrapolated)"
+def _flag(m: Any) -> str:
+    if m.length_adjustment_extrapolated:
+        return " (extrapolated)"
+    return " (unstable)" if m.length_adjustment_unstable else ""
 
 
 def _pct(x: float) -> str:
@@ -146,21 +161,24 @@ def markdown(res: Results, plots: list[str], cfg: EvalConfig) -> str:
                       f"{res.stale_judgements} judgements."]
     lines += ["", "## Pairwise results (A vs B)", "",
               "| matchup | configs A / B | n | A wins | ties | B wins | no verdict | not judged | "
-              "A win rate (ties = 1/2) [95% CI] | length-adjusted | order consistency | mean words A / B |",
+              "A win rate (ties = 1/2) [95% CI] | length-adjusted [95% CI] | order consistency | mean words A / B |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for m in res.matchups:
         c = res.matchup_configs[m.matchup]
         lines.append(f"| {m.matchup} | `{short(c['a'])}` / `{short(c['b'])}` | {m.n} | {m.wins} | {m.ties} | "
                      f"{m.losses} | {m.no_verdict} | {res.missing[m.matchup]} | "
                      f"{_pct(m.win_rate)} [{_pct(m.win_rate_ci[0])}, {_pct(m.win_rate_ci[1])}] | "
-                     f"{_pct(m.length_adjusted_win_rate)}{_EXTRAPOLATED if m.length_adjustment_extrapolated else ''} | "
+                     f"{_pct(m.length_adjusted_win_rate)} [{_pct(m.length_adjusted_ci[0])}, "
+                     f"{_pct(m.length_adjusted_ci[1])}]{_flag(m)} | "
                      f"{_pct(m.order_consistency)} | "
                      f"{m.mean_len_a:.0f} / {m.mean_len_b:.0f} |")
     lines += ["", "*Length-adjusted*: A's win rate at equal review length from a logistic regression of the "
                   "outcome on tanh(word-count difference / its std); this is AlpacaEval 2's length term only, "
                   "without its per-instruction difficulty term (which needs a leaderboard of models judged "
-                  "against one baseline), so it is not AlpacaEval's LC win rate. *(extrapolated)*: one side was "
-                  "longer in every pair, so equal length lies outside the data; read that number with care.",
+                  "against one baseline), so it is not AlpacaEval's LC win rate. Its CI: the fit redone on each "
+                  "bootstrap sample of papers. *(extrapolated)*: one side was longer in every pair, so equal "
+                  "length lies outside the data. *(unstable)*: its CI spans more than "
+                  f"{100 * UNSTABLE_CI_WIDTH:.0f} points. Read a flagged number as not determined.",
               "", "## How much of each paper the reviews were written from", "",
               "| matchup | papers | A: cut | A: tokens cut (mean, when cut) | B: cut | B: tokens cut (mean, when cut) "
               "| same input text for A and B |", "|---|---|---|---|---|---|---|"]
@@ -169,16 +187,21 @@ def markdown(res: Results, plots: list[str], cfg: EvalConfig) -> str:
                      f"({_pct(c.dropped_share_a)} of the paper) | {_pct(c.cut_b)} | {c.dropped_tokens_b:,.0f} "
                      f"({_pct(c.dropped_share_b)} of the paper) | {_pct(c.same_input)} |")
     lines += ["", "## Empty items and items per aspect", "",
-              "| system | schema | reviews | empty-item rate | mean variance of items per aspect | mean words |",
-              "|---|---|---|---|---|---|"]
+              "*Empty*: the aspect's header is there and its only item is `<No related terms>`. *Missing*: the "
+              "review has no header for the aspect (counted apart: a missing header is a format failure, not "
+              "the model's empty marker). 95% CIs: bootstrap over reviews.", "",
+              "| system | schema | reviews | empty [95% CI] | missing [95% CI] | mean variance of items per aspect "
+              "| mean words |", "|---|---|---|---|---|---|---|"]
     for a in res.aspects:
-        lines.append(f"| {a.system} | {a.schema}-aspect | {a.reviews} | {_pct(a.empty_rate)} | "
+        lines.append(f"| {a.system} | {a.schema}-aspect | {a.reviews} | {_pct(a.empty_rate)} "
+                     f"[{_pct(a.empty_rate_ci[0])}, {_pct(a.empty_rate_ci[1])}] | {_pct(a.missing_rate)} "
+                     f"[{_pct(a.missing_rate_ci[0])}, {_pct(a.missing_rate_ci[1])}] | "
                      f"{a.items_var_mean:.3f} | {a.mean_words:.0f} |")
     for a in res.aspects:
-        lines += ["", f"### {a.system}, {a.schema}-aspect", "", "| aspect | empty | mean items | variance |",
-                  "|---|---|---|---|"]
-        lines += [f"| {c} | {_pct(a.empty_by_aspect[c])} | {a.items_mean_by_aspect[c]:.2f} | "
-                  f"{a.items_var_by_aspect[c]:.3f} |" for c in a.empty_by_aspect]
+        lines += ["", f"### {a.system}, {a.schema}-aspect", "", "| aspect | empty | missing | mean items | variance |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {c} | {_pct(a.empty_by_aspect[c])} | {_pct((a.missing_by_aspect or {}).get(c, 0.0))} | "
+                  f"{a.items_mean_by_aspect[c]:.2f} | {a.items_var_by_aspect[c]:.3f} |" for c in a.empty_by_aspect]
     lines += [""] + [f"![{p}]({p})" for p in plots]
     return "\n".join(lines) + "\n"
 

@@ -32,7 +32,13 @@ class MatchupStats:
     # the length difference never changed sign: "equal length" lies outside the data and the
     # adjusted rate is an extrapolation (AlpacaEval warns on such extreme changes too)
     length_adjustment_extrapolated: bool = False
+    length_adjusted_ci: tuple[float, float] = (float("nan"), float("nan"))  # bootstrap over papers, refitted
+    # extrapolated, or its CI wider than UNSTABLE_CI_WIDTH: a number to read as "not determined"
+    length_adjustment_unstable: bool = False
 
+
+# A length-adjusted rate whose 95% CI spans more than this (30 points) does not say much: flagged.
+UNSTABLE_CI_WIDTH = 0.3
 
 def outcome(winner: str) -> float | None:
     """A's score: 1 win, 0.5 tie, 0 loss; None for no verdict (excluded, never a win)."""
@@ -78,6 +84,18 @@ def length_adjusted_win_rate(y: np.ndarray, len_a: np.ndarray, len_b: np.ndarray
     return float(1 / (1 + np.exp(-beta[0])))
 
 
+def length_adjusted_ci(y: np.ndarray, len_a: np.ndarray, len_b: np.ndarray, samples: int, seed: int,
+                       level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap of `length_adjusted_win_rate`, resampling papers and refitting."""
+    if len(y) == 0:
+        return (float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    fits = [length_adjusted_win_rate(y[i], len_a[i], len_b[i], iters=25)
+            for i in rng.integers(0, len(y), size=(samples, len(y)))]
+    lo, hi = np.quantile(fits, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return (float(lo), float(hi))
+
+
 def review_length(text: str) -> int:
     return len(text.split())
 
@@ -89,6 +107,8 @@ def matchup_stats(key: str, rows: list[dict], lengths: dict[str, int], samples: 
     la = np.array([lengths[r["review_a"]] for r in judged], dtype=float)
     lb = np.array([lengths[r["review_b"]] for r in judged], dtype=float)
     n = len(judged)
+    extrapolated = bool(n) and (bool(np.all(la > lb)) or bool(np.all(la < lb)))
+    lc_ci = length_adjusted_ci(y, la, lb, samples, seed)
     return MatchupStats(
         matchup=key, n=n,
         wins=int((y == 1).sum()), ties=int((y == 0.5).sum()), losses=int((y == 0).sum()),
@@ -100,7 +120,8 @@ def matchup_stats(key: str, rows: list[dict], lengths: dict[str, int], samples: 
         order_consistency=float(np.mean([r["consistent"] for r in judged])) if n else float("nan"),
         length_adjusted_win_rate=length_adjusted_win_rate(y, la, lb),
         mean_len_a=float(la.mean()) if n else float("nan"), mean_len_b=float(lb.mean()) if n else float("nan"),
-        length_adjustment_extrapolated=bool(n) and (bool(np.all(la > lb)) or bool(np.all(la < lb))))
+        length_adjustment_extrapolated=extrapolated, length_adjusted_ci=lc_ci,
+        length_adjustment_unstable=extrapolated or not lc_ci[1] - lc_ci[0] <= UNSTABLE_CI_WIDTH)
 
 
 @dataclass
@@ -108,24 +129,37 @@ class AspectStats:
     system: str
     schema: str
     reviews: int
-    empty_rate: float  # share of all aspects (over all reviews) that are empty or missing
+    empty_rate: float  # share of all aspects (over all reviews) written as the empty marker only
     empty_by_aspect: dict[str, float]
     items_mean_by_aspect: dict[str, float]
     items_var_by_aspect: dict[str, float]  # population variance of the item count per aspect
     items_var_mean: float  # mean over aspects of that variance (the recipe: suppression lowers it)
     mean_words: float
+    # an aspect whose header the review does not have is missing, not empty: counted apart
+    missing_rate: float = 0.0
+    missing_by_aspect: dict[str, float] | None = None
+    empty_rate_ci: tuple[float, float] = (float("nan"), float("nan"))  # bootstrap over reviews
+    missing_rate_ci: tuple[float, float] = (float("nan"), float("nan"))
 
 
-def aspect_stats(system: str, schema: str, texts: list[str]) -> AspectStats:
+def aspect_stats(system: str, schema: str, texts: list[str], samples: int = 2000, seed: int = 0) -> AspectStats:
     sch = get_schema(schema)
     reports = [parse(t, sch).report for t in texts]
-    empty = {c: float(np.mean([not r.criteria[i].present or r.criteria[i].empty for r in reports]))
-             for i, c in enumerate(sch.criteria)}
+    # per review and aspect: written as the marker only (header present), and header missing
+    empty = np.array([[r.criteria[i].present and r.criteria[i].empty for i in range(len(sch.criteria))]
+                      for r in reports], dtype=float).reshape(len(reports), len(sch.criteria))
+    missing = np.array([[not r.criteria[i].present for i in range(len(sch.criteria))] for r in reports],
+                       dtype=float).reshape(len(reports), len(sch.criteria))
     counts = {c: np.array([r.criteria[i].item_count for r in reports], dtype=float) for i, c in enumerate(sch.criteria)}
     var = {c: float(v.var()) for c, v in counts.items()}
-    return AspectStats(system, schema, len(texts), float(np.mean(list(empty.values()))), empty,
+    return AspectStats(system, schema, len(texts), float(empty.mean()) if len(texts) else float("nan"),
+                       {c: float(empty[:, i].mean()) for i, c in enumerate(sch.criteria)},
                        {c: float(v.mean()) for c, v in counts.items()}, var, float(np.mean(list(var.values()))),
-                       float(np.mean([review_length(t) for t in texts])))
+                       float(np.mean([review_length(t) for t in texts])),
+                       missing_rate=float(missing.mean()) if len(texts) else float("nan"),
+                       missing_by_aspect={c: float(missing[:, i].mean()) for i, c in enumerate(sch.criteria)},
+                       empty_rate_ci=bootstrap_ci(empty.mean(axis=1), samples, seed),
+                       missing_rate_ci=bootstrap_ci(missing.mean(axis=1), samples, seed))
 
 
 @dataclass
