@@ -5,31 +5,28 @@ import torch
 
 from reviewgpt.format.schema import EMPTY_MARKER
 from reviewgpt.generate.suppression import SequenceSuppressionProcessor, marker_start_token_ids
-from reviewgpt.testing.tiny_model import build_tiny_llama
-
-
-def _marker_prone_model(tokenizer, steps=200):
-    """A tiny Llama trained briefly to answer every header with the empty marker."""
-    model = build_tiny_llama(tokenizer, seed=1)
-    text = "".join(f"## Aspect number {i}\n{EMPTY_MARKER}\n\n" for i in range(12))
-    ids = torch.tensor([tokenizer(text)["input_ids"]])
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    model.train()
-    for _ in range(steps):
-        loss = model(input_ids=ids, labels=ids).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return model.eval()
 
 
 @pytest.fixture(scope="module")
-def prone(tokenizer):
-    return _marker_prone_model(tokenizer)
+def prone(marker_model_dir):
+    """The session's marker model (conftest.marker_model_dir): a tiny Llama trained to write the
+    empty marker after every other aspect header of its one review."""
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(marker_model_dir, dtype=torch.float32).eval()
 
 
 def _context(tokenizer):
-    return torch.tensor([tokenizer("## Aspect number 3\n<No related terms>\n\n## Aspect number 4\n")["input_ids"]])
+    """The marker model's training sequence up to its second marker (the third aspect's): the prompt,
+    a header answered with the marker, one with a point, then the header the marker follows."""
+    from reviewgpt.prepare.chat import encode_example
+
+    from .conftest import MARKER_PAPER, marker_review
+
+    ids = encode_example(tokenizer, "4", MARKER_PAPER, marker_review("4"))["input_ids"]
+    starts = [i for i, t in enumerate(ids) if t in set(marker_start_token_ids(tokenizer))]
+    assert len(starts) == 2, starts  # aspects 0 and 2 of 4
+    return torch.tensor([ids[:starts[1]]])
 
 
 def test_start_ids_come_from_the_tokenizer(tokenizer):
