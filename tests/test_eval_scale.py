@@ -17,7 +17,7 @@ from reviewgpt.compare.evaluation.inputs import prepared_inputs
 from reviewgpt.compare.evaluation.report import compute, report
 from reviewgpt.compare.evaluation.stages import generate, judge, judgement_store, review_store
 from reviewgpt.compare.evaluation.stats import aspect_stats
-from reviewgpt.compare.evaluation.systems import make_runner, system_config
+from reviewgpt.compare.evaluation.systems import generation, make_runner, merges_adapter, system_config
 from reviewgpt.config import RECIPE_MAX_PROMPT_TOKENS, RECIPE_SUPPRESSION, OpenAIConfig, load_config
 from reviewgpt.prepare.chat import render_prompt
 
@@ -35,7 +35,7 @@ def _gpt_cfg(tmp_path, data_file, server, limit=6, out="eval", concurrency=3):
     return EvalConfig(
         data=str(data_file), out_dir=str(tmp_path / out), limit=limit, schemas=["4"], bootstrap_samples=100,
         systems=[SystemSpec("gpt4", kind="openai", model="gpt-4-1106-preview"),
-                 SystemSpec("gpt4o", kind="openai", model="gpt-4o", temperature=0.2)],
+                 SystemSpec("gpt4o", kind="openai", model="gpt-4o", generation={"temperature": 0.2})],
         matchups=[Matchup("gpt4", "gpt4o", "4")], judge_concurrency=concurrency,
         openai=OpenAIConfig(api_key=API_KEY, base_url=server.base_url, max_retries=2))
 
@@ -53,7 +53,7 @@ def test_changing_suppression_redoes_only_what_it_determines(tmp_path, data_file
     assert len(reviews_before) == 6 and len(judgements_before) == 6
     n_requests = len(openai_env.state.requests)
 
-    cfg.system("ft+supp").suppression = 0.5  # the one change
+    cfg.system("ft+supp").generation.suppression = 0.5  # the one change
     generate(cfg)
     new_reviews = _lines(tmp_path / "eval" / "reviews.jsonl")[6:]
     assert [(r["system"], r["system_config"]["settings"]["suppression"]) for r in new_reviews] == [("ft+supp", 0.5)] * 2
@@ -156,7 +156,7 @@ def test_a_killed_judge_redoes_nothing_that_was_written(tmp_path, data_file, ope
     data = {"data": cfg.data, "out_dir": cfg.out_dir, "limit": 8, "schemas": ["4"], "judge_concurrency": 2,
             "bootstrap_samples": 100,
             "systems": [{"name": "gpt4", "kind": "openai", "model": "gpt-4-1106-preview"},
-                        {"name": "gpt4o", "kind": "openai", "model": "gpt-4o", "temperature": 0.2}],
+                        {"name": "gpt4o", "kind": "openai", "model": "gpt-4o", "generation": {"temperature": 0.2}}],
             "matchups": [{"a": "gpt4", "b": "gpt4o", "schema": "4"}],
             "openai": {"api_key": API_KEY, "base_url": openai_env.base_url, "max_retries": 2}}
     cfg_file.write_text(yaml.safe_dump(data))
@@ -187,7 +187,8 @@ def test_a_served_system_in_eval_sends_the_rendered_prompt(tmp_path, data_file, 
     cfg = _gpt_cfg(tmp_path, data_file, openai_env, limit=3)
     cfg.max_prompt_tokens = 500
     cfg.systems = [SystemSpec("served", kind="served", base_url=openai_env.base_url, model="reviewer",
-                              tokenizer=str(model_dirs / "base"), max_new_tokens=300), cfg.system("gpt4")]
+                              tokenizer=str(model_dirs / "base"), generation={"max_new_tokens": 300}),
+                   cfg.system("gpt4")]
     cfg.matchups = [Matchup("served", "gpt4", "4")]
     generate(cfg)
     judge(cfg)
@@ -205,21 +206,87 @@ def test_a_served_system_in_eval_sends_the_rendered_prompt(tmp_path, data_file, 
 def test_config_rules_recipe_constants_and_per_schema_adapters(tmp_path, model_dirs):
     cfg = load_config(EvalConfig, ROOT / "eval" / "configs" / "recipe.yaml")
     text = (ROOT / "eval" / "configs" / "recipe.yaml").read_text()
-    assert cfg.max_prompt_tokens == RECIPE_MAX_PROMPT_TOKENS and cfg.system("ft+supp").suppression == RECIPE_SUPPRESSION
+    ft = cfg.system("ft+supp")
+    assert cfg.max_prompt_tokens == RECIPE_MAX_PROMPT_TOKENS and ft.generation.suppression == RECIPE_SUPPRESSION
     assert "11138" not in text and "11_138" not in text and "0.95" not in text and "1150" not in text
+    assert ft.engine.precision == "bf16" and merges_adapter(ft.engine)  # eval's batch 8: merged bf16
     served = load_config(EvalConfig, ROOT / "eval" / "configs" / "served.yaml")
     assert [s.kind for s in served.systems] == ["served", "served", "openai"]
     assert [m.key for m in served.matchups] == [m.key for m in cfg.matchups]
-    assert served.system("ft+supp").suppression == RECIPE_SUPPRESSION
-    spec = SystemSpec("ft", base_model=str(model_dirs / "base"), adapter=str(model_dirs / "adapter"),
-                      per_schema={"7": {"adapter": str(model_dirs / "base")}})
-    assert spec.for_schema("7").adapter == str(model_dirs / "base") and spec.for_schema("4").adapter.endswith("adapter")
+    assert served.system("ft+supp").generation.suppression == RECIPE_SUPPRESSION
+    assert served.system("ft").engine.adapter == ft.engine.adapter  # recorded, not sent
+    spec = SystemSpec("ft", engine={"base_model": str(model_dirs / "base"), "adapter": str(model_dirs / "adapter")},
+                      per_schema={"7": {"engine": {"adapter": str(model_dirs / "base")}}})
+    assert spec.for_schema("7").engine.adapter == str(model_dirs / "base")
+    assert spec.for_schema("4").engine.adapter.endswith("adapter")
+    assert spec.for_schema("7").engine.base_model == spec.engine.base_model  # merged key by key
     a4, a7 = system_config(spec, "4"), system_config(spec, "7")
     assert a4.identity["adapter_id"] != a7.identity["adapter_id"] and a4.key != a7.key
     with pytest.raises(ValueError, match="unknown keys"):
-        SystemSpec("x", base_model="b", per_schema={"4": {"adaptor": "typo"}})
+        SystemSpec("x", engine={"base_model": "b"}, per_schema={"4": {"adaptor": "typo"}})
     with pytest.raises(ValueError, match="served needs base_url, model and tokenizer"):
         SystemSpec("x", kind="served", base_url="http://h/v1", model="reviewer")
+
+
+def test_systems_nest_the_engine_and_generation_configs(tmp_path, model_dirs):
+    """engine: / generation: as the app's EngineConfig and GenerationConfig; the old flat keys say where they
+    went; what older reviews were keyed by is unchanged, and new settings are keyed only where they change it."""
+    base, adapter = str(model_dirs / "base"), str(model_dirs / "adapter")
+    data = {"name": "ft", "kind": "local", "engine": {"base_model": base, "adapter": adapter},
+            "generation": {"suppression": 0.0, "temperature": 0.6}, "batch_size": 8,
+            "per_schema": {"7": {"generation": {"temperature": 0.3}, "batch_size": 2}}}
+    spec = SystemSpec.from_dict(data)
+    assert spec.generation.seed == 0 and spec.generation.top_p == 0.9  # eval's seed, GenerationConfig's rest
+    seven = spec.for_schema("7")
+    assert (seven.generation.temperature, seven.generation.suppression, seven.batch_size) == (0.3, 0.0, 2)
+    # the fingerprint of a system the flat layout could describe: the same settings and identity as before
+    old = system_config(spec, "4")
+    assert old.settings == {"kind": "local", "suppression": 0.0, "temperature": 0.6, "top_p": 0.9,
+                            "max_new_tokens": 1200, "seed": 0, "precision": "auto"}
+    assert set(old.identity) == {"adapter", "adapter_id", "tokenizer", "tokenizer_id", "base_model", "base_model_id"}
+    served = SystemSpec("s", kind="served", base_url="http://h/v1", model="reviewer", tokenizer=base,
+                        engine={"adapter": adapter})
+    assert system_config(served, "4").settings == {"kind": "served", "suppression": RECIPE_SUPPRESSION,
+                                                   "temperature": 0.6, "top_p": 0.9, "max_new_tokens": 1200,
+                                                   "seed": 0, "server_adds_bos": False}
+    assert system_config(served, "4").identity["adapter"] == adapter
+    gpt = SystemSpec("g", kind="openai", model="gpt-4o", generation={"temperature": 0.2})
+    assert system_config(gpt, "4").settings == {"kind": "openai", "model": "gpt-4o", "temperature": 0.2}
+
+    def settings(engine=None, generation=None):
+        return system_config(SystemSpec("x", engine={"base_model": base, "adapter": adapter, **(engine or {})},
+                                        generation=generation or {}), "4").settings
+
+    # merged bf16 / fp32 computes other numbers than base + LoRA: keyed, and only then
+    assert settings({"precision": "bf16"})["merge_adapter"] is True and settings({"precision": "fp32"})["merge_adapter"]
+    for unmerged in ({}, {"precision": "nf4"}, {"precision": "bf16", "merge_adapter": False},
+                     {"precision": "bf16", "adapter": None}):  # auto: NF4 or not by machine, so never merged in eval
+        assert "merge_adapter" not in settings(unmerged), unmerged
+    assert not merges_adapter(SystemSpec("x").engine)
+    assert settings({"schema_guide": True})["schema_guide"] is True and "schema_guide" not in settings()
+    assert settings(generation={"temperature": 0.6, "do_sample": False})["do_sample"] is False
+    assert settings(generation={"repetition_penalty": 1.1})["repetition_penalty"] == 1.1
+    assert "do_sample" not in settings(generation={"temperature": 0.0})
+    assert generation(SystemSpec("x", generation={"temperature": 0.0})).do_sample is False  # 0 is greedy
+    assert generation(SystemSpec("x")).do_sample is True
+
+    # the old flat layout: a clear message naming where each key went
+    with pytest.raises(ValueError, match=r"`adapter` is now `engine.adapter`, `temperature` is now `generation\.temp"):
+        SystemSpec.from_dict({"name": "ft", "base_model": base, "adapter": adapter, "temperature": 0.6})
+    flat = tmp_path / "flat.yaml"
+    flat.write_text(yaml.safe_dump({"systems": [{"name": "ft", "kind": "local", "adapter": adapter}]}))
+    with pytest.raises(ValueError, match=r"system ft: `adapter` is now `engine.adapter`"):
+        load_config(EvalConfig, flat)
+    with pytest.raises(ValueError, match=r"per_schema\[4\]: `adapter` is now `engine.adapter`"):
+        SystemSpec("x", per_schema={"4": {"adapter": adapter}})
+    with pytest.raises(ValueError, match="unknown EngineConfig keys"):
+        SystemSpec("x", engine={"adaptor": adapter})
+    with pytest.raises(ValueError, match="max_prompt_tokens is set by the eval"):
+        SystemSpec("x", engine={"max_prompt_tokens": 512})
+    with pytest.raises(ValueError, match="generation.max_new_tokens"):
+        SystemSpec("x", engine={"max_new_tokens": 512})
+    with pytest.raises(ValueError, match="served reads only engine.adapter"):
+        SystemSpec("s", kind="served", base_url="http://h/v1", model="m", tokenizer=base, engine={"precision": "bf16"})
 
 
 def test_retraining_into_the_same_folder_changes_the_key(tmp_path, model_dirs):
@@ -227,7 +294,7 @@ def test_retraining_into_the_same_folder_changes_the_key(tmp_path, model_dirs):
 
     adapter = tmp_path / "adapter"
     shutil.copytree(model_dirs / "adapter", adapter)
-    spec = SystemSpec("ft", base_model=str(model_dirs / "base"), adapter=str(adapter))
+    spec = SystemSpec("ft", engine={"base_model": str(model_dirs / "base"), "adapter": str(adapter)})
     before = system_config(spec, "4").key
     with (adapter / "adapter_model.safetensors").open("r+b") as f:
         f.seek(-4, 2)

@@ -11,10 +11,49 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reviewgpt.config import (RECIPE_MAX_PROMPT_TOKENS, RECIPE_SUPPRESSION, GenerationConfig, OpenAIConfig,
+from reviewgpt.config import (RECIPE_MAX_PROMPT_TOKENS, EngineConfig, GenerationConfig, OpenAIConfig, from_dict,
                               register)
 
 KINDS = ("local", "served", "openai")
+
+_ENGINE_KEYS = {f.name for f in dataclasses.fields(EngineConfig)}
+_GENERATION_KEYS = {f.name for f in dataclasses.fields(GenerationConfig)}
+# EngineConfig fields the eval sets for every local system, so a system may not: one prompt budget for
+# every system and the judge (EvalConfig.max_prompt_tokens), the cache sized for generation.max_new_tokens.
+_EVAL_SETS = {"max_prompt_tokens": "the eval's `max_prompt_tokens` (one input for every system and the judge)",
+              "max_new_tokens": "`generation.max_new_tokens`"}
+
+
+def _moved_to(key: str) -> str | None:
+    """Where a flat key of the old SystemSpec (or any engine / generation field given flat) lives now."""
+    if key in _GENERATION_KEYS:  # first: max_new_tokens is the generation's (the engine's follows it)
+        return f"generation.{key}"
+    if key in _ENGINE_KEYS:
+        return f"engine.{key}"
+    return None
+
+
+def _check_keys(where: str, keys: Any, allowed: set[str]) -> None:
+    moved = {k: _moved_to(k) for k in keys if k not in allowed and _moved_to(k)}
+    if moved:
+        raise ValueError(f"{where}: " + ", ".join(f"`{k}` is now `{to}`" for k, to in moved.items())
+                         + " (a system nests the model's settings, EngineConfig, under `engine:` and the "
+                         "sampling's, GenerationConfig, under `generation:`)")
+    unknown = set(keys) - allowed
+    if unknown:
+        raise ValueError(f"{where} has unknown keys {sorted(unknown)}")
+
+
+def _nested(cls: type, value: Any, where: str, defaults: dict[str, Any] | None = None) -> Any:
+    """A nested config from YAML (a dict, over `defaults`) or as given (a dataclass)."""
+    if isinstance(value, cls):
+        return value
+    if not isinstance(value, dict):
+        raise ValueError(f"{where}: expected a mapping of {cls.__name__} fields, got {value!r}")
+    try:
+        return from_dict(cls, {**(defaults or {}), **value})
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None
 
 
 @register
@@ -24,45 +63,66 @@ class SystemSpec:
     # "local": base + adapter in this process (ReviewEngine); "served": the same model behind an
     # OpenAI-compatible server (vLLM, SGLang, llama.cpp; /v1/completions); "openai": any chat model
     kind: str = "local"
-    base_model: str | None = None  # local
-    adapter: str | None = None  # local: peft folder; served: what the server loaded (recorded, not sent)
-    precision: str = "auto"  # local
-    schema_guide: bool = False  # local: each aspect header once, in order (EngineConfig.schema_guide)
-    suppression: float = RECIPE_SUPPRESSION  # local / served
-    temperature: float = 0.6
-    top_p: float = 0.9  # local / served
-    max_new_tokens: int = GenerationConfig.max_new_tokens  # local / served
-    seed: int = 0  # local / served
+    # local: the model, as the app's EngineConfig (base_model, adapter, precision, merge_adapter, schema_guide,
+    # the decode switches); the eval sets its max_prompt_tokens and max_new_tokens (generation's) and no
+    # warm-up. served: only `adapter` is read, what the server loaded (recorded, not sent). openai: unused.
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    # local / served: suppression, temperature, top_p, max_new_tokens, seed (repetition_penalty, ...); openai:
+    # temperature. Eval's defaults differ from GenerationConfig's in two ways: seed 0 (a YAML `generation:`
+    # starts from it; None is unseeded), and sampling only at temperature > 0 (0 is greedy).
+    generation: GenerationConfig = field(default_factory=lambda: GenerationConfig(seed=0))
     batch_size: int = 8  # local: papers per generate() call; served/openai: requests in flight
     model: str | None = None  # openai: the model; served: the served name (vLLM --lora-modules NAME=...)
     base_url: str | None = None  # served (openai: the eval's `openai.base_url`)
     tokenizer: str | None = None  # served: the reviewer's tokenizer folder / Hub id (required)
     server_adds_bos: bool = False  # served: llama.cpp adds BOS itself
     vllm_extras: bool = True  # served: add_special_tokens=false, stop_token_ids
-    # Per-schema overrides, e.g. one adapter per format: {"4": {"adapter": ...}, "7": {"adapter": ...}}
+    # Per-schema overrides, nested as above and merged into them, e.g. one adapter per format:
+    # {"4": {"engine": {"adapter": ...}}, "7": {"engine": {"adapter": ...}, "generation": {"temperature": 0.3}}}
     per_schema: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SystemSpec":
+        """A system from its YAML mapping; a key of the old flat layout says where it moved."""
+        _check_keys(f"system {data.get('name', '?')}", data, {f.name for f in dataclasses.fields(cls)})
+        return cls(**data)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"system {self.name}: unknown kind {self.kind!r} ({' | '.join(KINDS)})")
+        self.engine = _nested(EngineConfig, self.engine, f"system {self.name}: engine")
+        self.generation = _nested(GenerationConfig, self.generation, f"system {self.name}: generation", {"seed": 0})
         self.per_schema = {str(k): dict(v) for k, v in (self.per_schema or {}).items()}
         known = {f.name for f in dataclasses.fields(self)} - {"name", "kind", "per_schema"}
         for schema, over in self.per_schema.items():
-            bad = set(over) - known
-            if bad:
-                raise ValueError(f"system {self.name}: per_schema[{schema}] has unknown keys {sorted(bad)}")
-        if self.kind == "local" and not self.base_model:
-            raise ValueError(f"system {self.name}: kind local needs base_model")
-        if self.kind == "served" and not (self.base_url and self.model and self.tokenizer):
-            raise ValueError(f"system {self.name}: kind served needs base_url, model and tokenizer "
-                             "(the reviewer's tokenizer: suppression ids and the prompt budget are computed with it)")
-        if self.kind == "openai" and not self.model:
-            raise ValueError(f"system {self.name}: kind openai needs model")
+            _check_keys(f"system {self.name}: per_schema[{schema}]", over, known)
+            self.for_schema(schema)  # the merged system is checked like any other
+        if self.kind == "local":
+            for key, owner in _EVAL_SETS.items():
+                if getattr(self.engine, key) != getattr(EngineConfig, key):
+                    raise ValueError(f"system {self.name}: engine.{key} is set by the eval: use {owner}")
+        if self.kind == "served":
+            if not (self.base_url and self.model and self.tokenizer):
+                raise ValueError(f"system {self.name}: kind served needs base_url, model and tokenizer "
+                                 "(the reviewer's tokenizer: suppression ids and the prompt budget are computed "
+                                 "with it)")
+            if dataclasses.replace(self.engine, adapter=None) != EngineConfig():
+                raise ValueError(f"system {self.name}: kind served reads only engine.adapter (what the server "
+                                 "loaded, for the record); the model's other settings are the server's")
+        if self.kind == "openai":
+            if not self.model:
+                raise ValueError(f"system {self.name}: kind openai needs model")
+            if self.engine != EngineConfig():
+                raise ValueError(f"system {self.name}: kind openai has no engine settings")
 
     def for_schema(self, schema: str) -> "SystemSpec":
-        """This system as it runs for one schema (per-schema overrides applied)."""
-        over = self.per_schema.get(str(schema))
-        return dataclasses.replace(self, per_schema={}, **over) if over else dataclasses.replace(self, per_schema={})
+        """This system as it runs for one schema (per-schema overrides merged in, nested ones key by key)."""
+        over = dict(self.per_schema.get(str(schema)) or {})
+        where = f"system {self.name}: per_schema[{schema}]"
+        engine = _nested(EngineConfig, over.pop("engine", {}), f"{where}: engine", dataclasses.asdict(self.engine))
+        generation = _nested(GenerationConfig, over.pop("generation", {}), f"{where}: generation",
+                             dataclasses.asdict(self.generation))
+        return dataclasses.replace(self, per_schema={}, engine=engine, generation=generation, **over)
 
     def tokenizer_source(self) -> str | None:
         """Where this system's tokenizer lives: served: `tokenizer`; local: the adapter folder when
@@ -72,9 +132,10 @@ class SystemSpec:
         if self.kind == "local":
             if self.tokenizer:
                 return self.tokenizer
-            if self.adapter and (Path(self.adapter) / "tokenizer_config.json").exists():
-                return self.adapter
-            return self.base_model
+            adapter = self.engine.adapter
+            if adapter and (Path(adapter) / "tokenizer_config.json").exists():
+                return adapter
+            return self.engine.base_model
         return None
 
 
@@ -112,7 +173,7 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         # YAML gives dicts for the lists of dataclasses
-        self.systems = [s if isinstance(s, SystemSpec) else SystemSpec(**s) for s in self.systems]
+        self.systems = [s if isinstance(s, SystemSpec) else SystemSpec.from_dict(s) for s in self.systems]
         self.matchups = [m if isinstance(m, Matchup) else Matchup(**{**m, "schema": str(m.get("schema", "7"))})
                          for m in self.matchups]
         self.schemas = [str(s) for s in self.schemas]

@@ -3,6 +3,7 @@ every review's key) and the runner that writes reviews of prepared paper texts."
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from reviewgpt.compare.evaluation.config import EvalConfig, SystemSpec
 from reviewgpt.compare.evaluation.fingerprint import fingerprint, model_identity, sha256_text
 from reviewgpt.config import EngineConfig, GenerationConfig
+from reviewgpt.reviewer import Reviewer
 
 
 @lru_cache(maxsize=16)
@@ -41,28 +43,42 @@ class SystemConfig:
 
 def system_config(spec: SystemSpec, schema: str) -> SystemConfig:
     s = spec.for_schema(schema)
+    gen = generation(s)
     if s.kind == "openai":
         from reviewgpt.remote.gpt_reviewer import reviewer_messages
 
-        settings = {"kind": s.kind, "model": s.model, "temperature": s.temperature}
+        settings = {"kind": s.kind, "model": s.model, "temperature": gen.temperature}
         prompt = fingerprint(reviewer_messages(schema, "{paper}"))
         return SystemConfig(s.name, schema, settings, {"model": s.model}, prompt)
     from reviewgpt.prepare.chat import render_prompt
 
     tok_src = s.tokenizer_source()
     prompt = sha256_text(render_prompt(load_tokenizer(tok_src), schema, "{paper}"))
-    settings = {"kind": s.kind, "suppression": s.suppression, "temperature": s.temperature, "top_p": s.top_p,
-                "max_new_tokens": s.max_new_tokens, "seed": s.seed}
-    identity = {"adapter": s.adapter, "adapter_id": model_identity(s.adapter),
+    settings: dict[str, Any] = {"kind": s.kind, "suppression": gen.suppression, "temperature": gen.temperature,
+                                "top_p": gen.top_p, "max_new_tokens": gen.max_new_tokens, "seed": gen.seed}
+    # Settings a system could not set before they nested (their old behaviour is what older reviews ran
+    # with): recorded only when they differ from it, so those reviews keep their keys.
+    if gen.temperature > 0 and not gen.do_sample:
+        settings["do_sample"] = False  # greedy at a temperature
+    if gen.repetition_penalty != 1.0:
+        settings["repetition_penalty"] = gen.repetition_penalty
+    if gen.ignore_eos:
+        settings["ignore_eos"] = True
+    adapter = s.engine.adapter
+    identity = {"adapter": adapter, "adapter_id": model_identity(adapter),
                 "tokenizer": tok_src, "tokenizer_id": model_identity(tok_src)}
     if s.kind == "local":
-        settings["precision"] = s.precision
-        if s.schema_guide:  # recorded only when on, so reviews made before the option existed keep their keys
+        e = s.engine
+        settings["precision"] = e.precision
+        if e.schema_guide:
             settings["schema_guide"] = True
-        identity.update(base_model=s.base_model, base_model_id=model_identity(s.base_model))
+        if merges_adapter(e):  # merged weights compute slightly different numbers than base + LoRA
+            settings["merge_adapter"] = True
+        identity.update(base_model=e.base_model, base_model_id=model_identity(e.base_model))
     else:  # served: the server's name for the model; where it runs (base_url) does not change the review
         settings["server_adds_bos"] = s.server_adds_bos
         identity.update(model=s.model)
+    # Not recorded: how fast it runs (attention implementation, the decode path and its kernels).
     return SystemConfig(s.name, schema, settings, identity, prompt)
 
 
@@ -74,9 +90,17 @@ def review_key(system: SystemConfig, input_key: str) -> str:
 
 
 def generation(spec: SystemSpec) -> GenerationConfig:
-    return GenerationConfig(max_new_tokens=spec.max_new_tokens, suppression=spec.suppression,
-                            temperature=spec.temperature, top_p=spec.top_p, do_sample=spec.temperature > 0,
-                            seed=spec.seed)
+    """What the reviewer is given: the system's `generation`, sampling only at a temperature above 0."""
+    g = spec.generation
+    return dataclasses.replace(g, do_sample=g.do_sample and g.temperature > 0)
+
+
+def merges_adapter(engine: EngineConfig) -> bool:
+    """Whether eval loads this system's adapter merged into the base weights: `merge_adapter`, an adapter,
+    and a precision named as one that merges (bf16, fp32; NF4 never does). With "auto" the precision, so
+    the merge, would depend on the machine (NF4 on a GPU with bitsandbytes), and a review's key may not:
+    the adapter stays unmerged there, as eval ran it before merging was the default."""
+    return bool(engine.adapter) and engine.merge_adapter and engine.precision in ("bf16", "fp32")
 
 
 class LocalRunner:
@@ -87,10 +111,13 @@ class LocalRunner:
 
         self.spec = spec
         self.batch_size = spec.batch_size
-        self.engine = get_engine(EngineConfig(base_model=spec.base_model, adapter=spec.adapter,
-                                              precision=spec.precision, max_prompt_tokens=cfg.max_prompt_tokens,
-                                              max_new_tokens=spec.max_new_tokens, schema_guide=spec.schema_guide,
-                                              warmup=False))
+        engine = get_engine(dataclasses.replace(
+            spec.engine, max_prompt_tokens=cfg.max_prompt_tokens, max_new_tokens=spec.generation.max_new_tokens,
+            merge_adapter=merges_adapter(spec.engine), warmup=False))
+        if engine.info.adapter_merged != merges_adapter(spec.engine):  # what the review's key says
+            raise RuntimeError(f"system {spec.name}: adapter merged {engine.info.adapter_merged}, "
+                               f"expected {merges_adapter(spec.engine)}")
+        self.engine: Reviewer = engine
 
     def review(self, texts: list[str], schema: str) -> list[str]:
         return self.engine.generate_batch(texts, schema, generation(self.spec))
@@ -104,9 +131,9 @@ class ServedRunner:
 
         self.spec = spec
         self.batch_size = spec.batch_size
-        self.reviewer = ServedReviewer(ServedConfig(
-            base_url=spec.base_url, model=spec.model, tokenizer=spec.tokenizer, adapter=spec.adapter,
-            max_prompt_tokens=cfg.max_prompt_tokens, max_new_tokens=spec.max_new_tokens,
+        self.reviewer: Reviewer = ServedReviewer(ServedConfig(
+            base_url=spec.base_url, model=spec.model, tokenizer=spec.tokenizer, adapter=spec.engine.adapter,
+            max_prompt_tokens=cfg.max_prompt_tokens, max_new_tokens=spec.generation.max_new_tokens,
             concurrency=spec.batch_size, server_adds_bos=spec.server_adds_bos, vllm_extras=spec.vllm_extras,
             timeout_s=cfg.openai.timeout_s, max_retries=cfg.openai.max_retries), load_tokenizer(spec.tokenizer))
 
@@ -122,7 +149,7 @@ class OpenAIRunner:
         from reviewgpt.remote.openai_client import OpenAIChat
 
         self.batch_size = spec.batch_size
-        self.reviewer = GPTReviewer(OpenAIChat(cfg.openai), model=spec.model, temperature=spec.temperature)
+        self.reviewer = GPTReviewer(OpenAIChat(cfg.openai), model=spec.model, temperature=spec.generation.temperature)
 
     def review(self, texts: list[str], schema: str) -> list[str]:
         from concurrent.futures import ThreadPoolExecutor
