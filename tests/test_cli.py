@@ -44,3 +44,19 @@ def test_data_prep_overrides_in_any_position():
 def test_an_unknown_override_is_refused_by_name():
     with pytest.raises(ValueError, match="unknown EngineConfig keys: \\['precison'\\]"):
         load_config(EngineConfig, None, ["precison=bf16"])
+
+
+def test_the_demo_eval_config_reads_the_bundled_model_as_the_app_does():
+    """eval/configs/demo.yaml: the bundled demo model with its own budget, review length and schema
+    guide (assets/demo-model/engine.yaml), so nothing is copied by hand."""
+    from reviewgpt.config import bundled_engine_config
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = load_config(EvalConfig, root / "eval/configs/demo.yaml")
+    bundled = bundled_engine_config(root / "assets/demo-model")
+    local = [s for s in cfg.systems if s.kind == "local"]
+    assert len(local) == 2 and cfg.max_prompt_tokens == bundled.max_prompt_tokens
+    for s in local:
+        assert (root / s.engine.base_model).samefile(bundled.base_model)
+        assert (root / s.engine.adapter).samefile(bundled.adapter)
+        assert s.engine.schema_guide == bundled.schema_guide and s.generation.max_new_tokens == bundled.max_new_tokens
