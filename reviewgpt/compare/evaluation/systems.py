@@ -54,8 +54,8 @@ def system_config(spec: SystemSpec, schema: str) -> SystemConfig:
 
     tok_src = s.tokenizer_source()
     prompt = sha256_text(render_prompt(load_tokenizer(tok_src), schema, "{paper}"))
-    settings: dict[str, Any] = {"kind": s.kind, "suppression": gen.suppression, "temperature": gen.temperature,
-                                "top_p": gen.top_p, "max_new_tokens": gen.max_new_tokens, "seed": gen.seed}
+    settings = {"kind": s.kind, "suppression": gen.suppression, "temperature": gen.temperature,
+                "top_p": gen.top_p, "max_new_tokens": gen.max_new_tokens, "seed": gen.seed}
     # Settings a system could not set before they nested (their old behaviour is what older reviews ran
     # with): recorded only when they differ from it, so those reviews keep their keys.
     if gen.temperature > 0 and not gen.do_sample:
