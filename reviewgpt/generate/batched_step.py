@@ -18,7 +18,7 @@ of float32 sums and Triton's float32 rsqrt and sigmoid.
 `supports` says when it applies: a Llama-architecture model in 16-bit whose q|k|v and gate|up are
 fused (fused.py) and not wrapped by LoRA (an unmerged adapter, NF4: the model's forward), a
 static cache whose every layer writes at the step's slot (step_cache.StepSlotLayer). Tested against the
-model's forward in Triton's interpreter (tests/test_batched_step.py).
+model's forward in Triton's interpreter (tests/kernels/test_batched_step.py).
 """
 
 from __future__ import annotations

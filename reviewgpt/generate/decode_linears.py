@@ -26,26 +26,13 @@ from torch import nn
 
 from reviewgpt.generate import skinny_linear as skinny
 
-# At one row: layer name -> "triton" (skinny_linear's kernel) or "cublas"; the others are left to inductor.
-ONE_ROW: dict[str, str] = {"o_proj": "triton", "down_proj": "triton"}
-
-
-@torch.library.custom_op("reviewgpt::cublas_linear", mutates_args=())
-def cublas_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """F.linear as one opaque op: inductor calls it as it is instead of decomposing it."""
-    return F.linear(x, weight, bias)
-
-
-@cublas_linear.register_fake
-def _(x, weight, bias):
-    return x.new_empty(*x.shape[:-1], weight.shape[0])
+# The layers that leave inductor for skinny_linear's kernel at one row; the others stay inductor's.
+ONE_ROW = ("o_proj", "down_proj")
 
 
 def _forward(self: nn.Linear, x: torch.Tensor) -> torch.Tensor:
     rows = x.numel() // x.shape[-1]  # static inside the compiled step: the choice is made when traced
-    if rows == 1 and self._one_row_kernel == "cublas":
-        return torch.ops.reviewgpt.cublas_linear(x, self.weight, self.bias)
-    if (rows > 1 or self._one_row_kernel == "triton") and skinny.available(x, self.weight, self.bias):
+    if (rows > 1 or self._one_row_on_kernel) and skinny.available(x, self.weight, self.bias):
         return torch.ops.reviewgpt.skinny_linear(x, self.weight, self.bias)
     return F.linear(x, self.weight, self.bias)
 
@@ -57,19 +44,16 @@ def _plain_linears(model: nn.Module):
             yield (parts[-2] if parts[-1] == "base_layer" and len(parts) > 1 else parts[-1]), module
 
 
-def route_decode_linears(model: nn.Module, one_row: dict[str, str] | None = None) -> dict[str, int]:
+def route_decode_linears(model: nn.Module) -> dict[str, int]:
     """Give every plain nn.Linear of `model` (a peft LoRA wrapper's base layer included, LoRA's own
-    A/B matrices not) the routing above; `one_row` (default ONE_ROW) names the layers that leave
-    inductor at one row and for which kernel. Returns how many layers were routed, and how many
-    of them go to cuBLAS and to the Triton kernel at one row."""
-    one_row = ONE_ROW if one_row is None else one_row
-    counts = {"routed": 0, "one_row_on_cublas": 0, "one_row_on_triton": 0}
+    A/B matrices not) the routing above. Returns how many layers were routed, and how many of them
+    take the Triton kernel at one row too (ONE_ROW)."""
+    counts = {"routed": 0, "one_row_on_triton": 0}
     for owner, module in _plain_linears(model):
-        module._one_row_kernel = one_row.get(owner)
+        module._one_row_on_kernel = owner in ONE_ROW
         module.forward = types.MethodType(_forward, module)
         counts["routed"] += 1
-        if module._one_row_kernel:
-            counts[f"one_row_on_{module._one_row_kernel}"] += 1
+        counts["one_row_on_triton"] += module._one_row_on_kernel
     return counts
 
 

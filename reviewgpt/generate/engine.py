@@ -166,6 +166,8 @@ class ReviewEngine:
     - otherwise (CPU, `fast_decoding=False` as on ZeroGPU, unbounded processors): eager generate().
     """
 
+    records_markers = True  # stream/generate/generate_batch take `probe`: P(empty marker) at every step
+
     def __init__(self, model: Any, tokenizer: Any, info: LoadInfo, config: EngineConfig) -> None:
         self.model = model
         self.tokenizer = tokenizer

@@ -87,8 +87,7 @@ def test_decode_loop_through_the_few_row_kernel_writes_what_f_linear_writes(mode
     steps = gen.max_new_tokens - 1  # the first token comes from the prefill (many rows: F.linear)
     with torch.no_grad():
         plain = {b: run(b) for b in (1, 2)}
-        assert decode_linears.route_decode_linears(model) == {"routed": linears, "one_row_on_cublas": 0,
-                                                              "one_row_on_triton": 2 * layers}
+        assert decode_linears.route_decode_linears(model) == {"routed": linears, "one_row_on_triton": 2 * layers}
         ours, rows_seen = {}, {}
         with monkeypatch.context() as patched:
             patched.setattr(sk, "skinny_linear", counted)
