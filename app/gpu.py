@@ -15,6 +15,7 @@ import threading
 from typing import Iterator, cast
 
 from reviewgpt.config import GenerationConfig
+from reviewgpt.prepare.model_input import ModelInput
 from reviewgpt.generate.marker_probe import MarkerProbe, MarkerReport
 from reviewgpt.reviewer import MarkerRecordingReviewer, Reviewer
 
@@ -32,15 +33,15 @@ def register(engine: Reviewer) -> str:
     return key
 
 
-def _write_review(engine_key: str, paper_text: str, schema: str, gen: GenerationConfig,
+def _write_review(engine_key: str, paper: str | ModelInput, schema: str, gen: GenerationConfig,
                   stop: threading.Event | None = None) -> Iterator[str | MarkerReport]:
     engine = _ENGINES[engine_key]
     probe: MarkerProbe | None = None
     if engine.records_markers:  # the in-process engine: P(empty marker) at every step
         probe = MarkerProbe()
-        pieces = cast(MarkerRecordingReviewer, engine).stream(paper_text, schema, gen, stop=stop, probe=probe)
+        pieces = cast(MarkerRecordingReviewer, engine).stream(paper, schema, gen, stop=stop, probe=probe)
     else:  # e.g. a server: text only
-        pieces = engine.stream(paper_text, schema, gen, stop=stop)
+        pieces = engine.stream(paper, schema, gen, stop=stop)
     written = ""
     for piece in pieces:
         written += piece
@@ -57,13 +58,13 @@ else:
     write_review = _write_review
 
 
-def stream_review(engine_key: str, paper_text: str, schema: str, gen: GenerationConfig,
+def stream_review(engine_key: str, paper: str | ModelInput, schema: str, gen: GenerationConfig,
                   stop: threading.Event | None = None) -> Iterator[str | MarkerReport]:
     """Text pieces, then (when the engine records them) the MarkerReport."""
     if on_zero_gpu():
-        for item in write_review(engine_key, paper_text, schema, gen):
+        for item in write_review(engine_key, paper, schema, gen):
             if stop is not None and stop.is_set():
                 return
             yield item
     else:
-        yield from write_review(engine_key, paper_text, schema, gen, stop)
+        yield from write_review(engine_key, paper, schema, gen, stop)

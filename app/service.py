@@ -150,7 +150,7 @@ class ReviewService:
         """The local model's review: text pieces, then its MarkerReport when the engine records one."""
         if not self.engine or not self.engine_key:
             raise ModelLoadError(self.load_error or "the local model is not loaded")
-        yield from gpu.stream_review(self.engine_key, mi.text, mi.schema, gen, stop)
+        yield from gpu.stream_review(self.engine_key, mi, mi.schema, gen, stop)  # its counted ids, not re-encoded
 
     def stream_gpt(self, mi: ModelInput, temperature: float) -> Iterator[str]:
         """The GPT-4 side's review of the same ModelInput: text pieces."""

@@ -74,15 +74,17 @@ class Reviewer(Protocol):
         """The paper as this reviewer reads it: `prepare()` with its tokenizer and prompt budget."""
         ...
 
-    def stream(self, paper_text: str, schema: ReviewSchema | str, gen: GenerationConfig | None = None, /, *,
+    def stream(self, paper: str | ModelInput, schema: ReviewSchema | str, gen: GenerationConfig | None = None, /, *,
                stop: threading.Event | None = None) -> Iterator[str]:
-        """The review as it is written, in pieces; `stop` set ends it early."""
+        """The review as it is written, in pieces; `stop` set ends it early. `paper`: the text the model
+        reads, or the ModelInput `prepare` made of it (its counted prompt ids are reused where they fit)."""
         ...
 
-    def generate(self, paper_text: str, schema: ReviewSchema | str, gen: GenerationConfig | None = None, /) -> str:
+    def generate(self, paper: str | ModelInput, schema: ReviewSchema | str, gen: GenerationConfig | None = None, /
+                 ) -> str:
         ...
 
-    def generate_batch(self, paper_texts: list[str], schema: ReviewSchema | str,
+    def generate_batch(self, paper_texts: list[str] | list[ModelInput], schema: ReviewSchema | str,
                        gen: GenerationConfig | None = None, /) -> list[str]:
         """One review per text, in input order (eval's throughput path)."""
         ...
@@ -91,7 +93,7 @@ class Reviewer(Protocol):
 class MarkerRecordingReviewer(Reviewer, Protocol):
     """A Reviewer whose `records_markers` is True: `stream` fills a MarkerProbe as it decodes."""
 
-    def stream(self, paper_text: str, schema: ReviewSchema | str, gen: GenerationConfig | None = None, /, *,
+    def stream(self, paper: str | ModelInput, schema: ReviewSchema | str, gen: GenerationConfig | None = None, /, *,
                stop: threading.Event | None = None, probe: MarkerProbe | None = None) -> Iterator[str]: ...
 
 

@@ -98,6 +98,7 @@ class Spy:
 
     def stream(self, paper_text, schema, gen=None, stop=None, probe=None):
         self.texts.append(paper_text)
+        self.engine_ids = getattr(self, "engine_ids", []) + [self._engine.prompt_ids(paper_text, schema)]
         yield from self._engine.stream(paper_text, schema, gen, stop=stop, probe=probe)
 
 
@@ -120,7 +121,8 @@ def test_local_gpt4_and_judge_read_the_same_prepare_result(model_dirs, openai_en
     bodies = [r["body"]["messages"] for r in openai_env.state.requests]
     gpt_user = [m[1]["content"] for m in bodies if "meta-reviewer" not in m[0]["content"]]
     judge_user = [m[1]["content"] for m in bodies if "meta-reviewer" in m[0]["content"]]
-    assert spy.texts == [mi.text] and gpt_user == [mi.text]
+    # the local model gets the ModelInput itself (its counted prompt ids: not encoded again), the others its text
+    assert spy.texts == [mi] and spy.engine_ids == [mi.prompt_ids_for(spy.tokenizer)] and gpt_user == [mi.text]
     assert len(judge_user) == 2 and all(u.startswith(f"[Paper]\n{mi.text}\n\n[") for u in judge_user)
 
 

@@ -120,8 +120,9 @@ class ServedReviewer:
         """The paper as this model reads it: `prepare()` with this model's tokenizer and budget."""
         return prepare(paper, schema, self.tokenizer, self.config.max_prompt_tokens, edited=edited)
 
-    def prompt(self, paper_text: str, schema: ReviewSchema | str) -> str:
+    def prompt(self, paper: str | ModelInput, schema: ReviewSchema | str) -> str:
         """The exact string sent: the in-process prompt (minus BOS when the server adds its own)."""
+        paper_text = paper.text if isinstance(paper, ModelInput) else paper
         n = len(encode_prompt(self.tokenizer, schema, paper_text))
         if n > self.config.max_prompt_tokens:
             raise ValueError(f"prompt has {n} tokens, over the budget of {self.config.max_prompt_tokens}: "
@@ -151,19 +152,20 @@ class ServedReviewer:
         return params
 
     # ------------------------------------------------------------------ generation
-    def stream(self, paper_text: str, schema: ReviewSchema | str, gen: GenerationConfig | None = None,
+    def stream(self, paper_text: str | ModelInput, schema: ReviewSchema | str, gen: GenerationConfig | None = None,
                stop: threading.Event | None = None) -> Iterator[str]:
         """Yield the review as the server writes it; `stop` set closes the request."""
         gen = gen or GenerationConfig()
         yield from self.client.stream_text(self.prompt(paper_text, schema), self.config.model, stop=stop,
                                            **self.request_params(gen))
 
-    def generate(self, paper_text: str, schema: ReviewSchema | str, gen: GenerationConfig | None = None) -> str:
+    def generate(self, paper_text: str | ModelInput, schema: ReviewSchema | str, gen: GenerationConfig | None = None
+                 ) -> str:
         gen = gen or GenerationConfig()
         return self.client.complete_text(self.prompt(paper_text, schema), self.config.model,
                                          **self.request_params(gen))
 
-    def generate_batch(self, paper_texts: list[str], schema: ReviewSchema | str,
+    def generate_batch(self, paper_texts: list[str] | list[ModelInput], schema: ReviewSchema | str,
                        gen: GenerationConfig | None = None) -> list[str]:
         """Concurrent requests (the server batches them); results in input order."""
         gen = gen or GenerationConfig()
