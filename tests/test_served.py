@@ -170,3 +170,16 @@ def test_app_settings_say_which_backend_to_build(monkeypatch, model_dirs, openai
     assert "".join(r.stream(PAPER, "4", _gen())) and r.config.max_new_tokens == cfg.max_new_tokens
     monkeypatch.setenv("REVIEWGPT_LOCAL_SERVER_ADDS_BOS", "1")
     assert AppSettings.from_env().served_config().server_adds_bos is True
+
+
+def test_an_empty_answer_is_an_error_naming_the_servers_context(openai_env, model_dirs):
+    """llama.cpp answers a prompt over its context with 200 and no text: that is an error naming
+    the cause and the fix, for a stream and a plain request, not an empty review returned as a success."""
+    r = _served(openai_env, model_dirs)
+    for call in (lambda: list(r.stream(PAPER, "4", _gen())), lambda: r.generate(PAPER, "4", _gen())):
+        openai_env.state.script.append(Step(content=""))
+        with pytest.raises(OpenAIServiceError, match=r"empty review.*--ctx-size.*--max-model-len.*at least [\d,]+ tokens"):
+            call()
+    stop = threading.Event()
+    stop.set()  # a stream stopped before any text is not an error
+    assert list(r.stream(PAPER, "4", _gen(), stop=stop)) == []

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from reviewgpt.errors import OpenAIServiceError
 from reviewgpt.config import RECIPE_MAX_PROMPT_TOKENS, RECIPE_MAX_RESPONSE_TOKENS, GenerationConfig, OpenAIConfig
 from reviewgpt.format.schema import EMPTY_MARKER, ReviewSchema
 from reviewgpt.generate.suppression import marker_start_token_ids, suppression_penalty
@@ -154,16 +155,34 @@ class ServedReviewer:
     # ------------------------------------------------------------------ generation
     def stream(self, paper_text: str | ModelInput, schema: ReviewSchema | str, gen: GenerationConfig | None = None,
                stop: threading.Event | None = None) -> Iterator[str]:
-        """Yield the review as the server writes it; `stop` set closes the request."""
+        """Yield the review as the server writes it; `stop` set closes the request. A stream that ends
+        with no text (not stopped) is an error naming the likely cause (`_empty`)."""
         gen = gen or GenerationConfig()
-        yield from self.client.stream_text(self.prompt(paper_text, schema), self.config.model, stop=stop,
-                                           **self.request_params(gen))
+        prompt = self.prompt(paper_text, schema)
+        wrote = False
+        for piece in self.client.stream_text(prompt, self.config.model, stop=stop, **self.request_params(gen)):
+            wrote = True
+            yield piece
+        if not wrote and not (stop is not None and stop.is_set()):
+            raise self._empty(prompt, gen)
 
     def generate(self, paper_text: str | ModelInput, schema: ReviewSchema | str, gen: GenerationConfig | None = None
                  ) -> str:
         gen = gen or GenerationConfig()
-        return self.client.complete_text(self.prompt(paper_text, schema), self.config.model,
-                                         **self.request_params(gen))
+        prompt = self.prompt(paper_text, schema)
+        text = self.client.complete_text(prompt, self.config.model, **self.request_params(gen))
+        if not text.strip():
+            raise self._empty(prompt, gen)
+        return text
+
+    def _empty(self, prompt: str, gen: GenerationConfig) -> OpenAIServiceError:
+        """A server that answers 200 with no text: llama.cpp does so for a prompt over its context."""
+        n = len(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+        return OpenAIServiceError(
+            f"{self.config.base_url} answered model '{self.config.model}' with an empty review. The prompt has {n:,} "
+            f"tokens and asks for up to {gen.max_new_tokens:,} more: a server whose context is smaller (llama.cpp's "
+            f"-c / --ctx-size, vLLM's --max-model-len) answers nothing or an error. Start the server with a context "
+            f"of at least {n + gen.max_new_tokens:,} tokens, or lower the prompt budget (max_prompt_tokens).")
 
     def generate_batch(self, paper_texts: list[str] | list[ModelInput], schema: ReviewSchema | str,
                        gen: GenerationConfig | None = None) -> list[str]:
