@@ -167,3 +167,25 @@ def test_a_model_input_is_not_encoded_again(engine, monkeypatch):
     monkeypatch.setattr(engine_module, "encode_prompt", lambda *a, **k: calls.append(a) or real(*a, **k))
     assert engine.generate(mi, "4", GREEDY) == from_text and not calls
     assert engine.generate(mi, "7", GREEDY) and len(calls) == 1  # another schema: its own prompt
+
+
+def test_linears_the_kernel_cannot_take_are_said_once(model_dirs, caplog, monkeypatch):
+    """prepare_linears on a machine where the few-row kernel cannot run (here: no GPU, no
+    interpreter) says so once, with the reason, and leaves the model computing what it computed."""
+    import logging
+
+    from transformers import AutoModelForCausalLM
+
+    from reviewgpt.generate import fallback
+    from reviewgpt.generate.engine import KERNEL_NEEDS, prepare_linears
+
+    monkeypatch.setattr(fallback, "_SAID", set())
+    ids = torch.tensor([[5, 6, 7]])
+    with caplog.at_level(logging.WARNING, logger="reviewgpt.fallback"), torch.no_grad():
+        for _ in range(2):
+            model = AutoModelForCausalLM.from_pretrained(model_dirs / "base").eval()
+            before = model(input_ids=ids).logits
+            prepare_linears(model)
+            assert torch.allclose(model(input_ids=ids).logits, before, atol=1e-5)
+    said = [r.getMessage() for r in caplog.records]
+    assert said == [f"few-row Triton linears not used, F.linear (cuBLAS) instead: {KERNEL_NEEDS}"]

@@ -34,7 +34,7 @@ from reviewgpt.prepare.chat import encode_prompt, end_token_ids
 from reviewgpt.config import RECIPE_SUPPRESSION, EngineConfig, GenerationConfig
 from reviewgpt.ingest.document import Document
 from reviewgpt.errors import ModelLoadError
-from reviewgpt.generate.hardware import can_quantize_4bit, choose_attention, nf4_config
+from reviewgpt.generate.hardware import can_quantize_4bit, choose_attention, nf4_config, triton_runs_on
 from reviewgpt.format.schema import ReviewSchema, get_schema
 from reviewgpt.generate import batched_step
 from reviewgpt.generate.decode_linears import route_decode_linears, unroute
@@ -628,9 +628,18 @@ def prepare_linears(model: torch.nn.Module, fuse: bool = True, few_row: bool = T
     fusion = fuse_projections(model) if fuse else None
     if fusion is not None:
         log.info("fused projections: %s", fusion)
+        if fusion.skipped:
+            fallback("fused projections", "separate products", f"not fused: {'; '.join(sorted(set(fusion.skipped)))}")
     if few_row:
         log.info("decode step linears: %s", route_decode_linears(model))
+        weight = model.get_input_embeddings().weight
+        if not triton_runs_on(weight):
+            fallback("few-row Triton linears", "F.linear (cuBLAS)", KERNEL_NEEDS)
     return fusion
+
+
+# Why the decode step's Triton kernels do not run somewhere (hardware.triton_runs_on)
+KERNEL_NEEDS = "needs Triton and a CUDA GPU of compute capability 8.0+ (Ampere or newer)"
 
 
 def load_engine(config: EngineConfig) -> ReviewEngine:
@@ -646,6 +655,8 @@ def load_engine(config: EngineConfig) -> ReviewEngine:
 
         # SDPA minus the per-step K/V head expansion, one query token in the split-KV kernel (attention.py)
         attn = attention.NAME if config.split_kv_attention else attention.NAME_SDPA
+        if config.split_kv_attention and not triton_runs_on(torch.empty(0, device="cuda")):
+            fallback("split-KV decode attention", "SDPA with enable_gqa", KERNEL_NEEDS)
     token = config.hf_token or os.environ.get("HF_TOKEN")
     common = dict(token=token, local_files_only=config.local_files_only)
     tok_source = config.adapter if config.adapter and (Path(config.adapter) / "tokenizer_config.json").exists() else config.base_model
