@@ -1,7 +1,8 @@
 """The named API endpoints (also the MCP tools): parse, review, gpt4_review, judge.
 
-Each takes the paper text and builds the same ModelInput with prepare() as the page does, so a
-text-only caller gets the same cut and the same model input as a user of the page.
+Each takes the paper text and builds the ModelInput with the page's prepare(): the "text" that parse
+returned, passed back unchanged, is read from its parsed Document with the page's section policy
+(the same cut, the same model input as on the page); any other text is cut at the end.
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ def _text(paper_text: str | None) -> str:
     return paper_text
 
 
+def _input(service: ReviewService, paper_text: str | None, aspects: str) -> ModelInput:
+    """What the models read: parse's text as the page reads the PDF, other text cut at the end."""
+    return service.prepare(service.paper_for(_text(paper_text)), aspects)
+
+
 def paper_dict(paper: Paper, mi: ModelInput) -> dict[str, Any]:
     d = paper.document
     return {"title": d.title, "abstract": d.abstract, "pages": d.page_count, "file": paper.filename,
@@ -60,6 +66,7 @@ def endpoints(service: ReviewService) -> list[tuple[Any, str]]:
             paper = read_paper(_path(pdf_file), service.ingest)
         except PDFError as e:
             raise gr.Error(str(e)) from None
+        service.remember(paper.document)  # its "text" passed back reads as the page reads the PDF
         return paper_dict(paper, service.prepare(paper.document, aspects))
 
     def review(paper_text: str, aspects: str = "7", suppression: float = RECIPE_SUPPRESSION,
@@ -68,8 +75,8 @@ def endpoints(service: ReviewService) -> list[tuple[Any, str]]:
         """The fine-tuned model's structured review of a paper (streamed: each update is the review so far).
 
         Args:
-            paper_text: the paper as text (e.g. the "text" that parse returns); it is fitted to the
-                model's prompt budget the same way as in the app.
+            paper_text: the paper as text: the "text" that parse returns is read as the page reads the
+                PDF (same sections kept and left out); other text is cut at the end of the budget.
             aspects: "7" or "4" review aspects.
             suppression: 0..1, how strongly the empty-item marker <No related terms> is discouraged (default: the recipe's strength).
             temperature: sampling temperature; 0 = greedy.
@@ -80,7 +87,7 @@ def endpoints(service: ReviewService) -> list[tuple[Any, str]]:
             not; filled in the last update), model, settings, model_input.
         """
         try:
-            mi = service.prepare(_text(paper_text), aspects)
+            mi = _input(service, paper_text, aspects)
             gen = service.generation(suppression, temperature, seed if seed is not None and seed >= 0 else None)
             if gen.seed is None:
                 gen.seed = random.randrange(2**31)
@@ -107,7 +114,7 @@ def endpoints(service: ReviewService) -> list[tuple[Any, str]]:
         """
         try:
             out = ""
-            for piece in service.stream_gpt(service.prepare(_text(paper_text), aspects), temperature):
+            for piece in service.stream_gpt(_input(service, paper_text, aspects), temperature):
                 out += piece
                 yield out
         except ReviewGPTError as e:
@@ -128,7 +135,7 @@ def endpoints(service: ReviewService) -> list[tuple[Any, str]]:
         try:
             if not (review_a or "").strip() or not (review_b or "").strip():
                 raise gr.Error("Both reviews are needed: review_a or review_b is empty.")
-            return service.judge(service.prepare(_text(paper_text), aspects), review_a, review_b).to_dict()
+            return service.judge(_input(service, paper_text, aspects), review_a, review_b).to_dict()
         except ReviewGPTError as e:
             raise gr.Error(str(e)) from None
 

@@ -55,10 +55,14 @@ def read_paper(path: str | Path, ingest: IngestConfig) -> Paper:
     return Paper(extract(data, ingest), Path(path).name, hashlib.sha256(data).hexdigest())
 
 
+PARSED_KEPT = 64  # parsed papers remembered for API callers (oldest forgotten first)
+
+
 class ReviewService:
     def __init__(self, settings: AppSettings, ingest: IngestConfig | None = None) -> None:
         self.settings = settings
         self.ingest = ingest or IngestConfig()
+        self._parsed: dict[str, Document] = {}  # text sha256 -> the Document /parse made it from (remember)
         self.engine: Reviewer | None = None
         self.engine_key: str | None = None
         self.load_error: str | None = None
@@ -132,6 +136,17 @@ class ReviewService:
         return "\n\n".join(lines)
 
     # ----------------------------------------------------------------- what the models read
+    def remember(self, doc: Document) -> None:
+        """A paper the API parsed and handed out as text (`/parse`'s "text"): a later call with exactly
+        that text reads the Document, with the page's section policy, not a plain cut of the text."""
+        self._parsed[hashlib.sha256(doc.to_text().encode()).hexdigest()] = doc
+        while len(self._parsed) > PARSED_KEPT:
+            self._parsed.pop(next(iter(self._parsed)))
+
+    def paper_for(self, text: str) -> Document | str:
+        """The Document `text` was parsed from, if this service handed it out; else the text."""
+        return self._parsed.get(hashlib.sha256(text.encode()).hexdigest(), text)
+
     def prepare(self, paper: Document | str, schema: str, edited: bool = False) -> ModelInput:
         """The one ModelInput every model (local, GPT side, judge) reads for this paper and schema."""
         if self.engine is None:  # no tokenizer to count with: the whole text, said so in the summary

@@ -70,7 +70,9 @@ def test_upload_review_gpt4_and_verdict(client, openai_server):
     assert len(job.outputs()) > 5  # streamed: many partial results
     assert job.outputs()[-1] == local and local["review"].startswith(job.outputs()[2]["review"])
     assert local["markers"]["strength"] == 0.95 and len(local["markers"]["aspects"]) == 4
-    assert local["settings"]["seed"] == 1 and local["model_input"]["source"] == "text"
+    assert local["settings"]["seed"] == 1
+    # parse's text passed back reads as the page reads the PDF (issue #26: it was a plain head cut)
+    assert local["model_input"] == paper["model_input"] and local["model_input"]["source"] == "parsed"
     gpt = client.predict(paper["text"], "4", 0.7, api_name="/gpt4_review")
     assert parse(gpt, "4").report.is_well_formed
     sent = openai_server.state.requests[-1]["body"]["messages"][1]["content"]
@@ -240,3 +242,23 @@ def test_the_local_reviewer_on_an_inference_server_runs_the_page(model_dirs, ope
     assert body["logit_bias"] and all(v == pytest.approx(math.log(0.05)) for v in body["logit_bias"].values())
     chats = [r["body"]["messages"] for r in openai_env.state.requests if r["path"] == "/v1/chat/completions"]
     assert [m[1]["content"] for m in chats if "meta-reviewer" not in m[0]["content"]] == [mi.text]
+
+
+def test_parse_text_passed_back_reads_as_the_page_reads_the_pdf(model_dirs):
+    """The API's parse -> text -> review flow and the page read the same ModelInput: with a budget
+    that cuts the paper, the same sections are left out (it was a plain head cut of the text,
+    source "text", issue #26); a text the service did not hand out is cut at the end."""
+    from app.api import _input
+    from reviewgpt.ingest import extract
+
+    service = ReviewService(AppSettings(base_model=str(model_dirs / "base"), demo=False, max_new_tokens=8))
+    service.load()
+    service.engine.config.max_prompt_tokens = 700  # the tiny test tokenizer: cut this paper
+    doc = extract(EXAMPLE_PDFS[1].read_bytes())
+    page = service.prepare(doc, "4")
+    assert page.budget.dropped_sections  # the budget really cuts sections here
+    service.remember(doc)
+    api = _input(service, doc.to_text(), "4")
+    assert api.to_dict() == page.to_dict() and api.text == page.text and api.source == "parsed"
+    other = _input(service, doc.to_text() + " ", "4")
+    assert other.source == "text" and not other.budget.dropped_sections
