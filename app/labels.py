@@ -45,25 +45,3 @@ def gpt_label(model: str, base_url: str | None, available: bool) -> ModelLabel:
     where = f"via {base_url}" if base_url else "via the OpenAI API"
     detail = f"{model} {where}" if available else f"{model} (not configured)"
     return ModelLabel(f"{pretty} baseline", detail, pretty)
-
-
-_LABEL = r"(?<![\w'-])(?:(Review|review|Reviews|reviews) )?([AB])(?![\w'-])"
-# A bare capital A is also the article ("A clear gain"): take it for a label only before a verb,
-# punctuation or "and"/"or", as judges write ("A is more specific", "A and B both", "than A.").
-_AFTER_LABEL = re.compile(r"^(?:\s*(?:[.,;:!?)\]]|$)|'s\b|\s+(?:is|was|are|has|had|does|did|gives|give|provides|"
-                          r"lists|offers|covers|wins|won|and|or|vs\.?|over|than|both|also|better|worse|says|said|"
-                          r"names|raises|misses|contains|includes|mentions|focuses|identifies|captures|"
-                          r"addresses|agrees|matches|repeats|leaves|uses|points|seems|appears)\b)")
-
-
-def name_systems(text: str, name_a: str, name_b: str) -> str:
-    """The judge's rationale with "A"/"B" (and "Review A") replaced by the systems' names."""
-    names = {"A": name_a, "B": name_b}
-
-    def sub(m: re.Match) -> str:
-        word, label = m.group(1), m.group(2)
-        if not word and label == "A" and not _AFTER_LABEL.match(m.string[m.end():]):
-            return m.group(0)
-        return names[label] if not word else f"{names[label]}'s review"
-
-    return re.sub(_LABEL, sub, text or "")

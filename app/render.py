@@ -7,13 +7,13 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from reviewgpt.compare.judge import NO_VERDICT, Verdict
+from reviewgpt.compare.judge import NO_VERDICT, Verdict, name_systems
 from reviewgpt.format.review_format import ParseReport
 from reviewgpt.format.schema import EMPTY_MARKER
 from reviewgpt.ingest.document import Document
 from reviewgpt.prepare.model_input import ModelInput
 
-from .labels import ModelLabel, name_systems
+from .labels import ModelLabel
 
 _ESCAPED_MARKER = html.escape(EMPTY_MARKER)
 BADGE = (f'<span class="empty-badge" title="The model wrote the empty-item marker: it found nothing to say '

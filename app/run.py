@@ -112,7 +112,9 @@ class Run:
         errs = [s for s in (a, b) if s.error]
         failed = [f"{s.label.title} {s.error_verb}: {s.error}" for s in errs]
         if self.phase is RunPhase.FAILED:
-            return "Both sides failed. " + " ".join(failed)
+            if all(s.off for s in errs):  # nothing failed: neither side is set up (the banner says how)
+                return "Nothing to run: " + " ".join(f"{s.label.title} is off." for s in errs)
+            return ("Both sides failed. " if not any(s.off for s in errs) else "No review: ") + " ".join(failed)
         if self.phase is RunPhase.ONE_SIDE_FAILED:
             ok = [s.label.title for s in (a, b) if not s.error]
             # a side that is off: its column and the banner say why; the status line only names it

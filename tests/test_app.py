@@ -11,7 +11,8 @@ import pytest
 import yaml
 from gradio_client import Client, handle_file
 
-from app.labels import ModelLabel, gpt_label, local_label, name_systems
+from app.labels import ModelLabel, gpt_label, local_label
+from reviewgpt.compare.judge import name_systems
 from app.run import RunPhase
 from app.service import ReviewService
 from app.settings import AppSettings
@@ -262,3 +263,19 @@ def test_parse_text_passed_back_reads_as_the_page_reads_the_pdf(model_dirs):
     assert api.to_dict() == page.to_dict() and api.text == page.text and api.source == "parsed"
     other = _input(service, doc.to_text() + " ", "4")
     assert other.source == "text" and not other.budget.dropped_sections
+
+
+def test_the_status_line_says_nothing_failed_when_both_sides_are_off():
+    """Issue #26: with no local model and no GPT key, the status said "Both sides failed"."""
+    from app.run import Run, Side
+
+    def side(title, error, off):
+        return Side(ModelLabel(title, "", title), error=error, off=off)
+
+    run = Run("T", None, None, None, None, side("Local", "no model loaded", True),  # type: ignore[arg-type]
+              side("GPT-4o", "set OPENAI_API_KEY", True), phase=RunPhase.FAILED)  # input, settings: not read
+    assert run.status() == "Nothing to run: Local is off. GPT-4o is off."
+    run.local = side("Local", "out of memory", False)
+    assert run.status() == "No review: Local failed: out of memory GPT-4o is off: set OPENAI_API_KEY"
+    run.gpt = side("GPT-4o", "timeout", False)
+    assert run.status().startswith("Both sides failed. ")
