@@ -16,7 +16,8 @@ The fine-tuned model on an OpenAI-compatible inference server instead of in this
     REVIEWGPT_LOCAL_TOKENIZER  the reviewer's tokenizer (folder or Hub id); default: REVIEWGPT_ADAPTER's
                                folder when it holds one, else REVIEWGPT_BASE_MODEL, else the 8B's
     REVIEWGPT_LOCAL_API_KEY    if the server wants one (vLLM --api-key)
-    REVIEWGPT_LOCAL_SERVER_ADDS_BOS  1 for llama.cpp's server (it prepends BOS itself)
+    REVIEWGPT_LOCAL_SERVER     which server it is: vllm (default) | sglang | llama.cpp; each is sent the
+                               prompt, BOS and sampler fields in its own dialect
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pathlib import Path
 import torch
 
 from reviewgpt.config import DEFAULT_BASE_MODEL, EngineConfig, OpenAIConfig, bundled_engine_config
-from reviewgpt.remote.served_reviewer import ServedConfig
+from reviewgpt.remote.served_reviewer import ServedConfig, check_server
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_DIR = ROOT / "assets" / "demo-model"
@@ -59,10 +60,19 @@ class AppSettings:
     local_base_url: str | None = None  # set: the local reviewer runs on this OpenAI-compatible server
     local_model: str | None = None
     local_tokenizer: str | None = None
-    local_server_adds_bos: bool = False
+    local_server: str = "vllm"  # the server's dialect: vllm | sglang | llama.cpp
 
     @classmethod
     def from_env(cls) -> "AppSettings":
+        if os.environ.get("REVIEWGPT_LOCAL_SERVER_ADDS_BOS"):
+            raise ValueError("REVIEWGPT_LOCAL_SERVER_ADDS_BOS is replaced by REVIEWGPT_LOCAL_SERVER (vllm | sglang | "
+                             "llama.cpp): unset it, and set REVIEWGPT_LOCAL_SERVER=llama.cpp for llama.cpp's server "
+                             "(the one that adds BOS itself); vllm is the default")
+        server = os.environ.get("REVIEWGPT_LOCAL_SERVER") or "vllm"
+        try:
+            check_server(server)
+        except ValueError as e:
+            raise ValueError(f"REVIEWGPT_LOCAL_SERVER: {e}") from None
         oa = OpenAIConfig()
         oa.reviewer_model = os.environ.get("REVIEWGPT_GPT_MODEL") or oa.reviewer_model
         oa.judge_model = os.environ.get("REVIEWGPT_JUDGE_MODEL") or oa.judge_model
@@ -74,7 +84,7 @@ class AppSettings:
                    local_base_url=os.environ.get("REVIEWGPT_LOCAL_BASE_URL") or None,
                    local_model=os.environ.get("REVIEWGPT_LOCAL_MODEL") or None,
                    local_tokenizer=os.environ.get("REVIEWGPT_LOCAL_TOKENIZER") or None,
-                   local_server_adds_bos=bool(_env_flag("REVIEWGPT_LOCAL_SERVER_ADDS_BOS")))
+                   local_server=server)
 
     def local_backend(self) -> str:
         """Which local reviewer to build: "served" (ServedReviewer, from served_config()) or
@@ -93,8 +103,7 @@ class AppSettings:
             tokenizer = self.adapter
         cfg = ServedConfig(base_url=self.local_base_url, model=self.local_model,
                            tokenizer=tokenizer or self.base_model or DEFAULT_BASE_MODEL, adapter=self.adapter,
-                           server_adds_bos=self.local_server_adds_bos,
-                           vllm_extras=not self.local_server_adds_bos)  # llama.cpp: plain OpenAI fields only
+                           server=self.local_server)
         if self.max_new_tokens:
             cfg.max_new_tokens = self.max_new_tokens
         return cfg

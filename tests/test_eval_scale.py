@@ -19,7 +19,7 @@ from reviewgpt.compare.evaluation.stages import generate, judge, judgement_store
 from reviewgpt.compare.evaluation.stats import aspect_stats
 from reviewgpt.compare.evaluation.systems import generation, make_runner, merges_adapter, system_config
 from reviewgpt.config import RECIPE_MAX_PROMPT_TOKENS, RECIPE_SUPPRESSION, OpenAIConfig, load_config
-from reviewgpt.prepare.chat import render_prompt
+from reviewgpt.prepare.chat import BOS, render_prompt
 
 from .conftest import ROOT
 from .support.eval_configs import local_vs_gpt
@@ -201,6 +201,14 @@ def test_a_served_system_in_eval_sends_the_rendered_prompt(tmp_path, data_file, 
     rows = [r for r in review_store(cfg) if r["system"] == "served"]
     assert len(rows) == 3 and rows[0]["system_config"]["settings"]["suppression"] == RECIPE_SUPPRESSION
     assert compute(cfg).matchups[0].n == 3
+    # `server: llama.cpp`: the runner's reviewer writes llama.cpp's requests (no BOS in the string)
+    runner = make_runner(SystemSpec("cpp", kind="served", base_url=openai_env.base_url, model="reviewer",
+                                    tokenizer=str(model_dirs / "base"), server="llama.cpp"), cfg)
+    assert runner.reviewer.config.server == "llama.cpp"
+    text = next(iter(inputs.values()))["text"]
+    runner.review([text], "4")
+    body = openai_env.state.requests[-1]["body"]
+    assert BOS + body["prompt"] == render_prompt(tok, "4", text) and body["repeat_penalty"] == 1.0
 
 
 def test_config_rules_recipe_constants_and_per_schema_adapters(tmp_path, model_dirs):
@@ -215,6 +223,7 @@ def test_config_rules_recipe_constants_and_per_schema_adapters(tmp_path, model_d
     assert [m.key for m in served.matchups] == [m.key for m in cfg.matchups]
     assert served.system("ft+supp").generation.suppression == RECIPE_SUPPRESSION
     assert served.system("ft").engine.adapter == ft.engine.adapter  # recorded, not sent
+    assert [s.server for s in served.systems if s.kind == "served"] == ["vllm", "vllm"]
     spec = SystemSpec("ft", engine={"base_model": str(model_dirs / "base"), "adapter": str(model_dirs / "adapter")},
                       per_schema={"7": {"engine": {"adapter": str(model_dirs / "base")}}})
     assert spec.for_schema("7").engine.adapter == str(model_dirs / "base")
@@ -250,6 +259,33 @@ def test_systems_nest_the_engine_and_generation_configs(tmp_path, model_dirs):
                                                    "temperature": 0.6, "top_p": 0.9, "max_new_tokens": 1200,
                                                    "seed": 0, "server_adds_bos": False}
     assert system_config(served, "4").identity["adapter"] == adapter
+    # the server preset: vLLM's key as before it existed; the others' requests differ, so their keys do
+    keys = {}
+    for name, bos, extra in (("vllm", False, {}), ("llama.cpp", True, {"server": "llama.cpp"}),
+                             ("sglang", False, {"server": "sglang"})):
+        spec = SystemSpec.from_dict({"name": "s", "kind": "served", "base_url": "http://h/v1", "model": "reviewer",
+                                     "tokenizer": base, "engine": {"adapter": adapter}, "server": name})
+        sc = system_config(spec, "4")
+        assert sc.settings == {**system_config(served, "4").settings, "server_adds_bos": bos, **extra}, name
+        keys[name] = sc.key
+    assert keys["vllm"] == system_config(served, "4").key and len(set(keys.values())) == 3
+    # the old flags: a clear message naming `server:`, in YAML and in per_schema too
+    for old in ({"server_adds_bos": True}, {"vllm_extras": False}):
+        with pytest.raises(ValueError, match=rf"system s: `{next(iter(old))}` is replaced by `server:`.*"
+                                             r"`server: vllm \| sglang \| llama\.cpp`"):
+            SystemSpec.from_dict({"name": "s", "kind": "served", "base_url": "http://h/v1", "model": "reviewer",
+                                  "tokenizer": base, **old})
+    old_yaml = tmp_path / "old_served.yaml"
+    old_yaml.write_text(yaml.safe_dump({"systems": [{"name": "s", "kind": "served", "base_url": "http://h/v1",
+                                                     "model": "reviewer", "tokenizer": base,
+                                                     "server_adds_bos": True}]}))
+    with pytest.raises(ValueError, match=r"`server_adds_bos` is replaced by `server:` \(llama\.cpp"):
+        load_config(EvalConfig, old_yaml)
+    with pytest.raises(ValueError, match=r"per_schema\[4\]: `vllm_extras` is replaced by `server:`"):
+        SystemSpec("s", kind="served", base_url="http://h/v1", model="reviewer", tokenizer=base,
+                   per_schema={"4": {"vllm_extras": True}})
+    with pytest.raises(ValueError, match=r"system s: unknown server 'tgi': one of vllm \| sglang \| llama\.cpp"):
+        SystemSpec("s", kind="served", base_url="http://h/v1", model="reviewer", tokenizer=base, server="tgi")
     gpt = SystemSpec("g", kind="openai", model="gpt-4o", generation={"temperature": 0.2})
     assert system_config(gpt, "4").settings == {"kind": "openai", "model": "gpt-4o", "temperature": 0.2}
 

@@ -11,17 +11,17 @@ from reviewgpt.config import GenerationConfig
 from reviewgpt.errors import OpenAIServiceError
 from reviewgpt.format.review_format import parse
 from reviewgpt.generate.suppression import SequenceSuppressionProcessor, marker_start_token_ids
-from reviewgpt.prepare.chat import BOS, end_token_ids, render_prompt
-from reviewgpt.remote.served_reviewer import (ServedConfig, ServedReviewer, logit_bias_processor,
-                                              suppression_logit_bias)
+from reviewgpt.prepare.chat import BOS, encode_prompt, end_token_ids, render_prompt
+from reviewgpt.remote.served_reviewer import (SERVERS, ServedConfig, ServedReviewer, ServerContextError,
+                                              logit_bias_processor, suppression_logit_bias)
 
 from .support.openai_server import API_KEY, Step
 
 PAPER = "Title: A paper\n\nAbstract: We propose a method and evaluate it on three benchmarks."
 
 
-def _served(server, model_dirs, **kw) -> ServedReviewer:
-    return ServedReviewer(ServedConfig(base_url=server.base_url, model="reviewer", tokenizer=str(model_dirs / "base"),
+def _served(stub, model_dirs, **kw) -> ServedReviewer:
+    return ServedReviewer(ServedConfig(base_url=stub.base_url, model="reviewer", tokenizer=str(model_dirs / "base"),
                                        api_key=kw.pop("api_key", API_KEY), max_retries=kw.pop("max_retries", 0),
                                        **kw))
 
@@ -41,8 +41,9 @@ def test_prompt_is_the_in_process_prompt_and_bias_is_log_one_minus_s(openai_env,
     ids = marker_start_token_ids(r.tokenizer)
     assert ids and sorted(int(k) for k in body["logit_bias"]) == sorted(ids)
     assert all(v == pytest.approx(math.log(0.05)) for v in body["logit_bias"].values())
-    # vLLM extras: no second BOS, stop on every Llama 3.1 end token
+    # vLLM extras: no second BOS, stop on every Llama 3.1 end token; its samplers off but top-p
     assert body["add_special_tokens"] is False and body["stop_token_ids"] == end_token_ids(r.tokenizer)
+    assert (body["top_k"], body["min_p"], body["repetition_penalty"]) == (-1, 0.0, 1.0)
     assert parse(text, "4").report.is_well_formed
 
 
@@ -72,12 +73,140 @@ def test_streaming_gives_the_same_review_in_pieces_and_stop_ends_it(openai_env, 
     assert len(got) == 1
 
 
-def test_llama_cpp_mode_leaves_bos_to_the_server(openai_env, model_dirs):
-    r = _served(openai_env, model_dirs, server_adds_bos=True, vllm_extras=False)
-    r.generate(PAPER, "4", _gen())
+# What each preset sends besides the prompt and logit_bias, for _gen() (sampling at 0.6, top-p 0.9, seed 7):
+# exactly these fields (the body is compared whole), the in-process engine's samplers in each server's names.
+COMMON = {"model": "reviewer", "max_tokens": 400, "temperature": 0.6, "top_p": 0.9, "seed": 7,
+          "presence_penalty": 0.0, "frequency_penalty": 0.0}
+DIALECTS = {
+    "vllm": {"add_special_tokens": False, "stop_token_ids": "END", "skip_special_tokens": True, "top_k": -1,
+             "min_p": 0.0, "repetition_penalty": 1.0},
+    "sglang": {"stop_token_ids": "END", "skip_special_tokens": True, "top_k": -1, "min_p": 0.0,
+               "repetition_penalty": 1.0},
+    "llama.cpp": {"top_k": 0, "min_p": 0.0, "typical_p": 1.0, "top_n_sigma": -1.0, "xtc_probability": 0.0,
+                  "dry_multiplier": 0.0, "mirostat": 0, "dynatemp_range": 0.0, "repeat_last_n": -1,
+                  "repeat_penalty": 1.0, "samplers": ["penalties", "temperature", "top_p"]},
+}
+
+
+def _sent(stub) -> dict:
+    """The last /v1/completions body, less the prompt, logit_bias and stream (checked apart)."""
+    body = dict(stub.state.requests[-1]["body"])
+    for key in ("prompt", "logit_bias", "stream"):
+        body.pop(key, None)
+    return body
+
+
+@pytest.mark.parametrize("name", ["vllm", "sglang", "llama.cpp"])
+def test_each_server_preset_sends_exactly_its_dialect(openai_env, model_dirs, name):
+    r = _served(openai_env, model_dirs, server=name)
+    openai_env.state.decode = lambda ids: r.tokenizer.decode(ids)  # a server reads ids as the model's tokens
+    text = r.generate(PAPER, "4", _gen(suppression=0.95))
+    assert parse(text, "4").report.is_well_formed
+    end = end_token_ids(r.tokenizer)
+    expected = {**COMMON, **{k: (end if v == "END" else v) for k, v in DIALECTS[name].items()}}
+    assert _sent(openai_env) == expected
     body = openai_env.state.requests[-1]["body"]
-    assert BOS + body["prompt"] == render_prompt(r.tokenizer, "4", PAPER)
-    assert "add_special_tokens" not in body and "stop_token_ids" not in body
+    assert body["logit_bias"] and all(v == pytest.approx(math.log(0.05)) for v in body["logit_bias"].values())
+    # exactly one BOS reaches the model: kept in the string (vLLM, with add_special_tokens false), left to
+    # the server (llama.cpp adds it to a text prompt), or in the token ids (SGLang takes them as they are)
+    prompt, rendered = body["prompt"], render_prompt(r.tokenizer, "4", PAPER)
+    bos_id = r.tokenizer.convert_tokens_to_ids(BOS)
+    if name == "vllm":
+        assert prompt == rendered and prompt.startswith(BOS) and prompt.count(BOS) == 1
+    elif name == "llama.cpp":
+        assert BOS + prompt == rendered and BOS not in prompt
+    else:
+        assert prompt == encode_prompt(r.tokenizer, "4", PAPER) and prompt.count(bos_id) == 1 and prompt[0] == bos_id
+    # streamed: the same fields
+    assert "".join(r.stream(PAPER, "4", _gen(suppression=0.95))) == text
+    assert _sent(openai_env) == expected and openai_env.state.requests[-1]["body"]["stream"] is True
+
+
+def test_presets_send_repetition_penalty_top_p_one_and_ignore_eos_in_their_names(openai_env, model_dirs):
+    for name, field in (("vllm", "repetition_penalty"), ("sglang", "repetition_penalty"),
+                        ("llama.cpp", "repeat_penalty")):
+        r = _served(openai_env, model_dirs, server=name)
+        openai_env.state.completion_text = "## Summary\n1. **A**: b.\n"
+        r.generate(PAPER, "4", _gen(repetition_penalty=1.2, top_p=1.0, ignore_eos=True))
+        body = openai_env.state.requests[-1]["body"]
+        assert body[field] == pytest.approx(1.2) and body["ignore_eos"] is True, name
+        other = ({"repetition_penalty", "repeat_penalty"} - {field}).pop()
+        assert other not in body, name  # one name only, the server's
+        # top-p 1.0: sent where the server's own default is not 1 (llama.cpp 0.95); vLLM as before the presets
+        assert body.get("top_p") == (None if name == "vllm" else 1.0), name
+        r.generate(PAPER, "4", _gen(do_sample=False))
+        greedy = openai_env.state.requests[-1]["body"]
+        assert greedy["temperature"] == 0 and "top_p" not in greedy and "ignore_eos" not in greedy
+        assert greedy[field] == 1.0
+
+
+def test_an_unknown_server_is_refused_naming_the_presets(model_dirs):
+    with pytest.raises(ValueError, match=r"unknown server 'ollama': one of vllm \| sglang \| llama\.cpp"):
+        ServedConfig(base_url="http://127.0.0.1:1/v1", model="m", tokenizer=str(model_dirs / "base"), server="ollama")
+    assert set(SERVERS) == {"vllm", "sglang", "llama.cpp"}
+
+
+def _completions(stub) -> int:
+    return sum(q["path"] == "/v1/completions" for q in stub.state.requests)
+
+
+@pytest.mark.parametrize("name,where", [("vllm", "/v1/models"), ("sglang", "/v1/models"), ("llama.cpp", "/props")])
+def test_the_servers_context_lowers_the_budget_and_a_prompt_over_it_is_refused_unsent(openai_env, model_dirs,
+                                                                                      name, where):
+    if name == "llama.cpp":
+        openai_env.state.props_context = 700
+    else:
+        openai_env.state.model_context = 700
+    r = _served(openai_env, model_dirs, server=name, max_prompt_tokens=2000, max_new_tokens=400)
+    assert r.info.notes == []  # asked on first use, not at construction
+    assert r.server_context() == 700 and r.prompt_budget() == 300  # min(2000, 700 - 400)
+    assert r.prompt_budget(100) == 600
+    assert [q["path"] for q in openai_env.state.info_requests] == [where]
+    assert openai_env.state.info_requests[0]["auth"] == f"Bearer {API_KEY}"
+    assert any("server context 700 tokens" in n and "prompt budget 300" in n for n in r.info.notes), r.info.notes
+    long = PAPER * 30
+    n = len(encode_prompt(r.tokenizer, "4", long))
+    assert 300 < n <= 2000  # within max_prompt_tokens, over the context
+    flag = {"llama.cpp": "--ctx-size", "sglang": "--context-length", "vllm": "--max-model-len"}[name]
+    for call in (lambda: r.generate(long, "4", _gen()), lambda: list(r.stream(long, "4", _gen())),
+                 lambda: r.generate_batch([long, long], "4", _gen())):
+        with pytest.raises(ServerContextError, match=rf"prompt has {n:,} tokens.*400 more.*context of 700 tokens"
+                                                      rf".*{openai_env.base_url}.*not sent.*{flag}.*max_prompt_tokens"
+                                                      r" or max_new_tokens"):
+            call()
+    assert _completions(openai_env) == 0  # refused before any request
+    assert isinstance(ServerContextError("x"), ValueError)  # what callers of the over-budget check catch
+    fitted = r.prepare(long, "4")  # the paper is fitted to the lowered budget, then sent
+    assert fitted.was_cut and fitted.budget.budget == 300 and fitted.budget.prompt_tokens <= 300
+    openai_env.state.decode = lambda ids: r.tokenizer.decode(ids)
+    assert r.generate(fitted, "4", _gen()) and _completions(openai_env) == 1
+    assert len(openai_env.state.info_requests) == 1  # asked once
+    with pytest.raises(ServerContextError, match="no room for a prompt"):
+        r.prompt_budget(700)
+
+
+def test_a_lora_card_takes_its_base_models_context(openai_env, model_dirs):
+    openai_env.state.models = [{"id": "base", "object": "model", "max_model_len": 900},
+                               {"id": "reviewer", "object": "model", "parent": "base", "max_model_len": None}]
+    assert _served(openai_env, model_dirs, max_new_tokens=400).prompt_budget() == 500
+    openai_env.state.models = [{"id": "base", "object": "model", "max_model_len": 800},
+                               {"id": "reviewer", "object": "model", "root": "/adapters/reviewer"}]  # older vLLM
+    assert _served(openai_env, model_dirs, max_new_tokens=400).prompt_budget() == 400
+
+
+def test_a_server_that_does_not_say_its_context_leaves_the_budget_as_configured(openai_env, model_dirs):
+    for name in SERVERS:  # the stub's card has no max_model_len, and /props answers 404
+        r = _served(openai_env, model_dirs, server=name, max_prompt_tokens=1234)
+        assert r.server_context() is None and r.prompt_budget() == 1234
+        assert r.prepare(PAPER * 200, "4").budget.budget == 1234
+        assert any("server context not reported" in n for n in r.info.notes)
+    # a wrong key, a server that is not there: unknown as well, never an error
+    assert _served(openai_env, model_dirs, api_key="wrong").server_context() is None
+    openai_env.state.model_context = 700
+    nothing = ServedReviewer(ServedConfig(base_url="http://127.0.0.1:9/v1", model="reviewer",
+                                          tokenizer=str(model_dirs / "base"), api_key=API_KEY, timeout_s=2))
+    assert nothing.server_context() is None and nothing.prompt_budget() == nothing.config.max_prompt_tokens
+    assert _served(openai_env, model_dirs).server_context() == 700  # while the stub says it
 
 
 def test_server_rejecting_logit_bias_gets_a_clear_message(openai_env, model_dirs):
@@ -152,7 +281,8 @@ def test_app_settings_say_which_backend_to_build(monkeypatch, model_dirs, openai
     from app.settings import AppSettings
 
     for var in ("REVIEWGPT_LOCAL_BASE_URL", "REVIEWGPT_LOCAL_MODEL", "REVIEWGPT_LOCAL_TOKENIZER",
-                "REVIEWGPT_LOCAL_SERVER_ADDS_BOS", "REVIEWGPT_ADAPTER", "REVIEWGPT_BASE_MODEL", "REVIEWGPT_DEMO"):
+                "REVIEWGPT_LOCAL_SERVER_ADDS_BOS", "REVIEWGPT_LOCAL_SERVER", "REVIEWGPT_ADAPTER",
+                "REVIEWGPT_BASE_MODEL", "REVIEWGPT_DEMO"):
         monkeypatch.delenv(var, raising=False)
     assert AppSettings.from_env().local_backend() == "engine"
     monkeypatch.setenv("REVIEWGPT_LOCAL_BASE_URL", openai_env.base_url)
@@ -164,12 +294,28 @@ def test_app_settings_say_which_backend_to_build(monkeypatch, model_dirs, openai
     monkeypatch.setenv("REVIEWGPT_LOCAL_TOKENIZER", str(model_dirs / "base"))
     monkeypatch.setenv("REVIEWGPT_LOCAL_API_KEY", API_KEY)
     cfg = AppSettings.from_env().served_config()
-    assert (cfg.base_url, cfg.model, cfg.tokenizer, cfg.server_adds_bos) == (
-        openai_env.base_url, "reviewer", str(model_dirs / "base"), False)
+    assert (cfg.base_url, cfg.model, cfg.tokenizer, cfg.server) == (
+        openai_env.base_url, "reviewer", str(model_dirs / "base"), "vllm")
     r = ServedReviewer(cfg)  # what the app builds, then uses like the engine
     assert "".join(r.stream(PAPER, "4", _gen())) and r.config.max_new_tokens == cfg.max_new_tokens
-    monkeypatch.setenv("REVIEWGPT_LOCAL_SERVER_ADDS_BOS", "1")
-    assert AppSettings.from_env().served_config().server_adds_bos is True
+    monkeypatch.setenv("REVIEWGPT_LOCAL_SERVER", "llama.cpp")
+    cfg = AppSettings.from_env().served_config()
+    assert cfg.server == "llama.cpp" and "(llama.cpp)" in ServedReviewer(cfg).info.describe()
+    r = ServedReviewer(cfg)
+    assert "".join(r.stream(PAPER, "4", _gen()))
+    body = openai_env.state.requests[-1]["body"]
+    assert BOS + body["prompt"] == render_prompt(r.tokenizer, "4", PAPER) and body["top_k"] == 0
+    monkeypatch.setenv("REVIEWGPT_LOCAL_SERVER", "ollama")
+    with pytest.raises(ValueError, match=r"REVIEWGPT_LOCAL_SERVER: unknown server 'ollama': one of vllm \| sglang"):
+        AppSettings.from_env()
+    monkeypatch.setenv("REVIEWGPT_LOCAL_SERVER", "sglang")
+    assert AppSettings.from_env().served_config().server == "sglang"
+    # the old flag, with any value, stops the start-up naming its replacement
+    for old in ("1", "0"):
+        monkeypatch.setenv("REVIEWGPT_LOCAL_SERVER_ADDS_BOS", old)
+        with pytest.raises(ValueError, match=r"REVIEWGPT_LOCAL_SERVER_ADDS_BOS is replaced by REVIEWGPT_LOCAL_SERVER "
+                                             r"\(vllm \| sglang \| llama\.cpp\).*REVIEWGPT_LOCAL_SERVER=llama\.cpp"):
+            AppSettings.from_env()
 
 
 def test_an_empty_answer_is_an_error_naming_the_servers_context(openai_env, model_dirs):

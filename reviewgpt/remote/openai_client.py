@@ -78,16 +78,16 @@ class OpenAIChat:
             raise self._explain(e, model) from e
 
     # -------------------------------------------------------------- text completions (/v1/completions)
-    def complete_text(self, prompt: str, model: str, **params: Any) -> str:
-        """One raw-prompt completion; `params` are the request's fields (max_tokens, temperature,
-        logit_bias, stop, extra_body, ...)."""
+    def complete_text(self, prompt: str | list[int], model: str, **params: Any) -> str:
+        """One raw-prompt completion (the prompt as a string or as token ids); `params` are the request's
+        fields (max_tokens, temperature, logit_bias, stop, extra_body, ...)."""
         try:
             resp = self.client.completions.create(model=model, prompt=prompt, **params)
         except openai.OpenAIError as e:
             raise self._explain(e, model, params) from e
         return resp.choices[0].text or ""
 
-    def stream_text(self, prompt: str, model: str, stop: Any = None, **params: Any) -> Iterator[str]:
+    def stream_text(self, prompt: str | list[int], model: str, stop: Any = None, **params: Any) -> Iterator[str]:
         """Raw-prompt completion streamed as text pieces. `stop` (a threading.Event) closes the
         connection, which vLLM and llama.cpp take as an abort of the request."""
         try:

@@ -8,8 +8,12 @@ requests. Every request is recorded (path, body, auth, arrival time) so tests ca
 read what was sent.
 
 Also served, for the local reviewer behind an inference server: `/v1/completions` (plain and
-streamed) taking a raw prompt string, with `logit_bias` validated as OpenAI does (integer-string
-keys, values in [-100, 100]) or rejected outright (`reject_logit_bias`, like a server without it).
+streamed) taking a raw prompt string or a list of token ids (read through `decode` when set), with
+`logit_bias` validated as OpenAI does (integer-string keys, values in [-100, 100]) or rejected
+outright (`reject_logit_bias`, like a server without it). Where servers say their context:
+`GET /v1/models` (vLLM, SGLang: `max_model_len` on the card, from `model_context`, or the cards
+`models` as given) and `GET /props` (llama.cpp: `default_generation_settings.n_ctx`, from
+`props_context`; 404 while it is None); these GETs are recorded in `info_requests`, not `requests`.
 `default_delay_s` slows every request so that concurrency can be observed (`max_in_flight`), and a
 step's `retry_after` sends a Retry-After header in seconds.
 """
@@ -54,6 +58,11 @@ class StubState:
     max_in_flight: int = 0
     reject_logit_bias: bool = False  # behave like a server that does not support logit_bias
     completion_text: str | None = None  # /v1/completions answer; default: a review in the prompt's schema
+    decode: Any = None  # token ids -> text, for a prompt sent as ids (else such a prompt has no schema)
+    model_context: int | None = None  # GET /v1/models: the card's max_model_len (None: the card has none)
+    models: list | None = None  # GET /v1/models: these cards instead
+    props_context: int | None = None  # GET /props: default_generation_settings.n_ctx (None: 404, as vLLM)
+    info_requests: list = field(default_factory=list)  # the GETs above: path and auth
 
 
 def _criteria_from(system: str) -> list[str]:
@@ -214,6 +223,32 @@ def make_app(state: StubState) -> FastAPI:
                 "usage": {"prompt_tokens": len(text) // 4, "completion_tokens": len(content) // 4,
                           "total_tokens": (len(text) + len(content)) // 4}}
 
+    def _info(request: Request) -> JSONResponse | None:
+        auth = request.headers.get("authorization", "")
+        state.info_requests.append({"path": request.url.path, "auth": auth, "t": time.monotonic()})
+        return _bad_key(auth) if auth != f"Bearer {API_KEY}" else None
+
+    @app.get("/v1/models")
+    async def models(request: Request) -> Any:
+        refusal = _info(request)
+        if refusal is not None:
+            return refusal
+        cards = state.models
+        if cards is None:
+            cards = [{"id": "reviewer", "object": "model", "created": 0, "owned_by": "stub", "root": "base",
+                      **({"max_model_len": state.model_context} if state.model_context is not None else {})}]
+        return {"object": "list", "data": cards}
+
+    @app.get("/props")
+    async def props(request: Request) -> Any:
+        refusal = _info(request)
+        if refusal is not None:
+            return refusal
+        if state.props_context is None:
+            return JSONResponse({"detail": "Not Found"}, 404)
+        return {"default_generation_settings": {"id": 0, "n_ctx": state.props_context, "params": {"top_k": 40}},
+                "total_slots": 1, "model_path": "stub.gguf"}
+
     @app.post("/v1/completions")
     async def completions(request: Request) -> Any:
         body = await request.json()
@@ -227,9 +262,12 @@ def make_app(state: StubState) -> FastAPI:
             if problem:
                 return JSONResponse({"error": {"message": problem, "type": "invalid_request_error",
                                                "param": "logit_bias", "code": None}}, 400)
-        if not isinstance(prompt, str):
-            return JSONResponse({"error": {"message": "prompt must be a string here", "type": "invalid_request_error",
-                                           "code": None}}, 400)
+        is_ids = isinstance(prompt, list) and bool(prompt) and all(isinstance(t, int) for t in prompt)
+        if not (isinstance(prompt, str) or is_ids):
+            return JSONResponse({"error": {"message": "prompt must be a string or a list of token ids here",
+                                           "type": "invalid_request_error", "code": None}}, 400)
+        if is_ids:
+            prompt = state.decode(prompt) if state.decode else ""
         if step and step.content is not None:
             content = step.content
         elif state.completion_text is not None:
@@ -295,3 +333,8 @@ class OpenAIStubServer:
         self.state.max_in_flight = 0
         self.state.reject_logit_bias = False
         self.state.completion_text = None
+        self.state.decode = None
+        self.state.model_context = None
+        self.state.models = None
+        self.state.props_context = None
+        self.state.info_requests.clear()

@@ -24,6 +24,11 @@ _EVAL_SETS = {"max_prompt_tokens": "the eval's `max_prompt_tokens` (one input fo
               "max_new_tokens": "`generation.max_new_tokens`"}
 
 
+# Served systems' two raw flags, replaced by one preset that says which server it is.
+_REPLACED = {"server_adds_bos": "`server:` (llama.cpp for the server that adds BOS itself)",
+             "vllm_extras": "`server:` (vllm sends its extra fields; sglang and llama.cpp their own)"}
+
+
 def _moved_to(key: str) -> str | None:
     """Where a flat key of the old SystemSpec (or any engine / generation field given flat) lives now."""
     if key in _GENERATION_KEYS:  # first: max_new_tokens is the generation's (the engine's follows it)
@@ -34,6 +39,11 @@ def _moved_to(key: str) -> str | None:
 
 
 def _check_keys(where: str, keys: Any, allowed: set[str]) -> None:
+    replaced = {k: _REPLACED[k] for k in keys if k not in allowed and k in _REPLACED}
+    if replaced:
+        raise ValueError(f"{where}: " + ", ".join(f"`{k}` is replaced by {to}" for k, to in replaced.items())
+                         + ": `server: vllm | sglang | llama.cpp` says which server it is, and each is sent the "
+                         "BOS handling and sampler fields of its own dialect")
     moved = {k: _moved_to(k) for k in keys if k not in allowed and _moved_to(k)}
     if moved:
         raise ValueError(f"{where}: " + ", ".join(f"`{k}` is now `{to}`" for k, to in moved.items())
@@ -75,8 +85,7 @@ class SystemSpec:
     model: str | None = None  # openai: the model; served: the served name (vLLM --lora-modules NAME=...)
     base_url: str | None = None  # served (openai: the eval's `openai.base_url`)
     tokenizer: str | None = None  # served: the reviewer's tokenizer folder / Hub id (required)
-    server_adds_bos: bool = False  # served: llama.cpp adds BOS itself
-    vllm_extras: bool = True  # served: add_special_tokens=false, stop_token_ids
+    server: str = "vllm"  # served: vllm | sglang | llama.cpp (its dialect: BOS, extra fields, samplers)
     # Per-schema overrides, nested as above and merged into them, e.g. one adapter per format:
     # {"4": {"engine": {"adapter": ...}}, "7": {"engine": {"adapter": ...}, "generation": {"temperature": 0.3}}}
     per_schema: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -106,6 +115,12 @@ class SystemSpec:
                 raise ValueError(f"system {self.name}: kind served needs base_url, model and tokenizer "
                                  "(the reviewer's tokenizer: suppression ids and the prompt budget are computed "
                                  "with it)")
+            from reviewgpt.remote.served_reviewer import check_server
+
+            try:
+                check_server(self.server)
+            except ValueError as e:
+                raise ValueError(f"system {self.name}: {e}") from None
             if dataclasses.replace(self.engine, adapter=None) != EngineConfig():
                 raise ValueError(f"system {self.name}: kind served reads only engine.adapter (what the server "
                                  "loaded, for the record); the model's other settings are the server's")

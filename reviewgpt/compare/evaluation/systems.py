@@ -76,7 +76,13 @@ def system_config(spec: SystemSpec, schema: str) -> SystemConfig:
             settings["merge_adapter"] = True
         identity.update(base_model=e.base_model, base_model_id=model_identity(e.base_model))
     else:  # served: the server's name for the model; where it runs (base_url) does not change the review
-        settings["server_adds_bos"] = s.server_adds_bos
+        from reviewgpt.remote.served_reviewer import SERVERS
+
+        # vllm: keyed as before the presets (its requests only gained samplers' off values, vLLM's defaults);
+        # the others by name, their requests differ from the old flags' (token ids; samplers, BOS as before).
+        settings["server_adds_bos"] = SERVERS[s.server].prompt == "text-no-bos"
+        if s.server != "vllm":
+            settings["server"] = s.server
         identity.update(model=s.model)
     # Not recorded: how fast it runs (attention implementation, the decode path and its kernels).
     return SystemConfig(s.name, schema, settings, identity, prompt)
@@ -134,8 +140,8 @@ class ServedRunner:
         self.reviewer: Reviewer = ServedReviewer(ServedConfig(
             base_url=spec.base_url, model=spec.model, tokenizer=spec.tokenizer, adapter=spec.engine.adapter,
             max_prompt_tokens=cfg.max_prompt_tokens, max_new_tokens=spec.generation.max_new_tokens,
-            concurrency=spec.batch_size, server_adds_bos=spec.server_adds_bos, vllm_extras=spec.vllm_extras,
-            timeout_s=cfg.openai.timeout_s, max_retries=cfg.openai.max_retries), load_tokenizer(spec.tokenizer))
+            concurrency=spec.batch_size, server=spec.server, timeout_s=cfg.openai.timeout_s,
+            max_retries=cfg.openai.max_retries), load_tokenizer(spec.tokenizer))
 
     def review(self, texts: list[str], schema: str) -> list[str]:
         return self.reviewer.generate_batch(texts, schema, generation(self.spec))
