@@ -118,12 +118,10 @@ def variant(engine: ReviewEngine, off: list[str]) -> ReviewEngine:
 
 
 def restore(engine: ReviewEngine, off: list[str]) -> None:
-    from reviewgpt.generate import attention
-
     if "few_row_kernels" in off:
         route_decode_linears(engine.model)
     if "split_kv_attention" in off:
-        engine.model.set_attn_implementation(attention.NAME)
+        engine.model.set_attn_implementation(engine.info.attn_implementation)  # what load_engine chose
 
 
 def run(configs: list, out: str | None, ablate: list[str] = (), check_steps: int = 0, time_it: bool = True,
@@ -143,11 +141,17 @@ def run(configs: list, out: str | None, ablate: list[str] = (), check_steps: int
                            **changes)
         key = tuple(sorted(changes.items()))
         if loaded is None or loaded[0] != key:
-            loaded = None
+            loaded = engine = eng = None  # the last model's weights, caches and graphs go before the next loads
+            variants = []
             gc.collect()
             torch.cuda.empty_cache()
             t0 = time.perf_counter()
-            loaded = (key, load_engine(cfg))
+            try:
+                loaded = (key, load_engine(cfg))
+            except Exception as e:  # a configuration that cannot load is a row that says so
+                rows.append({"config": name, "ships": ships, "batch": batch, "error": f"{type(e).__name__}: {e}"})
+                print(json.dumps(rows[-1]), flush=True)
+                continue
             print(f"loaded {name} in {time.perf_counter() - t0:.0f} s (warm-up included)", flush=True)
         engine = loaded[1]
         texts = [engine.prepare(t, "7").text for t in papers]
@@ -185,7 +189,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     for r in rows:
         c = r.get("check")
         check = f"{'ok' if c['ok'] else 'FAIL'} (agree {c['agree']}, max gap {c['max_gap_sd']} sd)" if c else ""
-        print(f"| {r['config']} | {r['ships']} | {r['batch']} | {r['off'] or ''} | {r.get('prefill_s', '')} | "
+        print(f"| {r['config']} | {r['ships']} | {r['batch']} | {r.get('off') or ''} | {r.get('prefill_s', '')} | "
               f"{r.get('decode_tok_s', '')} | {r.get('limit_tok_s', '')} | {r.get('peak_gib', '')} | "
               f"{r.get('step', r.get('error', ''))} | {check} |")
 

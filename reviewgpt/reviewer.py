@@ -51,7 +51,7 @@ class ReviewerLimits(Protocol):
 class Reviewer(Protocol):
     """The local reviewer: a paper's prompt in, review text out.
 
-    `paper_text` is the text `prepare()` kept (ModelInput.text); it must fit `config.max_prompt_tokens`.
+    `paper` is the ModelInput `prepare()` made (or its text); it must fit `config.max_prompt_tokens`.
     """
 
     @property

@@ -293,6 +293,20 @@ def test_decode_linears_route_one_row_layers_past_inductor(model_dirs):
             after = torch.compile(lambda x: model(input_ids=x).logits, backend=backend, fullgraph=True)(ids)
         ours = [n for g in graphs for n in g.graph.nodes if "reviewgpt" in str(n.target)]
         assert not ours and torch.equal(before, after)
+        # where the kernel runs, exactly o_proj and down_proj take it at one row, every linear at two
+        calls = []
+        with torch.no_grad(), pytest.MonkeyPatch.context() as mp:
+            from reviewgpt.generate import skinny_linear
+
+            mp.setattr(skinny_linear, "available", lambda *a: True)
+            mp.setattr(torch.ops.reviewgpt, "skinny_linear",
+                       lambda x, w, b: calls.append(x.shape[:-1].numel()) or torch.nn.functional.linear(x, w, b),
+                       raising=False)
+            assert torch.equal(model(input_ids=ids).logits, before)
+            assert calls == [1] * (2 * layers)
+            calls.clear()
+            model(input_ids=torch.tensor([[5], [6]]))
+            assert calls == [2] * len(plain)
         assert unroute(model) == len(plain)
         assert not any("forward" in vars(m) for m in model.modules() if type(m) is torch.nn.Linear)
 

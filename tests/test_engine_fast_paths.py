@@ -187,5 +187,57 @@ def test_linears_the_kernel_cannot_take_are_said_once(model_dirs, caplog, monkey
             before = model(input_ids=ids).logits
             prepare_linears(model)
             assert torch.allclose(model(input_ids=ids).logits, before, atol=1e-5)
-    said = [r.getMessage() for r in caplog.records]
+    said = [r.getMessage() for r in caplog.records if r.name == "reviewgpt.fallback"]
     assert said == [f"few-row Triton linears not used, F.linear (cuBLAS) instead: {KERNEL_NEEDS}"]
+
+
+@pytest.mark.parametrize("off", ["batched_step", "few_row_kernels", "split_kv_attention"])
+def test_each_kernel_switch_turns_the_batched_step_off_and_says_which(model_dirs, off):
+    """EngineConfig's kernel switches reach the decoders the engine builds: the batched step is built
+    from all three, so any one off gives the model's forward, with the switch named."""
+    eng = load_engine(EngineConfig(base_model=str(model_dirs / "base"), local_files_only=True, max_prompt_tokens=1024,
+                                   max_new_tokens=64, **{off: False}))
+    dec = eng._new_decoder(2, compile=False)
+    dec.generate_rows([eng.prompt_ids(p, "4") for p in PAPERS[:2]], replace(GREEDY, max_new_tokens=3),
+                      eng._processors(GREEDY), eng.end_ids)
+    assert dec.step_forward == f"model (off (EngineConfig.{off} = False))"
+
+
+def test_the_sdpa_attention_never_calls_the_split_kv_kernel(monkeypatch):
+    """split_kv_attention=False picks `attention.NAME_SDPA`: one query token goes to SDPA even where
+    the kernel would run (here made to look available, and to fail if called)."""
+    import torch.nn.functional as F
+
+    from reviewgpt.generate import attention, decode_attention
+
+    monkeypatch.setattr(decode_attention, "available", lambda *a: True)
+    monkeypatch.setattr(torch.ops.reviewgpt, "decode_attention", lambda *a: pytest.fail("the kernel was called"),
+                        raising=False)
+    q, k, v = torch.randn(2, 4, 1, 16), torch.randn(2, 2, 10, 16), torch.randn(2, 2, 10, 16)
+    mask = torch.ones(2, 1, 1, 10, dtype=torch.bool)
+    out, _ = attention.sdpa_gqa(None, q, k, v, mask, scaling=0.25, decode_slots_used=torch.tensor([10]),
+                                decode_first_slots=torch.zeros(2, dtype=torch.long))
+    ref = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=0.25, enable_gqa=True).transpose(1, 2)
+    assert torch.allclose(out, ref)
+
+
+def test_graph_tree_state_is_handed_to_a_decoding_thread(monkeypatch):
+    """Before PyTorch 2.13 only the importing thread had inductor's CUDA graph trees' state: the engine
+    hands it to the thread that decodes (the app streams from a worker thread)."""
+    import threading
+
+    from reviewgpt.generate import engine as engine_module
+
+    local, state = threading.local(), {"tree_manager_containers": {}, "tree_manager_locks": {}}
+    monkeypatch.setattr(engine_module, "_GRAPH_TREES", (local, state))
+    seen = []
+
+    def worker():
+        seen.append(hasattr(local, "tree_manager_containers"))
+        engine_module._share_cudagraph_state()
+        seen.append(all(getattr(local, k) is v for k, v in state.items()))
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+    assert seen == [False, True]

@@ -235,6 +235,8 @@ def test_config_rules_recipe_constants_and_per_schema_adapters(tmp_path, model_d
         SystemSpec("x", engine={"base_model": "b"}, per_schema={"4": {"adaptor": "typo"}})
     with pytest.raises(ValueError, match="served needs base_url, model and tokenizer"):
         SystemSpec("x", kind="served", base_url="http://h/v1", model="reviewer")
+    with pytest.raises(ValueError, match="kind local needs engine.base_model"):  # not the 8B by default, silently
+        SystemSpec("x", engine={"adapter": "a"})
 
 
 def test_systems_nest_the_engine_and_generation_configs(tmp_path, model_dirs):
@@ -316,11 +318,11 @@ def test_systems_nest_the_engine_and_generation_configs(tmp_path, model_dirs):
     with pytest.raises(ValueError, match=r"per_schema\[4\]: `adapter` is now `engine.adapter`"):
         SystemSpec("x", per_schema={"4": {"adapter": adapter}})
     with pytest.raises(ValueError, match="unknown EngineConfig keys"):
-        SystemSpec("x", engine={"adaptor": adapter})
+        SystemSpec("x", engine={"base_model": base, "adaptor": adapter})
     with pytest.raises(ValueError, match="max_prompt_tokens is set by the eval"):
-        SystemSpec("x", engine={"max_prompt_tokens": 512})
+        SystemSpec("x", engine={"base_model": base, "max_prompt_tokens": 512})
     with pytest.raises(ValueError, match="generation.max_new_tokens"):
-        SystemSpec("x", engine={"max_new_tokens": 512})
+        SystemSpec("x", engine={"base_model": base, "max_new_tokens": 512})
     with pytest.raises(ValueError, match="served reads only engine.adapter"):
         SystemSpec("s", kind="served", base_url="http://h/v1", model="m", tokenizer=base, engine={"precision": "bf16"})
 

@@ -146,3 +146,7 @@ def test_labels_are_renamed_in_the_judges_prose_and_articles_are_not():
                                  "A clear gain for review A. A process.")
     assert name_systems(text, "L", "G") == ("L's review is more specific; L cites Table 3 while G lacks detail. "
                                             "A clear gain for G's review. A process.")
+    # possessives are labels; an article before a noun ending in s is not
+    assert swap_labels("B's review is more specific than A's.") == "A's review is more specific than B's."
+    assert swap_labels("A series of ablations would help B. A focus on A's point.") == (
+        "A series of ablations would help A. A focus on B's point.")

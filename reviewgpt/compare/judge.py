@@ -126,12 +126,17 @@ def _swap(label: str) -> str:
     return {"A": "B", "B": "A"}.get(label, label)
 
 
-# A label in the judge's prose: "A", "B", "Review A", "review B's". A bare capital A is also the article
-# ("A clear gain"): it is a label only before punctuation, a verb or "and"/"or", as judges write ("A is
-# more specific", "A cites Table 3", "A and B both", "than A.").
-_LABEL = re.compile(r"(?<![\w'-])(?:(Review|review|Reviews|reviews) )?([AB])(?![\w'-])")
-_AFTER_LABEL = re.compile(r"^(?:\s*(?:[.,;:!?)\]]|$)|'s\b|\s+(?:is|was|are|has|had|does|did|and|or|vs\.?|over|"
-                          r"than|both|also|better|worse|won|said|gave|give|made|missed|[a-z]+[^s\W]s)\b)")
+# A label in the judge's prose: "A", "B", "Review A", "review B's" (the "'s" stays after it). A bare
+# capital A is also the article ("A clear gain", "A series of ablations"): it is a label only before
+# punctuation, "'s", or a word judges put after a label ("A is more specific", "A cites Table 3",
+# "A and B both", "than A.").
+_LABEL = re.compile(r"(?<![\w'-])(?:(Review|review|Reviews|reviews) )?([AB])(?![\w-])(?!'(?!s\b))")
+_AFTER_LABEL = re.compile(
+    r"^(?:\s*(?:[.,;:!?)\]]|$)|'s\b|\s+(?:is|was|are|has|had|does|did|and|or|vs\.?|over|than|both|also|better|worse|"
+    r"won|wins|said|says|gave|gives|give|made|makes|missed|misses|cites|lacks|notes|offers|provides|lists|covers|"
+    r"names|raises|contains|includes|mentions|focuses|identifies|captures|addresses|agrees|matches|repeats|"
+    r"leaves|uses|points|seems|appears|suggests|highlights|discusses|explains|asks|argues|would|should|could|can|"
+    r"correctly|clearly|only)\b)")
 
 
 def relabel(text: str, name: Any) -> str:

@@ -621,6 +621,10 @@ def _choose_precision(cfg: EngineConfig, cuda: bool, notes: list[str]) -> str:
     return want
 
 
+# Why the decode step's Triton kernels do not run somewhere (hardware.triton_runs_on)
+KERNEL_NEEDS = "needs Triton and a CUDA GPU of compute capability 8.0+ (Ampere or newer)"
+
+
 def prepare_linears(model: torch.nn.Module, fuse: bool = True, few_row: bool = True) -> FusionReport | None:
     """The fast path's linear layers: q|k|v and gate|up fused (fused.py), then every linear given its
     decode-step kernel (decode_linears.py); in this order, as fusing makes new layers. Returns the
@@ -636,10 +640,6 @@ def prepare_linears(model: torch.nn.Module, fuse: bool = True, few_row: bool = T
         if not triton_runs_on(weight):
             fallback("few-row Triton linears", "F.linear (cuBLAS)", KERNEL_NEEDS)
     return fusion
-
-
-# Why the decode step's Triton kernels do not run somewhere (hardware.triton_runs_on)
-KERNEL_NEEDS = "needs Triton and a CUDA GPU of compute capability 8.0+ (Ampere or newer)"
 
 
 def load_engine(config: EngineConfig) -> ReviewEngine:
@@ -680,7 +680,8 @@ def load_engine(config: EngineConfig) -> ReviewEngine:
                 model = model.merge_and_unload()  # the decode step then runs the plain model
             elif config.merge_adapter:
                 fallback("merged adapter", "LoRA applied unmerged",
-                         "NF4 weights: merging would re-quantize them and lose most of the adapter's change")
+                         "NF4 weights: merging would re-quantize them and lose most of the adapter's change",
+                         expected=True)
         else:
             notes.append("no adapter configured: this is the BASE model, not the fine-tuned reviewer")
     except torch.cuda.OutOfMemoryError as e:
@@ -695,7 +696,7 @@ def load_engine(config: EngineConfig) -> ReviewEngine:
     fast = bool(config.fast_decoding and cuda)
     if not fast:
         fallback("compiled decode step", "eager generate()",
-                 "fast_decoding is off (ZeroGPU, or set so)" if cuda else "no CUDA GPU")
+                 "fast_decoding is off (ZeroGPU, or set so)" if cuda else "no CUDA GPU", expected=True)
     if fast:
         fusion = prepare_linears(model, fuse=config.fuse_projections, few_row=config.few_row_kernels)
         if fusion is not None and fusion.codes_identical is False:
@@ -711,9 +712,19 @@ def load_engine(config: EngineConfig) -> ReviewEngine:
         except Exception as e:  # compilation unavailable: fall back to eager generate()
             fallback("compiled decode step", "eager generate()", f"compile failed: {type(e).__name__}: {e}")
             unroute(model)  # plain F.linear again, whatever failed (Triton's kernels included)
+            if attn in _decode_attentions():
+                model.set_attn_implementation("sdpa")  # and plain SDPA: the split-KV kernel may be what failed
+                attn = "sdpa"
             engine._fast = None
-            engine.info = replace(info, fast_decoding=False, notes=notes + [f"fast decoding off: {e}"])
+            engine.info = replace(info, fast_decoding=False, attn_implementation=attn,
+                                  notes=notes + [f"fast decoding off: {e}"])
     return engine
+
+
+def _decode_attentions() -> tuple[str, ...]:
+    from reviewgpt.generate import attention
+
+    return (attention.NAME, attention.NAME_SDPA)
 
 
 def _explain_os_error(config: EngineConfig, e: OSError) -> str:

@@ -2,7 +2,7 @@
 
 Why not cuBLAS here: the batched decode step is bound by reading the weights, and at 8 rows cuBLAS's
 kernels read them at 2.2-2.8 TB/s on an H100 (o_proj 2.2, q|k|v 2.45, down 2.48, gate|up 2.69,
-lm_head 2.77: benchmarks/results/engine_h100_gemv8.jsonl). This kernel streams W once in tiles of
+lm_head 2.77; engine_h100_gemv8.jsonl in git history, commit 793115b). This kernel streams W once in tiles of
 BLOCK_N output features x BLOCK_K inputs (the rows of x padded to 16 for tl.dot), accumulates in
 float32, adds the bias there, and when the output has too few tiles to fill the GPU can split K over
 SPLIT_K programs whose float32 partials a second kernel sums. Which layers use it, at how many rows:

@@ -99,6 +99,8 @@ class SystemSpec:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"system {self.name}: unknown kind {self.kind!r} ({' | '.join(KINDS)})")
+        if self.kind == "local" and not isinstance(self.engine, EngineConfig) and not (self.engine or {}).get("base_model"):
+            raise ValueError(f"system {self.name}: kind local needs engine.base_model (a Hub id or a local folder)")
         self.engine = _nested(EngineConfig, self.engine, f"system {self.name}: engine")
         self.generation = _nested(GenerationConfig, self.generation, f"system {self.name}: generation", {"seed": 0})
         self.per_schema = {str(k): dict(v) for k, v in (self.per_schema or {}).items()}
