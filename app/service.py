@@ -87,9 +87,11 @@ class ReviewService:
                 engine = get_engine(self.settings.engine_config())
             self.engine = engine
             self.engine_key = gpu.register(engine)
+            log.info("local model: %s (%s)", self.local_label.title, engine.info.describe())
         except (ModelLoadError, FileNotFoundError, ValueError, OSError) as e:
             self.load_error = str(e)
             log.error("local model not loaded: %s", e)
+        log.info("GPT side: %s", f"on ({self.gpt_label.detail})" if self._chat is not None else f"off: {self.gpt_error}")
 
     @property
     def local_label(self) -> ModelLabel:

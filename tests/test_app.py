@@ -279,3 +279,17 @@ def test_the_status_line_says_nothing_failed_when_both_sides_are_off():
     assert run.status() == "No review: Local failed: out of memory GPT-4o is off: set OPENAI_API_KEY"
     run.gpt = side("GPT-4o", "timeout", False)
     assert run.status().startswith("Both sides failed. ")
+
+
+def test_the_start_up_log_says_which_model_loaded_and_whether_the_gpt_side_is_on(model_dirs, caplog, monkeypatch):
+    """Issue #26: the start-up log never said which model loaded or whether the GPT side was on."""
+    import logging
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    service = ReviewService(AppSettings(base_model=str(model_dirs / "base"), adapter=str(model_dirs / "adapter"),
+                                        demo=False, max_new_tokens=8))
+    with caplog.at_level(logging.INFO, logger="app.service"):
+        service.load()
+    said = [r.getMessage() for r in caplog.records if r.name == "app.service"]
+    assert said[0].startswith("local model: ") and "LoRA adapter (merged)" in said[0] and "fp32" in said[0]
+    assert said[1].startswith("GPT side: off: ") and "OPENAI_API_KEY" in said[1]
