@@ -82,7 +82,12 @@ def paper_info(doc: Document, model_input: ModelInput | None, filename: str = ""
     """Title and size in one line, what the model reads in another; long lists folded away."""
     title = escape(doc.title or filename or "(no title found)")
     lines = [f"**{title}** · {doc.page_count} pages · {len(doc.sections)} sections"]
-    if model_input is not None:
+    if model_input is not None and model_input.source == "edited":
+        b = model_input.budget
+        size = f" ({b.prompt_tokens:,} of {b.budget:,} prompt tokens{', cut at the end' if b.was_cut else ''})" if b else ""
+        lines.append(f"**Your edited text** is what the models read{size}, not the parsed PDF; the downloads "
+                     "record it as an edit.")
+    elif model_input is not None:
         b = model_input.budget
         if b is None:
             lines.append("The models read the whole paper.")

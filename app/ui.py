@@ -144,12 +144,18 @@ def build(service: ReviewService) -> gr.Blocks:
 
         upload_outputs = [upload_msg, info, text, preview, status, *results]
 
-        def on_schema(schema: str, s: Session):
+        def on_info(schema: str, paper_text: str, s: Session):
+            """What the models will read, said again when the schema or the text changes (an edit)."""
             if s.paper is None:
                 return gr.update()
-            return render.paper_info(s.paper.document, service.prepare(s.paper.document, schema), s.paper.filename)
+            edited = (paper_text or "").strip() and paper_text != s.shown_text
+            mi = (service.prepare(paper_text, schema, edited=True) if edited
+                  else service.prepare(s.paper.document, schema))
+            return render.paper_info(s.paper.document, mi, s.paper.filename)
 
-        aspects.change(on_schema, [aspects, session], [info], api_visibility="private", queue=False)
+        aspects.change(on_info, [aspects, text, session], [info], api_visibility="private", queue=False)
+        # when the box loses focus (the click on Generate included): not on every keystroke
+        text.blur(on_info, [aspects, text, session], [info], api_visibility="private", queue=False)
 
         # ------------------------------------------------------------ generate
         def outputs_for(run: Run) -> tuple:

@@ -390,7 +390,13 @@ def test_an_edit_of_the_text_is_what_the_models_read_and_is_recorded(open_page, 
     page.wait_for_function("document.querySelector('#status').innerText.includes('Parsed')")
     page.get_by_text("Paper text the models read").click()
     box = page.locator("#paper-text textarea")
+    info = page.locator("#paper-info")
+    assert "edited" not in info.inner_text() and "The models read" in info.inner_text()
     box.fill("Title: My corrected title\n\n" + box.input_value().split("\n\n", 1)[1])
+    box.blur()  # the line under the title says the edit is what the models read (issue #26)
+    page.wait_for_function("document.querySelector('#paper-info').innerText.includes('Your edited text')")
+    assert "is what the models read" in info.inner_text() and "Sections left out" not in info.inner_text()
+    shot(page, "edited-text.png")
     generate_and_wait(page)
     data = json.loads(next(v for k, v in downloads(page).items() if k.endswith("results.json")))
     assert data["model_input"]["source"] == "edited"
