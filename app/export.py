@@ -59,6 +59,8 @@ def export_run(run: Run, models: dict[str, Any], app_version: str, folder: Path 
         p = folder / f"{name}-{key}-review{tag}.md"
         side_meta = {**meta, "review_by": {"title": side.label.title, "detail": side.label.detail},
                      "error": side.error}
+        if key == "gpt":  # the GPT side samples at the run's temperature; suppression, seed and length are the local model's
+            side_meta["settings"] = {"schema": run.settings.schema, "temperature": run.settings.temperature}
         p.write_text(_front_matter(side_meta) + note + side.text.rstrip() + "\n")
         files.append(p)
     if run.verdict:

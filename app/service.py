@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import random
 import threading
 from dataclasses import dataclass
@@ -53,6 +54,14 @@ def read_paper(path: str | Path, ingest: IngestConfig) -> Paper:
     """Raise a PDFError (user-facing message) or return the parsed paper."""
     data = Path(path).read_bytes()
     return Paper(extract(data, ingest), Path(path).name, hashlib.sha256(data).hexdigest())
+
+
+def _public(ref: str | None) -> str | None:
+    """A model reference as a download may show it: a Hub id as it is, a local folder by its name only
+    (an absolute path would tell the reader about the machine it ran on)."""
+    if ref and os.path.isdir(ref):
+        return f"{Path(ref).name} (local folder)"
+    return ref
 
 
 PARSED_KEPT = 64  # parsed papers remembered for API callers (oldest forgotten first)
@@ -106,8 +115,8 @@ class ReviewService:
         """Model ids for the downloads' provenance."""
         info = self.engine.info if self.engine else None
         oa = self.settings.openai
-        return {"local": {"title": self.local_label.title, "base_model": info.base_model if info else None,
-                          "adapter": info.adapter if info else None,
+        return {"local": {"title": self.local_label.title, "base_model": _public(info.base_model) if info else None,
+                          "adapter": _public(info.adapter) if info else None,
                           "detail": info.describe() if info else None, "demo": self.is_demo,
                           "schema_guide": self._guided()},
                 "gpt": {"model": oa.reviewer_model, "base_url": oa.resolved_base_url(),

@@ -12,6 +12,7 @@ import shutil
 import time
 
 import pytest
+import yaml
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from app.settings import AppSettings
@@ -341,6 +342,12 @@ def test_downloads_are_named_after_the_paper_and_record_the_run(open_page):
     assert data["started_at"] and data["finished_at"] and data["app_version"] and data["status"] == "done"
     review = next(v for k, v in files.items() if k.endswith("local-review.md")).decode()
     assert review.startswith("---\n") and "pdf_sha256:" in review and "seed: 7" in review
+    # issue #26: no absolute local paths; the GPT review's header records the GPT side's settings only
+    assert all(b"/tmp/" not in v and str(ROOT).encode() not in v for v in files.values())
+    assert data["models"]["local"]["base_model"].endswith("(local folder)")
+    gpt_head = next(v for k, v in files.items() if k.endswith("gpt-review.md")).decode().split("\n---\n")[0]
+    settings = yaml.safe_load(gpt_head.removeprefix("---\n"))["settings"]
+    assert settings == {"schema": "7", "temperature": 0.8}
 
 
 def test_a_second_user_sees_that_it_waits_for_the_gpu(open_page, openai_server):
