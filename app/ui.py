@@ -191,7 +191,8 @@ def build(service: ReviewService) -> gr.Blocks:
 
         def on_generate(s: Session, paper_text: str, schema: str, strength: float, temp: float,
                         seed_value: float | None) -> Iterator[tuple]:
-            if not s.queued:  # "A run is already going", or the queued press was stopped / superseded
+            if not s.queued:  # "A run is already going", or the queued press was stopped / superseded:
+                yield (gr.update(),) * (len(results) + 1)  # the page as it is (an event with no output blanks it)
                 return
             s.queued = False
             if not (paper_text or "").strip():

@@ -409,3 +409,22 @@ def test_an_edit_of_the_text_is_what_the_models_read_and_is_recorded(open_page, 
     assert data["model_input"]["source"] == "edited"
     sent = [r["body"]["messages"][1]["content"] for r in openai_server.state.requests]
     assert sent and all("My corrected title" in s for s in sent)  # GPT-4 and the judge read the edit
+
+
+def test_a_queued_run_cancelled_before_it_starts_says_so_and_stays_said(open_page, openai_server):
+    """Issue #26: Stop on a run still waiting for the GPU said "Cancelled before it started." and the
+    line then went blank when the queued event came up."""
+    openai_server.state.script.append(Step(delay_s=5, match="Potential reasons"))  # tab 1 holds the GPU slot
+    first, second = open_page(), open_page()
+    for page in (first, second):
+        paste_paper(page, MARKER_PAPER)
+    first.locator("#generate").click()
+    first.wait_for_function("document.querySelector('#status').innerText.includes('Writing')")
+    second.locator("#generate").click()
+    second.wait_for_function("document.querySelector('#status').innerText.includes('Waiting for the GPU')")
+    second.locator("#stop").click()
+    second.wait_for_function("document.querySelector('#status').innerText.includes('Cancelled before it started')")
+    first.wait_for_function(FINISHED, timeout=60_000)  # the slot frees: the cancelled event comes up and does nothing
+    time.sleep(2)
+    assert second.locator("#status").inner_text().strip() == "Cancelled before it started."
+    assert not second.locator("#local-review").inner_text().strip()
