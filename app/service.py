@@ -72,6 +72,7 @@ class ReviewService:
         self.settings = settings
         self.ingest = ingest or IngestConfig()
         self._parsed: dict[str, Document] = {}  # text sha256 -> the Document /parse made it from (remember)
+        self._running, self._running_lock = 0, threading.Lock()  # runs executing now (`busy`)
         self.engine: Reviewer | None = None
         self.engine_key: str | None = None
         self.load_error: str | None = None
@@ -199,8 +200,22 @@ class ReviewService:
                    RunSettings(mi.schema, suppression, temperature, seed, max_new),
                    Side(self.local_label), Side(self.gpt_label))
 
+    @property
+    def busy(self) -> bool:
+        """A run holds the GPU slot now (the page then tells a new run that it waits)."""
+        return self._running > 0
+
     def execute(self, run: Run) -> Iterator[Run]:
         """Both reviews of run.model_input side by side, then the verdict (see run.drive)."""
+        with self._running_lock:
+            self._running += 1
+        try:
+            yield from self._execute(run)
+        finally:
+            with self._running_lock:
+                self._running -= 1
+
+    def _execute(self, run: Run) -> Iterator[Run]:
         s = run.settings
         unavailable: dict[str, str] = {}
         local = gpt = judge = None

@@ -186,6 +186,8 @@ def build(service: ReviewService) -> gr.Blocks:
             if s.run is not None and s.run.phase.active:
                 return (gr.update(),) * len(results) + ("A run is already going: Stop it first.",)
             s.queued = True
+            if not service.busy:  # a lone user: no "waiting" flash before every run
+                return cleared + ("Starting...",)
             return cleared + ("Waiting for the GPU: another review is being written. Your run starts when it "
                               "is free.",)
 

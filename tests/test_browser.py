@@ -27,7 +27,7 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
 STATUS = "document.querySelector('#status').innerText"
 FINISHED = f"/Done|failed|Stopped|No verdict|Both reviews done/.test({STATUS})"
-RUNNING = f"/Waiting for the GPU|Writing|judge is/.test({STATUS})"
+RUNNING = f"/Starting|Waiting for the GPU|Writing|judge is/.test({STATUS})"
 
 pytestmark = pytest.mark.browser
 TOAST = ".toast-body, [data-testid='toast-body']"
@@ -428,3 +428,15 @@ def test_a_queued_run_cancelled_before_it_starts_says_so_and_stays_said(open_pag
     time.sleep(2)
     assert second.locator("#status").inner_text().strip() == "Cancelled before it started."
     assert not second.locator("#local-review").inner_text().strip()
+
+
+def test_a_lone_user_never_sees_waiting_for_the_gpu(open_page):
+    """Issue #26: "Waiting for the GPU" flashed before every run of a user alone on the app."""
+    page = open_page()
+    paste_paper(page, MARKER_PAPER)
+    page.evaluate("""() => { window.__said = [];
+        new MutationObserver(() => window.__said.push(document.querySelector('#status').innerText))
+            .observe(document.querySelector('#status'), {subtree: true, childList: true, characterData: true}); }""")
+    generate_and_wait(page)
+    said = page.evaluate("window.__said")
+    assert said and not any("Waiting for the GPU" in t for t in said), said
