@@ -124,6 +124,7 @@ class Run:
 
 
 Stream = Callable[[], Iterator[Any]]
+STOP_DRAIN_S = 5.0  # how long a stopped run waits for the local model's last piece and marker report
 
 
 def drive(run: Run, local: Stream | None, gpt: Stream | None, judge: Callable[[str, str], Verdict] | None,
@@ -136,12 +137,15 @@ def drive(run: Run, local: Stream | None, gpt: Stream | None, judge: Callable[[s
     updates: queue.Queue = queue.Queue()
     run.phase = RunPhase.GENERATING
 
-    def pump(side: Side, stream: Stream) -> None:
+    def pump(side: Side, stream: Stream, drains: bool) -> None:
+        """`drains`: the stream itself honours run.stop (the local model ends within a token, then yields
+        its marker report): it is read to its end, so a stopped review keeps its P(empty) column.
+        Otherwise (the GPT side) Stop closes the stream at once: the request ends now."""
         side.started_at = now()
         try:
-            with contextlib.closing(stream()) as items:  # Stop closes the stream: the model or request ends now
+            with contextlib.closing(stream()) as items:
                 for item in items:
-                    if run.stop.is_set():
+                    if run.stop.is_set() and not drains:
                         break
                     if isinstance(item, str):
                         side.text += item
@@ -157,14 +161,14 @@ def drive(run: Run, local: Stream | None, gpt: Stream | None, judge: Callable[[s
             side.done, side.finished_at = True, now()
             updates.put(1)
 
-    threads = []
+    threads: dict[str, threading.Thread] = {}
     for key, side, stream in (("local", run.local, local), ("gpt", run.gpt, gpt)):
         if stream is None:
             side.error, side.off, side.done = unavailable.get(key, "not available"), True, True
             continue
         ctx = contextvars.copy_context()  # ZeroGPU reads the Gradio request from the context
-        threads.append(threading.Thread(target=ctx.run, args=(pump, side, stream), daemon=True))
-    for t in threads:
+        threads[key] = threading.Thread(target=ctx.run, args=(pump, side, stream, key == "local"), daemon=True)
+    for t in threads.values():
         t.start()
     last = 0.0
     while not (run.local.done and run.gpt.done) and not run.stop.is_set():
@@ -176,6 +180,8 @@ def drive(run: Run, local: Stream | None, gpt: Stream | None, judge: Callable[[s
             last = time.monotonic()
             yield run
     if run.stop.is_set():
+        if "local" in threads:  # its last tokens and marker report, before the run is exported
+            threads["local"].join(timeout=STOP_DRAIN_S)
         finish(run, RunPhase.STOPPED)
         yield run
         return

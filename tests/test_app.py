@@ -293,3 +293,38 @@ def test_the_start_up_log_says_which_model_loaded_and_whether_the_gpt_side_is_on
     said = [r.getMessage() for r in caplog.records if r.name == "app.service"]
     assert said[0].startswith("local model: ") and "LoRA adapter (merged)" in said[0] and "fp32" in said[0]
     assert said[1].startswith("GPT side: off: ") and "OPENAI_API_KEY" in said[1]
+
+
+def test_a_stopped_run_keeps_the_local_models_marker_report():
+    """Issue #26: a stopped run lost its P(empty) column (markers: null) though the written aspects had
+    values. The local stream honours Stop itself and ends with its report: the run reads it to its end;
+    the GPT side's stream is closed at once."""
+    import threading
+
+    from app.run import Run, Side, drive
+
+    stop, report, closed = threading.Event(), object(), threading.Event()
+
+    def local():
+        for i in range(1000):
+            if stop.is_set():  # as the engine does: ends within a token, then the marker report
+                break
+            yield f"piece {i} "
+            time.sleep(0.01)
+        yield report
+
+    def gpt():
+        try:
+            while True:
+                yield "gpt "
+                time.sleep(0.01)
+        finally:
+            closed.set()
+
+    run = Run("T", None, None, None, None, Side(ModelLabel("L", "", "L")), Side(ModelLabel("G", "", "G")),
+              stop=stop)  # type: ignore[arg-type]
+    for i, r in enumerate(drive(run, local, gpt, None, {})):
+        if i == 3:
+            stop.set()
+    assert run.phase is RunPhase.STOPPED and run.local.text and run.local.markers is report
+    assert closed.wait(timeout=30) and run.gpt.text  # its pump thread closes it at its next piece
