@@ -350,9 +350,10 @@ def test_downloads_are_named_after_the_paper_and_record_the_run(open_page):
     assert settings == {"schema": "7", "temperature": 0.8}
 
 
-def test_a_second_user_sees_that_it_waits_for_the_gpu(open_page, openai_server):
-    """Defect 7: two tabs; the second one's run waits in the queue and says so."""
-    openai_server.state.script.append(Step(delay_s=6, match="Potential reasons"))  # tab 1 holds the GPU slot
+def second_tab_waits(open_page, openai_server, delay_s: float):
+    """Two tabs with the same paper: the first one's run holds the GPU slot (its GPT side answers after
+    `delay_s`), the second one's Generate waits in the queue and says so. Returns (first, second)."""
+    openai_server.state.script.append(Step(delay_s=delay_s, match="Potential reasons"))
     first, second = open_page(), open_page()
     for page in (first, second):
         paste_paper(page, MARKER_PAPER)
@@ -360,6 +361,12 @@ def test_a_second_user_sees_that_it_waits_for_the_gpu(open_page, openai_server):
     first.wait_for_function("document.querySelector('#status').innerText.includes('Writing')")
     second.locator("#generate").click()
     second.wait_for_function("document.querySelector('#status').innerText.includes('Waiting for the GPU')")
+    return first, second
+
+
+def test_a_second_user_sees_that_it_waits_for_the_gpu(open_page, openai_server):
+    """Defect 7: two tabs; the second one's run waits in the queue and says so."""
+    first, second = second_tab_waits(open_page, openai_server, delay_s=6)
     second.wait_for_function("/queue/i.test(document.body.innerText)")  # Gradio's queue position
     shot(second, "second-user-waiting.png")
     second.wait_for_function("document.querySelector('#status').innerText.includes('Done')", timeout=60_000)
@@ -414,14 +421,7 @@ def test_an_edit_of_the_text_is_what_the_models_read_and_is_recorded(open_page, 
 def test_a_queued_run_cancelled_before_it_starts_says_so_and_stays_said(open_page, openai_server):
     """Issue #26: Stop on a run still waiting for the GPU said "Cancelled before it started." and the
     line then went blank when the queued event came up."""
-    openai_server.state.script.append(Step(delay_s=5, match="Potential reasons"))  # tab 1 holds the GPU slot
-    first, second = open_page(), open_page()
-    for page in (first, second):
-        paste_paper(page, MARKER_PAPER)
-    first.locator("#generate").click()
-    first.wait_for_function("document.querySelector('#status').innerText.includes('Writing')")
-    second.locator("#generate").click()
-    second.wait_for_function("document.querySelector('#status').innerText.includes('Waiting for the GPU')")
+    first, second = second_tab_waits(open_page, openai_server, delay_s=5)
     second.locator("#stop").click()
     second.wait_for_function("document.querySelector('#status').innerText.includes('Cancelled before it started')")
     first.wait_for_function(FINISHED, timeout=60_000)  # the slot frees: the cancelled event comes up and does nothing

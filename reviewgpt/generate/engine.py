@@ -673,10 +673,11 @@ def load_engine(config: EngineConfig) -> ReviewEngine:
             kwargs.update(dtype=torch.float32)
         model = AutoModelForCausalLM.from_pretrained(config.base_model, **kwargs)
         adapter = config.adapter
+        merged = bool(adapter and config.merge_adapter and precision != "nf4")  # 4-bit weights stay unmerged
         if adapter:
             from peft import PeftModel
             model = PeftModel.from_pretrained(model, adapter, **common)
-            if config.merge_adapter and precision != "nf4":
+            if merged:
                 model = model.merge_and_unload()  # the decode step then runs the plain model
             elif config.merge_adapter:
                 fallback("merged adapter", "LoRA applied unmerged",
@@ -702,7 +703,7 @@ def load_engine(config: EngineConfig) -> ReviewEngine:
         if fusion is not None and fusion.codes_identical is False:
             notes.append("fused NF4 projections: re-quantized 4-bit codes differ from the originals'")
     info = LoadInfo(config.base_model, config.adapter, "cuda" if cuda else "cpu", precision, attn, fast, notes,
-                    adapter_merged=bool(adapter and config.merge_adapter and precision != "nf4"))
+                    adapter_merged=merged)
     for n in notes:
         log.warning(n)
     engine = ReviewEngine(model, tokenizer, info, config)
