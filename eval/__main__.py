@@ -8,15 +8,27 @@
 Any config key can be overridden as key=value (limit=20 judge_concurrency=16). Results are keyed by
 fingerprints of their configuration: a rerun does exactly what changed settings require.
 The fine-tuned model on a server: eval/configs/served.yaml (README, "Scaling out").
+
+Tools that work on single reviews rather than on a configured run live in their own modules and take
+their own flags: `python -m eval TOOL --help` (TOOLS below).
 """
 
 import argparse
+import importlib
+import importlib.util
 import logging
+import sys
 
 from reviewgpt.config import load_config
 from reviewgpt.compare.evaluation.config import EvalConfig
 from reviewgpt.compare.evaluation.report import report
 from reviewgpt.compare.evaluation.stages import generate, judge
+
+
+# Subcommands owned by their own module (eval/<name>.py with `main(argv)`), e.g. `python -m eval ground`.
+TOOLS: tuple[str, ...] = tuple(
+    name for name in ("ground", "rate", "scorecard") if importlib.util.find_spec(f"eval.{name}") is not None
+)
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -30,6 +42,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in TOOLS:
+        importlib.import_module(f"eval.{argv[0]}").main(argv[1:])
+        return
     args = parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     cfg = load_config(EvalConfig, args.config, args.overrides)
