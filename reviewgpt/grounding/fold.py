@@ -1,0 +1,109 @@
+"""Folding text for comparison: what differs between a quote and the paper's text layer but not in
+what it says.
+
+A folded text keeps only letters and digits, lower-cased, after NFKD (ligatures such as "ﬁ" become
+"fi", math alphanumerics such as "𝑥" become "x", accents drop). Spaces, line breaks, line-end
+hyphens ("hy-\\nphen"), punctuation and math operators all vanish, so a quote typed from the
+rendered page matches the text layer however it was broken. Word changes do not vanish: a
+changed content word changes the letters.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Sequence
+
+# Citations are skipped on both sides: reviewers leave "[4, 19]" and "(Smith et al., 2017)" out of
+# what they quote, and skipping them cannot make a changed word match.
+_CITATION = re.compile(
+    r"\[\s*\d+(?:\s*[,;–-]\s*\d+)*\s*\]"
+    r"|\((?:[^()]{0,80}?(?:et al\.?|[A-Z][\w-]+),?\s+(?:19|20)\d\d[a-z]?)(?:\s*[;,]\s*[^()]{0,80}?(?:19|20)\d\d[a-z]?)*\)")
+
+
+@lru_cache(maxsize=4096)
+def _fold_char(ch: str) -> str:
+    if ch.isascii():
+        return ch.lower() if ch.isalnum() else ""
+    return "".join(c for c in unicodedata.normalize("NFKD", ch).lower() if c.isalnum())
+
+
+@dataclass
+class Folded:
+    """A folded text with, per folded character, where it came from."""
+
+    chars: str
+    src: list[int]  # index of the source unit (character of a text, or word of a page) per char
+    starts: bytearray  # 1 where a run of letters/digits starts (a word boundary)
+    ends: bytearray  # 1 where such a run ends
+
+    def at_boundaries(self, i: int, j: int) -> bool:
+        """chars[i:j] starts and ends at word boundaries (not inside a word)."""
+        return bool(self.starts[i]) and bool(self.ends[j - 1])
+
+    def find_all(self, needle: str, lo: int = 0, hi: int | None = None, limit: int = 50) -> list[int]:
+        """Start offsets of needle in chars[lo:hi] at word boundaries."""
+        hi = len(self.chars) if hi is None else hi
+        out: list[int] = []
+        i = self.chars.find(needle, lo, hi)
+        while i >= 0 and len(out) < limit:
+            if self.at_boundaries(i, i + len(needle)):
+                out.append(i)
+            i = self.chars.find(needle, i + 1, hi)
+        return out
+
+
+class FoldBuilder:
+    """Builds a Folded text piece by piece (a page's words, a document's characters)."""
+
+    def __init__(self) -> None:
+        self._chars: list[str] = []
+        self._src: list[int] = []
+        self._starts = bytearray()
+        self._ends = bytearray()
+        self._in_run = False
+
+    def add(self, text: str, sources: Sequence[int] | None = None) -> None:
+        """Append text; every folded char records sources[k] of its character k (default k)."""
+        skip = bytearray(len(text))
+        for m in _CITATION.finditer(text):
+            skip[m.start():m.end()] = b"\x01" * (m.end() - m.start())
+        for k, ch in enumerate(text):
+            f = "" if skip[k] else _fold_char(ch)
+            if not f:
+                if self._in_run:
+                    self._ends[-1] = 1
+                self._in_run = False
+                continue
+            for c in f:
+                self._chars.append(c)
+                self._src.append(k if sources is None else sources[k])
+                self._starts.append(0 if self._in_run else 1)
+                self._ends.append(0)
+                self._in_run = True
+
+    def build(self) -> Folded:
+        if self._in_run:
+            self._ends[-1] = 1
+        return Folded("".join(self._chars), self._src, self._starts, self._ends)
+
+
+def fold(text: str) -> Folded:
+    """Fold a text; src maps each folded char to its character offset in text."""
+    b = FoldBuilder()
+    b.add(text)
+    return b.build()
+
+
+def fold_words(text: str) -> list[str]:
+    """The folded words of a text (runs of letters/digits), in order."""
+    f = fold(text)
+    words, cur = [], []
+    for c, e in zip(f.chars, f.ends):
+        cur.append(c)
+        if e:
+            words.append("".join(cur))
+            cur = []
+    return words

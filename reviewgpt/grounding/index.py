@@ -1,0 +1,103 @@
+"""One paper made searchable: its Document's folded text, its PDF's words, its BM25 passages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pymupdf
+from rapidfuzz import fuzz
+
+from reviewgpt.grounding.config import GroundingConfig
+from reviewgpt.grounding.evidence import Box
+from reviewgpt.grounding.fold import Folded, fold, fold_words
+from reviewgpt.grounding.locate import Span, locate
+from reviewgpt.grounding.pages import PageWords
+from reviewgpt.grounding.retrieve import Passage, Retriever, passages
+from reviewgpt.ingest.document import Document
+
+
+@dataclass
+class Found:
+    """A span of the paper: its text as the Document has it, and where it is on the pages."""
+
+    text: str
+    boxes: list[Box] = field(default_factory=list)
+
+    @property
+    def page(self) -> int | None:
+        return self.boxes[0].page if self.boxes else None
+
+
+@dataclass
+class PaperIndex:
+    document: Document
+    config: GroundingConfig
+    text: str  # the Document's text (what the models read)
+    folded: Folded  # ... folded; src = character offsets into text
+    pages: PageWords | None  # None without a PDF (a pasted paper): nothing can be placed on a page
+    retriever: Retriever
+
+    @classmethod
+    def build(cls, document: Document, pdf: str | Path | bytes | pymupdf.Document | None = None,
+              config: GroundingConfig | None = None) -> "PaperIndex":
+        cfg = config or GroundingConfig()
+        text = document.to_text()
+        return cls(document, cfg, text, fold(text), PageWords.read(pdf) if pdf is not None else None,
+                   Retriever(passages(document, cfg.passage_words)))
+
+    def _text_of(self, spans: list[Span]) -> str:
+        return " … ".join(self.text[self.folded.src[i]: self.folded.src[j - 1] + 1] for i, j in spans)
+
+    def place(self, text: str) -> list[Box]:
+        """The boxes of a text of the paper on the PDF's pages ([] when it cannot be placed)."""
+        if self.pages is None:
+            return []
+        words = fold_words(text)
+        spans = locate(words, self.pages.folded, self.config.max_gap_chars)
+        if spans is None and len(words) > 24:
+            # a long passage whose layer order differs somewhere: its opening words still give the page
+            spans = locate(words[:12], self.pages.folded, self.config.max_gap_chars)
+        return self.pages.boxes(spans) if spans else []
+
+    def find_quote(self, pieces: list[str]) -> Found | None:
+        """The quote (its pieces in order) in the Document's text, or None: verbatim up to folding."""
+        spans: list[Span] = []
+        pos = 0
+        for piece in pieces:
+            needle = "".join(fold_words(piece))
+            hits = self.folded.find_all(needle, pos, limit=1) if needle else []
+            if not hits:
+                return None
+            spans.append((hits[0], hits[0] + len(needle)))
+            pos = spans[-1][1]
+        boxes: list[Box] = []
+        if self.pages is not None:
+            for piece in pieces:
+                located = locate(fold_words(piece), self.pages.folded, self.config.max_gap_chars)
+                boxes += self.pages.boxes(located) if located else []
+        return Found(self._text_of(spans), boxes)
+
+    def closest(self, quote: str) -> tuple[Found, float] | None:
+        """The paper's span closest to a quote that is not verbatim (rapidfuzz partial ratio >= fuzzy_min)."""
+        needle = "".join(fold_words(quote))
+        if not needle:
+            return None
+        al = fuzz.partial_ratio_alignment(needle, self.folded.chars, score_cutoff=self.config.fuzzy_min)
+        if al is None or al.dest_end <= al.dest_start:
+            return None
+        i, j = al.dest_start, al.dest_end
+        while i > 0 and not self.folded.starts[i]:  # whole words: the alignment may cut one
+            i -= 1
+        while j < len(self.folded.chars) and not self.folded.ends[j - 1]:
+            j += 1
+        text = self._text_of([(i, j)])
+        return Found(text, self.place(text)), float(al.score)
+
+    def related(self, query: str) -> tuple[Passage, Found, float] | None:
+        """The best BM25 passage for a query, if it scores at least bm25_min_score."""
+        best = self.retriever.best(query)
+        if best is None or best[1] < self.config.bm25_min_score:
+            return None
+        passage, score = best
+        return passage, Found(passage.text, self.place(passage.text)), score

@@ -1,0 +1,73 @@
+"""The PDF's words, in the order PyMuPDF reads them, folded into one stream across pages.
+
+One stream for the whole paper is what lets a quote run across a line, column or page break; the
+running header, footer or footnote a break puts between its pieces is skipped by the locator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pymupdf
+
+from reviewgpt.grounding.evidence import Box
+from reviewgpt.grounding.fold import FoldBuilder, Folded
+
+
+@dataclass(frozen=True)
+class Word:
+    page: int  # 1-based
+    rect: tuple[float, float, float, float]
+    line: tuple[int, int]  # (block, line) on its page: the words of one line share it
+    text: str
+
+
+@dataclass
+class PageWords:
+    words: list[Word]
+    folded: Folded  # src = index into words
+
+    @classmethod
+    def read(cls, pdf: str | Path | bytes | pymupdf.Document) -> "PageWords":
+        doc = pdf if isinstance(pdf, pymupdf.Document) else (
+            pymupdf.open(stream=pdf, filetype="pdf") if isinstance(pdf, bytes) else pymupdf.open(pdf))
+        words: list[Word] = []
+        b = FoldBuilder()
+        try:
+            for pno, page in enumerate(doc, start=1):
+                # sort=False keeps the content stream's order: columns one after the other, as typeset.
+                # A page is folded as one text (words joined by spaces) so a citation split over
+                # several words is still recognised and skipped.
+                parts: list[str] = []
+                sources: list[int] = []
+                for x0, y0, x1, y1, text, block, line, _ in page.get_text("words", sort=False):
+                    parts.append(text + " ")
+                    sources += [len(words)] * (len(text) + 1)
+                    words.append(Word(pno, (x0, y0, x1, y1), (block, line), text))
+                b.add("".join(parts) + "\n", sources + [len(words) - 1])
+        finally:
+            if doc is not pdf:
+                doc.close()
+        return cls(words, b.build())
+
+    def boxes(self, spans: list[tuple[int, int]]) -> list[Box]:
+        """One box per line touched by the folded spans, in reading order."""
+        ids: list[int] = []
+        for i, j in spans:
+            for w in range(self.folded.src[i], self.folded.src[j - 1] + 1):
+                if not ids or ids[-1] != w:
+                    ids.append(w)
+        out: list[Box] = []
+        key = None
+        for w in ids:
+            word = self.words[w]
+            k = (word.page, word.line)
+            if k == key:
+                r = out[-1].rect
+                out[-1] = Box(word.page, (min(r[0], word.rect[0]), min(r[1], word.rect[1]),
+                                          max(r[2], word.rect[2]), max(r[3], word.rect[3])))
+            else:
+                out.append(Box(word.page, word.rect))
+                key = k
+        return out
