@@ -1,4 +1,4 @@
-"""The named API endpoints (also the MCP tools): parse, review, gpt4_review, judge.
+"""The named API endpoints (also the MCP tools): parse, review, gpt4_review, judge, ground.
 
 Each takes the paper text and builds the ModelInput with the page's prepare(): the "text" that parse
 returned, passed back unchanged, is read from its parsed Document with the page's section policy
@@ -15,6 +15,7 @@ from gradio.data_classes import FileData
 
 from reviewgpt.config import RECIPE_SUPPRESSION, GenerationConfig
 from reviewgpt.errors import PDFError, ReviewGPTError
+from reviewgpt.grounding import PaperIndex, counts, ground_review
 from reviewgpt.prepare.model_input import ModelInput
 
 from .service import Paper, ReviewService, read_paper
@@ -139,4 +140,29 @@ def endpoints(service: ReviewService) -> list[tuple[Any, str]]:
         except ReviewGPTError as e:
             raise gr.Error(str(e)) from None
 
-    return [(parse, "parse"), (review, "review"), (gpt4_review, "gpt4_review"), (judge, "judge")]
+    def ground(pdf_file: FileData, review: str, aspects: str = "7") -> dict:
+        """Trace every item of a review to the paper: a quoted span is verified against the paper's text
+        and located on its page; an item without a quote gets the best-matching passage (BM25) as related.
+
+        Args:
+            pdf_file: the paper as a PDF file (an http(s) URL, a base64 data URL, or an upload).
+            review: the review in the review format (## aspect headers, numbered items), e.g. what review returns.
+            aspects: "7" or "4": the schema the review follows.
+
+        Returns:
+            items: one per review item {aspect, item, title, quote, status (verified | related |
+            not_found), page, bbox, boxes (page, rect per line), passage (the paper's text), score,
+            score_kind (exact | bm25 | fuzzy)}; counts per status. A quote that is not in the paper is
+            never verified: it is not_found, with the paper's closest text as passage when near.
+        """
+        if not (review or "").strip():
+            raise gr.Error("The review is empty: pass the review text (e.g. the 'review' that review returns).")
+        path = _path(pdf_file)
+        try:
+            paper = read_paper(path, service.ingest)
+        except PDFError as e:
+            raise gr.Error(str(e)) from None
+        evidence = ground_review(PaperIndex.build(paper.document, path), review, aspects)
+        return {"items": [e.to_dict() for e in evidence], "counts": counts(evidence)}
+
+    return [(parse, "parse"), (review, "review"), (gpt4_review, "gpt4_review"), (judge, "judge"), (ground, "ground")]

@@ -7,8 +7,9 @@ passage by BM25 (a "related passage", never presented as a quote). Entry points:
 """
 
 from reviewgpt.grounding.config import GroundingConfig
-from reviewgpt.grounding.evidence import Box, Evidence, Status
+from reviewgpt.grounding.evidence import STATUSES, Box, Evidence, Status, counts
 from reviewgpt.grounding.ground import ground_item, ground_review
 from reviewgpt.grounding.index import PaperIndex
 
-__all__ = ["Box", "Evidence", "GroundingConfig", "PaperIndex", "Status", "ground_item", "ground_review"]
+__all__ = ["STATUSES", "Box", "Evidence", "GroundingConfig", "PaperIndex", "Status", "counts", "ground_item",
+           "ground_review"]

@@ -46,3 +46,11 @@ class Evidence:
         if self.score is not None:
             d["score"] = round(self.score, 3)
         return d
+
+
+STATUSES: tuple[Status, ...] = ("verified", "related", "not_found")
+
+
+def counts(evidence: list[Evidence]) -> dict[str, int]:
+    """How many items are verified / related / not found (every status present, zeros included)."""
+    return {s: sum(e.status == s for e in evidence) for s in STATUSES}

@@ -15,7 +15,10 @@ def ground_item(index: PaperIndex, aspect: str, number: int, item: ReviewItem) -
     span, if near, as the passage); an item that quotes nothing gets its best BM25 passage as related."""
     text = f"{item.title}: {item.explanation}" if item.title else item.explanation
     base = dict(aspect=aspect, item=number, title=item.title)
-    quotes = [q for q in quoted_spans(text) if len(fold_words(q)) >= index.config.min_quote_words]
+    # a quote counts when one of its pieces (between ellipses) has min_quote_words words; shorter
+    # spans are terms ("the loss") that any paper contains
+    quotes = [q for q in quoted_spans(text)
+              if max(len(fold_words(p)) for p in pieces(q) or [q]) >= index.config.min_quote_words]
     if quotes:
         found = []
         for q in quotes:

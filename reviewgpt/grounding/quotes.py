@@ -12,7 +12,7 @@ _QUOTED = re.compile(
     r"|(?:(?<=^)|(?<=[\s(\[]))[‘'](?P<d>[^’'\n]{2,}?)[’'](?=[\s.,;:)\]!?]|$)"
 )
 # A reviewer's ellipsis between two pieces of one quote.
-_ELLIPSIS = re.compile(r"\s*(?:\[\s*(?:\.\.\.|…)\s*\]|\(\s*(?:\.\.\.|…)\s*\)|\.\.\.|…)\s*")
+_ELLIPSIS = re.compile(r"\s*(?:\[\s*(?:\.{2,}|…)\s*\]|\(\s*(?:\.{2,}|…)\s*\)|\.{2,}|…)\s*")
 
 
 def quoted_spans(text: str) -> list[str]:
