@@ -128,3 +128,22 @@ def test_pasted_paper_is_verified_without_a_page():
     ev = ground_item(idx, "A", 1, _item('"reaches 91.2 accuracy on the test set"'))
     assert ev.status == "verified" and ev.page is None and ev.boxes == []
     assert ground_item(idx, "A", 1, _item('"reaches 92.1 accuracy on the test set"')).status == "not_found"
+
+
+def test_gpt_reviewer_asks_for_a_verbatim_quote_per_weakness_and_its_quote_is_checked(index):
+    from reviewgpt.format.review_format import parse
+    from reviewgpt.remote.gpt_reviewer import quoted_criteria, reviewer_messages
+
+    system = reviewer_messages("7", "paper")[0]["content"]
+    assert quoted_criteria("7") == ["Potential reasons for rejection",
+                                    "Other suggestions for further improving the quality of the paper",
+                                    "Other important review comments"]
+    assert '(quote: "...")' in system and all(f'"{c}"' in system for c in quoted_criteria("7"))
+    assert quoted_criteria("4") == ["Potential reasons for rejection", "Suggestions for improvement"]
+    # an item written as the prompt asks is parsed with its quote, and the quote is verified
+    answer = (f'## Potential reasons for rejection\n1. **Scope**: Only ACM is covered. (quote: "{HYPHENATED}")\n'
+              '2. **No user study**: Nothing is evaluated with authors. (quote: none)\n')
+    items = parse(answer, "4").review.sections["Potential reasons for rejection"]
+    evs = [ground_item(index, "R", n, it) for n, it in enumerate(items, 1)]
+    assert evs[0].status == "verified" and evs[0].quote == HYPHENATED
+    assert evs[1].quote == "" and evs[1].status in ("related", "not_found")
