@@ -1,0 +1,108 @@
+"""Is this text an ML paper review, the kind of text the rating model was calibrated on?
+
+Two checks, both fitted on the training split only:
+- review vs paper: a TF-IDF logistic regression of human reviews against passages of the reviewed
+  papers' own text (the likeliest wrong paste);
+- ML reviewing vocabulary: the share of a text's content words that the training reviews use
+  (recipes, news, other fields and gibberish fall far below any review's share).
+Text that fails either, or is too short to judge, is "not calibrated": no number is given."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GroupKFold
+from sklearn.pipeline import Pipeline, make_pipeline
+
+_WORD = re.compile(r"[a-z][a-z\-]{2,}")
+
+
+@dataclass
+class GateConfig:
+    min_words: int = 30  # shorter texts do not say enough to be rated
+    min_review_prob: float = 0.5  # P(review | text) from the review-vs-paper classifier
+    vocab_quantile: float = 0.01  # threshold: this quantile of training reviews' vocabulary share
+    passage_words: int = 250  # paper passages cut to about a review's length
+
+
+def content_words(text: str) -> list[str]:
+    return [w for w in _WORD.findall(text.lower()) if w not in ENGLISH_STOP_WORDS]
+
+
+def paper_passages(sections: list[str], words: int) -> list[str]:
+    """A paper's sections cut into passages of about `words` words (negatives for the classifier)."""
+    out = []
+    for s in sections:
+        w = s.split()
+        out += [" ".join(w[i:i + words]) for i in range(0, len(w), words) if len(w[i:i + words]) >= 40]
+    return out
+
+
+def _vocabulary(reviews: list[str]) -> frozenset[str]:
+    """Content words used by at least two reviews."""
+    counts: dict[str, int] = {}
+    for r in reviews:
+        for w in set(content_words(r)):
+            counts[w] = counts.get(w, 0) + 1
+    return frozenset(w for w, c in counts.items() if c >= 2)
+
+
+@dataclass
+class GateResult:
+    ok: bool
+    reason: str  # why not calibrated ("" when ok)
+    review_prob: float
+    vocab_share: float
+
+
+class ReviewGate:
+    def __init__(self, config: GateConfig | None = None) -> None:
+        self.config = config or GateConfig()
+        self.classifier: Pipeline | None = None
+        self.vocabulary: frozenset[str] = frozenset()
+        self.min_vocab_share = 0.0
+
+    def vocab_share(self, text: str) -> float:
+        words = content_words(text)
+        return sum(w in self.vocabulary for w in words) / len(words) if words else 0.0
+
+    def fit(self, reviews: list[str], passages: list[str], groups: list[str]) -> "ReviewGate":
+        """Reviews (positives, `groups` their paper ids) and paper passages (negatives), balanced by
+        class weight. The vocabulary threshold is read off held-out folds by paper: a review's share
+        counted against a vocabulary built from other papers' reviews, as a new review's would be."""
+        self.classifier = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=3, sublinear_tf=True,
+                                                        max_features=20000),
+                                        LogisticRegression(C=4.0, class_weight="balanced", max_iter=2000))
+        self.classifier.fit(reviews + passages, [1] * len(reviews) + [0] * len(passages))
+        self.classifier[0].stop_words_ = None  # the pruned terms: not needed to predict, large to store
+        shares = []
+        for fit_idx, held_idx in GroupKFold(5).split(reviews, groups=groups):
+            self.vocabulary = _vocabulary([reviews[i] for i in fit_idx])
+            shares += [self.vocab_share(reviews[i]) for i in held_idx
+                       if len(reviews[i].split()) >= self.config.min_words]
+        self.min_vocab_share = float(np.quantile(shares, self.config.vocab_quantile))
+        self.vocabulary = _vocabulary(reviews)
+        return self
+
+    def check(self, texts: list[str]) -> list[GateResult]:
+        assert self.classifier is not None, "fit or load the gate first"
+        probs = self.classifier.predict_proba(texts)[:, 1]
+        out = []
+        for text, p in zip(texts, probs):
+            share = self.vocab_share(text)
+            n = len(text.split())
+            if n < self.config.min_words:
+                reason = f"too short to rate ({n} words; at least {self.config.min_words})"
+            elif share < self.min_vocab_share:
+                reason = (f"not about machine learning ({share:.0%} of its words are ML-review words; "
+                          f"reviews have {self.min_vocab_share:.0%} or more)")
+            elif p < self.config.min_review_prob:
+                reason = f"does not read as a review (P(review) {p:.2f}; e.g. a paper's own text)"
+            else:
+                reason = ""
+            out.append(GateResult(not reason, reason, float(p), float(share)))
+        return out

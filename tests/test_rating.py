@@ -1,0 +1,117 @@
+"""The calibrated rating (issue #24): the bundled model loads from the repository alone, rates real
+held-out human reviews sensibly, turns down text that is not an ML review, and `eval rate` prints
+one line per input. The fixture tests/fixtures/rating/iclr2017 holds 16 papers of the held-out split
+(8 accepted, 8 not), never fitted on."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reviewgpt.rating import metrics as M
+from reviewgpt.rating.artifact import DEFAULT_DIR, ArtifactError, default_model, load, read_metrics
+from reviewgpt.rating.data import read_rated_reviews
+from reviewgpt.rating.model import RatingModel, RatingModelConfig
+from reviewgpt.training.data.papers import read_iclr2017
+
+ROOT = Path(__file__).resolve().parents[1]
+FIX = ROOT / "tests" / "fixtures" / "rating"
+
+
+@pytest.fixture(scope="module")
+def held_out():
+    return read_rated_reviews(FIX / "iclr2017")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return default_model()
+
+
+def test_artifact_is_versioned_small_and_names_disjoint_data():
+    m = read_metrics()
+    assert m["version"] and m["scikit_learn"]
+    assert {"spearman", "interval_coverage", "auroc_p_accept_single_review"} <= set(m["held_out"])
+    assert (DEFAULT_DIR / "model.joblib").stat().st_size < 5 * 2**20
+    data = json.loads((DEFAULT_DIR / "data.json").read_text())
+    train, test = set(data["train"]["paper_ids"]), set(data["held_out"]["paper_ids"])
+    assert train and test and not train & test  # no paper on both sides
+    assert data["train"]["reviews"] == m["split"]["train_reviews"]
+
+
+def test_fixture_papers_are_held_out(held_out):
+    data = json.loads((DEFAULT_DIR / "data.json").read_text())
+    ids = {r.paper_id for r in held_out}
+    assert len(ids) == 16 and ids <= set(data["held_out"]["paper_ids"])
+    assert all(r.split == "test" for r in held_out)
+
+
+def test_rates_held_out_human_reviews(model, held_out):
+    out = model.rate([r.text for r in held_out])
+    ok = [(r, o) for r, o in zip(held_out, out) if o.calibrated]
+    assert len(ok) >= 0.9 * len(held_out)
+    p = model.platt.predict_proba(np.array([[3.0], [5.0], [8.0]]))[:, 1]
+    assert p[0] < p[1] < p[2]  # P(accept) rises with the rating
+    for _, o in ok:
+        assert 1 <= o.low <= o.rating <= o.high <= 10 and 0 < o.p_accept < 1
+    y = np.array([r.rating for r, _ in ok])
+    pred = np.array([o.rating for _, o in ok])
+    assert M.spearman(pred, y) > 0.3  # 0.49 on these 47 reviews; a broken model is near 0
+    acc = np.array([r.accepted for r, _ in ok])
+    assert M.auroc(acc, np.array([o.p_accept for _, o in ok])) > 0.55
+
+
+def test_gate_turns_down_text_that_is_not_an_ml_review(model):
+    others = [json.loads(line) for line in (FIX / "not_reviews.jsonl").read_text().splitlines() if line.strip()]
+    paper = next(iter(read_iclr2017(ROOT / "tests" / "fixtures" / "iclr2017")))
+    own_text = " ".join(paper.document.sections[1].text.split()[:250])
+    out = model.rate([o["text"] for o in others] + [own_text, "Good paper, accept."])
+    assert all(not o.calibrated and o.rating is None and o.p_accept is None and o.reason for o in out)
+    assert "not about machine learning" in out[0].reason  # the recipe
+    assert "too short" in out[-1].reason
+
+
+def test_fit_on_a_few_reviews_gives_a_conformal_interval():
+    rs = read_rated_reviews(FIX / "iclr2017")
+    m = RatingModel(RatingModelConfig(folds=4, min_df=1)).fit(
+        [r.text for r in rs], np.array([r.rating for r in rs]), np.array([r.accepted for r in rs]),
+        [r.paper_id for r in rs])
+    assert m.residual_low < 0 < m.residual_high
+    oof = m.oof["stack"]
+    y = np.array([r.rating for r in rs])
+    cover = M.coverage(y, oof + m.residual_low, oof + m.residual_high)
+    assert 0.75 <= cover <= 0.95  # the conformal quantiles of these very residuals
+
+
+def test_load_refuses_a_folder_without_a_model(tmp_path):
+    with pytest.raises(ArtifactError, match="python -m train.rating"):
+        load(tmp_path)
+
+
+def test_paper_bootstrap_ci_brackets_the_value(held_out):
+    g = [r.paper_id for r in held_out]
+    y = np.array([r.rating for r in held_out], float)
+    noisy = y + np.random.default_rng(0).normal(0, 1, len(y))
+    r = M.with_ci(M.spearman, g, noisy, y, samples=200)
+    assert r["ci"][0] <= r["value"] <= r["ci"][1] and r["ci"][1] - r["ci"][0] > 0.05
+
+
+def test_eval_rate_prints_one_line_per_input(tmp_path, held_out):
+    f = tmp_path / "reviews.jsonl"
+    f.write_text(json.dumps({"review": held_out[0].text}) + "\n\nnot json\n"
+                 + json.dumps({"text": "wrong key"}) + "\n"
+                 + json.dumps({"review": "Bake the cake for an hour."}) + "\n")
+    p = subprocess.run([sys.executable, "-m", "eval", "rate", "--reviews", str(f)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120)
+    rows = [json.loads(line) for line in p.stdout.splitlines()]
+    assert p.returncode == 1 and len(rows) == 4
+    assert rows[0]["calibrated"] and set(rows[0]) >= {"rating", "low", "high", "p_accept"}
+    assert rows[0]["rating"] == default_model().rate([held_out[0].text])[0].rating
+    assert rows[1] == {"line": 3, "error": "not JSON (Expecting value)"}
+    assert "review" in rows[2]["error"]
+    assert rows[3]["calibrated"] is False and rows[3]["rating"] is None
