@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from reviewgpt.format.review_format import parse
+from reviewgpt.grounding import counts
 
 from .render import verdict as verdict_markdown
 from .run import Run
@@ -81,5 +82,8 @@ def _side(side: Any, schema: str) -> dict[str, Any]:
             "off": side.off,
             "started_at": side.started_at, "finished_at": side.finished_at,
             "format": parse(side.text, schema).report.to_dict() if side.text else None,
-            "markers": side.markers.to_dict() if side.markers is not None else None}
+            "markers": side.markers.to_dict() if side.markers is not None else None,
+            # each item traced to the paper: status, page, boxes, the paper's text, score
+            "evidence": ({"counts": counts(side.evidence), "items": [e.to_dict() for e in side.evidence]}
+                         if getattr(side, "evidence", None) is not None else None)}
 

@@ -65,6 +65,7 @@ class Side:
     off: bool = False  # never started: not configured (the banner says so), as opposed to failing mid-run
     done: bool = False
     markers: Any | None = None  # MarkerReport (local model only)
+    evidence: list | None = None  # reviewgpt.grounding Evidence per item, set when the run ends (issue #23)
     started_at: str | None = None
     finished_at: str | None = None
 

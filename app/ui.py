@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import gradio as gr
@@ -18,7 +18,7 @@ from reviewgpt.config import RECIPE_SUPPRESSION, GenerationConfig
 from reviewgpt.errors import PDFError
 from reviewgpt.format.review_format import parse
 
-from . import api, render
+from . import api, evidence_view, render
 from .export import export_run
 from .preview import first_page
 from .run import Run, RunPhase, finish
@@ -58,6 +58,7 @@ class Session:
     shown_text: str = ""  # the paper text as put in the textbox; a different box means the user edited it
     run: Run | None = None
     queued: bool = False  # Generate pressed, run not started yet (waiting for the GPU slot)
+    evidence: evidence_view.EvidenceState = field(default_factory=evidence_view.EvidenceState)
 
 
 def build(service: ReviewService) -> gr.Blocks:
@@ -97,6 +98,7 @@ def build(service: ReviewService) -> gr.Blocks:
                 gpt_copy = gr.Button("Copy review", size="sm", elem_id="gpt-copy", elem_classes="copy-btn")
                 gpt_stats = gr.Markdown(elem_id="gpt-stats", elem_classes="stats")
         verdict = gr.Markdown(elem_id="verdict", elem_classes="stats")
+        evidence = evidence_view.build()
         files = gr.File(label="Downloads (named after the paper; each records the run)", file_count="multiple",
                         interactive=False, elem_id="downloads", visible=False)
         with gr.Accordion("Paper text the models read (editable) and first page", open=False):
@@ -215,6 +217,7 @@ def build(service: ReviewService) -> gr.Blocks:
                     if s.run is not run:
                         return  # a new paper (or a new run) owns the page now: nothing stale is shown
                     if not r.phase.active:
+                        evidence_view.ground_run(r, s.evidence)  # before the export: the JSON carries it
                         r.files = export_run(r, service.models(), service.version)
                         if any(side.error and not side.off for side in (r.local, r.gpt)):
                             gr.Warning(r.status())  # a failure during the run; a side that is off is in the banner
@@ -226,8 +229,10 @@ def build(service: ReviewService) -> gr.Blocks:
         pressed = go.click(on_queue, [session], [*results, status], queue=False, api_visibility="private")
         # Stop and a new upload end a run through its phase (no `cancels`: a cancelled generator's last
         # output could still land after the page was cleared).
-        pressed.then(on_generate, gen_inputs, [*results, status], api_visibility="private",
-                     concurrency_id=GPU_QUEUE, concurrency_limit=1, show_progress_on=[local_md, gpt_md])
+        generated = pressed.then(on_generate, gen_inputs, [*results, status], api_visibility="private",
+                                 concurrency_id=GPU_QUEUE, concurrency_limit=1, show_progress_on=[local_md, gpt_md])
+        generated.then(lambda s: evidence_view.refresh(s.evidence), [session], evidence.outputs,
+                       api_visibility="private", queue=False)
 
         # ------------------------------------------------------------ stop
         def on_stop(s: Session):
@@ -242,7 +247,17 @@ def build(service: ReviewService) -> gr.Blocks:
             return "Stopping..."
 
         stop_btn.click(on_stop, [session], [status], queue=False, api_visibility="private")
-        pdf.change(on_pdf, [pdf, aspects, session], upload_outputs, api_visibility="private")
+        uploaded = pdf.change(on_pdf, [pdf, aspects, session], upload_outputs, api_visibility="private")
+
+        # ------------------------------------------------------------ evidence (reviewgpt.grounding)
+        def on_paper_evidence(path: str | None, s: Session):
+            """The new paper indexed for grounding (the old paper's evidence is gone with it)."""
+            s.evidence = evidence_view.for_paper(s.paper.document if s.paper else None,
+                                                 api._path(path) if path and s.paper else None)
+            return evidence_view.view(s.evidence)
+
+        uploaded.then(on_paper_evidence, [pdf, session], evidence.outputs, api_visibility="private")
+        evidence_view.wire(evidence, session, lambda s: s.evidence, aspects)
 
         # ------------------------------------------------------------ copy buttons (the raw review text)
         copy_js = "(t) => { if (t) navigator.clipboard.writeText(t); return []; }"
@@ -258,4 +273,5 @@ def build(service: ReviewService) -> gr.Blocks:
 
 def launch(demo: gr.Blocks, mcp_server: bool = True, **kwargs: Any):
     """Queue (the GPU slot is per event, see GPU_QUEUE), the page's CSS, and the MCP server."""
-    return demo.queue(default_concurrency_limit=4).launch(css=CSS, mcp_server=mcp_server, show_error=True, **kwargs)
+    return demo.queue(default_concurrency_limit=4).launch(css=CSS + evidence_view.CSS, mcp_server=mcp_server,
+                                                          show_error=True, **kwargs)

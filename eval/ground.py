@@ -15,9 +15,9 @@ import re
 import sys
 from pathlib import Path
 
-from reviewgpt.format.review_format import parse
 from reviewgpt.format.schema import SCHEMAS
 from reviewgpt.grounding import PaperIndex, ground_review
+from reviewgpt.grounding.ground import guess_schema
 from reviewgpt.ingest import extract
 
 _FRONT_MATTER = re.compile(r"\A---\n.*?\n---\n", re.S)
@@ -26,13 +26,6 @@ _FRONT_MATTER = re.compile(r"\A---\n.*?\n---\n", re.S)
 def review_text(raw: str) -> str:
     """A review file's text without a download's YAML header."""
     return _FRONT_MATTER.sub("", raw.replace("\r\n", "\n"), count=1)
-
-
-def guess_schema(review: str) -> str:
-    """'7' or '4': the schema whose criteria the review's headers name most often."""
-    def present(key: str) -> int:
-        return sum(c.present for c in parse(review, key).report.criteria)
-    return max(SCHEMAS, key=lambda k: (present(k), k == "7"))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reviewgpt.format.review_format import ReviewItem, parse
-from reviewgpt.format.schema import ReviewSchema, get_schema
+from reviewgpt.format.schema import SCHEMAS, ReviewSchema, get_schema
 from reviewgpt.grounding.evidence import Evidence
 from reviewgpt.grounding.fold import fold_words
 from reviewgpt.grounding.index import PaperIndex
@@ -48,3 +48,10 @@ def ground_review(index: PaperIndex, review: str, schema: ReviewSchema | str | i
     parsed = parse(review, get_schema(schema)).review
     return [ground_item(index, aspect, n, item)
             for aspect, items in parsed.sections.items() for n, item in enumerate(items, 1)]
+
+
+def guess_schema(review: str) -> str:
+    """'7' or '4': the schema whose criteria the review's headers name most often (7 on a tie)."""
+    def present(key: str) -> int:
+        return sum(c.present for c in parse(review, key).report.criteria)
+    return max(SCHEMAS, key=lambda k: (present(k), k == "7"))
