@@ -12,6 +12,8 @@ headings, running header/footer strings). Parts and weights:
   coverage 2    share of the page words (MuPDF, de-hyphenated; running lines left out) in the output
   running 1     running headers/footers left in the body text (each beyond one occurrence costs)
   clean 1       defects: "xx- yy" hyphens left (not "one- and two-"), ligature code points, control characters
+Also counted, outside the score: body lines dropped (`dropped_lines`: a horizontal page line of four
+words or more, not a running line, whose text is nowhere in the output); `--show-dropped` lists them.
 Both parsers are scored with references kept (pymupdf4llm keeps them).
 """
 
@@ -84,6 +86,26 @@ def page_words(case: Case) -> Counter[str]:
             if n and not n.isdigit() and n not in running:
                 kept.append(line)
     return words("\n".join(kept))
+
+
+def dropped_lines(p: Parsed, case: Case) -> list[tuple[int, str]]:
+    """(page, text) of each body line of the PDF whose text is not in the output: a horizontal line
+    of four words or more (sideways figure labels and margin stamps, table cells and lone numbers
+    are not body lines), not one of the case's running lines. Compared without spaces or
+    punctuation, so that hyphens undone and lines rejoined still match."""
+    out = norm(f"{p.title}\n{p.abstract}\n{' '.join(p.headings)}\n{p.body}")
+    running = {norm(r) for r in case.running}
+    lost = []
+    for pno, page in enumerate(pymupdf.open(case.pdf), start=1):
+        for block in page.get_text("dict", flags=pymupdf.TEXTFLAGS_TEXT)["blocks"]:
+            for line in block.get("lines", []):
+                text = "".join(s["text"] for s in line["spans"])
+                if abs(line["dir"][1]) > 0.2 or len(re.findall(r"[^\W\d_]{2,}", text)) < 4:
+                    continue
+                n = re.sub(r"^abstract", "", norm(text))  # "Abstract. Lorem ..." opens the abstract
+                if n not in running and n not in out:
+                    lost.append((pno, text.strip()))
+    return lost
 
 
 def _same(a: str, b: str) -> bool:
@@ -191,6 +213,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--engine", default="ours", choices=["ours", "pymupdf4llm", "pymupdf4llm-legacy"])
     ap.add_argument("--json", type=Path, help="also write the rows here")
+    ap.add_argument("--show-dropped", action="store_true", help="list the body lines missing from the output")
     args = ap.parse_args()
     if args.engine.startswith("pymupdf4llm"):
         import pymupdf4llm
@@ -198,20 +221,25 @@ def main() -> None:
     parse = parse_ours if args.engine == "ours" else parse_pymupdf4llm
     rows = []
     print(f"engine: {args.engine}")
-    print("| case | pages | s | title | abstract | headings | coverage | running | clean | score /10 |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| case | pages | s | title | abstract | headings | coverage | running | clean | score /10 | body lines dropped |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for case in load_cases():
         t = time.perf_counter()
         parsed = parse(case.pdf)
         secs = time.perf_counter() - t
         parts = score(parsed, case, page_words(case))
         pages = pymupdf.open(case.pdf).page_count
-        rows.append({"case": case.name, "pages": pages, "seconds": secs, **parts})
+        lost = dropped_lines(parsed, case)
+        rows.append({"case": case.name, "pages": pages, "seconds": secs, **parts, "dropped_lines": len(lost)})
         print(f"| {case.name} | {pages} | {secs:.2f} | " + " | ".join(f"{parts[k]:.2f}" for k in WEIGHTS)
-              + f" | {parts['total']:.2f} |")
+              + f" | {parts['total']:.2f} | {len(lost)} |")
+        if args.show_dropped:
+            for pno, text in lost:
+                print(f"    dropped, page {pno}: {text}")
     mean = sum(r["total"] for r in rows) / len(rows)
     seconds, pages = sum(r["seconds"] for r in rows), sum(r["pages"] for r in rows)
-    print(f"mean score {mean:.2f}/10, total {seconds:.1f} s for {pages} pages")
+    print(f"mean score {mean:.2f}/10, total {seconds:.1f} s for {pages} pages, "
+          f"{sum(r['dropped_lines'] for r in rows)} body lines dropped")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
 

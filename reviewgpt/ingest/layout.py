@@ -174,15 +174,20 @@ def strip_running_lines(pages: list[list[Block]], sizes: list[tuple[float, float
     def near_edge(ln: Line, h: float) -> bool:  # running lines are set no larger than the body text
         return (ln.bbox[3] < edge * h or ln.bbox[1] > (1 - edge) * h) and ln.size <= body + 0.6
 
+    def near_edge_wide(ln: Line, h: float) -> bool:  # the second line of a two-line running title
+        return (ln.bbox[3] < 1.5 * edge * h or ln.bbox[1] > (1 - 1.5 * edge) * h) and ln.size <= body + 0.6
+
     counts: Counter[str] = Counter()
     for blocks, (_, h) in zip(pages, sizes):
-        counts.update({key(ln.text) for b in blocks for ln in b.lines if near_edge(ln, h)})
+        counts.update({key(ln.text) for b in blocks for ln in b.lines if near_edge_wide(ln, h)})
     threshold = max(2, math.ceil(0.25 * len(pages)))
     # "44  Achim D. Brucker": an edge line led or ended by the printed page number, which runs with
     # the page index (the same offset on two pages or more), is a running header even if its text
     # appears once (even and odd pages carry different texts).
     offsets: Counter[int] = Counter()
     numbered: dict[int, int] = {}
+    bare: dict[int, int] = {}  # bare numbers by line: their offset from the page index
+    bare_offsets: Counter[int] = Counter()
     for pno, (blocks, (_, h)) in enumerate(zip(pages, sizes)):
         for b in blocks:
             for ln in b.lines:
@@ -191,15 +196,30 @@ def strip_running_lines(pages: list[list[Block]], sizes: list[tuple[float, float
                     off = int(m.group(1) or m.group(2)) - pno
                     numbered[id(ln)] = off
                     offsets[off] += 1
+                elif near_edge(ln, h) and re.fullmatch(r"\s*\d{1,4}\s*", ln.text):
+                    bare[id(ln)] = int(ln.text) - pno
+                    bare_offsets[int(ln.text) - pno] += 1
     removed = 0
     for blocks, (_, h) in zip(pages, sizes):
-        # A header set on one row with the page number ("44" ... "Achim D. Brucker") goes with it.
-        rows = [ln.bbox for b in blocks for ln in b.lines if near_edge(ln, h) and _PAGE_NUMBER.match(ln.text)]
+        # A bare number is the page's number when it sits alone on its row or runs with the page index
+        # (a figure label "1" or a table cell "7" near the top is neither); a header set on one row
+        # with it ("44" ... "Achim D. Brucker") goes with it.
+        edge_lines = [ln for b in blocks for ln in b.lines if near_edge(ln, h)]
+        rows = [ln.bbox for ln in edge_lines if _PAGE_NUMBER.match(ln.text)
+                and (bare_offsets[bare.get(id(ln), -10**6)] >= 2 or not _beside(ln, [o.bbox for o in edge_lines
+                                                                                          if o is not ln]))]
+        # A page that prints its number alone has no header led by it ("1 of the cubic centered"
+        # at a column's foot is a subscript and the sentence's end).
+        own_number = any(bare_offsets[bare.get(id(ln), -10**6)] >= 2 for ln in edge_lines)
         for b in blocks:
+            # Weak evidence (a number, a row shared with the page number) removes a line only when
+            # its block lies in the margin: a body line at a column's top or foot keeps its paragraph.
+            in_margin = all(near_edge(ln, h) for ln in b.lines)
             keep = [ln for ln in b.lines
-                    if not (near_edge(ln, h) and (_PAGE_NUMBER.match(ln.text) or counts[key(ln.text)] >= threshold
-                                                  or offsets[numbered.get(id(ln), -10**6)] >= 2
-                                                  or _beside(ln, rows)))]
+                    if not (near_edge_wide(ln, h) and counts[key(ln.text)] >= threshold
+                            or near_edge(ln, h) and (in_margin and (_PAGE_NUMBER.match(ln.text)
+                                                                    or not own_number and offsets[numbered.get(id(ln), -10**6)] >= 2
+                                                                    or _beside(ln, rows))))]
             removed += len(b.lines) - len(keep)
             if len(keep) != len(b.lines) and keep:
                 b.lines = keep
