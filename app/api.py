@@ -1,4 +1,4 @@
-"""The named API endpoints (also the MCP tools): parse, review, gpt4_review, judge, ground.
+"""The named API endpoints (also the MCP tools): parse, review, gpt4_review, judge, ground, rate.
 
 Each takes the paper text and builds the ModelInput with the page's prepare(): the "text" that parse
 returned, passed back unchanged, is read from its parsed Document with the page's section policy
@@ -18,6 +18,7 @@ from reviewgpt.errors import PDFError, ReviewGPTError
 from reviewgpt.grounding import PaperIndex, counts, ground_review
 from reviewgpt.prepare.model_input import ModelInput
 
+from .rating import rate as rate_review
 from .service import Paper, ReviewService, read_paper
 
 
@@ -165,4 +166,21 @@ def endpoints(service: ReviewService) -> list[tuple[Any, str]]:
         evidence = ground_review(PaperIndex.build(paper.document, path), review, aspects)
         return {"items": [e.to_dict() for e in evidence], "counts": counts(evidence)}
 
-    return [(parse, "parse"), (review, "review"), (gpt4_review, "gpt4_review"), (judge, "judge"), (ground, "ground")]
+    def rate(review: str) -> dict:
+        """The calibrated rating of a review: the rating a reviewer who wrote this review would give on
+        ICLR's 1-10 scale (calibrated on ICLR 2017 reviews), its 80% interval, and P(accept).
+
+        Args:
+            review: the review text (any review: the local model's, GPT-4's, or pasted).
+
+        Returns:
+            rating, low, high (the 80% interval), p_accept, calibrated; text that is not a review of an
+            ML paper (a paper's own text, a recipe, gibberish) gets calibrated false, the numbers null
+            and the reason. Also label (what the number means) and model (the rating model's version).
+        """
+        if not (review or "").strip():
+            raise gr.Error("The review is empty: pass the review text (e.g. the 'review' that review returns).")
+        return rate_review(review)
+
+    return [(parse, "parse"), (review, "review"), (gpt4_review, "gpt4_review"), (judge, "judge"), (ground, "ground"),
+            (rate, "rate")]

@@ -49,3 +49,33 @@ def test_tools_parse_and_review_over_mcp(app_url):  # noqa: F811
     result = _json(review)
     assert result["review"].strip() and len(result["markers"]["aspects"]) == 4
     assert result["settings"]["seed"] == 1
+
+
+def test_rate_tool_and_endpoint(app_url):  # noqa: F811
+    """The calibrated rating over MCP and through gradio_client: the same numbers as `eval rate`."""
+    import json
+    from pathlib import Path
+
+    from gradio_client import Client
+
+    from reviewgpt.rating.artifact import default_model
+    from reviewgpt.rating.data import read_rated_reviews
+
+    review = read_rated_reviews(Path(__file__).parent / "fixtures" / "rating" / "iclr2017")[0].text
+    recipe = json.loads((Path(__file__).parent / "fixtures" / "rating" / "not_reviews.jsonl").read_text()
+                        .splitlines()[0])["text"]
+
+    async def steps(session):
+        tools = {t.name for t in (await session.list_tools()).tools}
+        return tools, _json(await session.call_tool("rate", {"review": review}))
+
+    tools, over_mcp = _call(app_url, steps)
+    expect = default_model().rate([review])[0]
+    assert "rate" in tools and over_mcp["calibrated"] is True
+    assert (over_mcp["rating"], over_mcp["low"], over_mcp["high"], over_mcp["p_accept"]) == (
+        expect.rating, expect.low, expect.high, expect.p_accept)
+    assert "calibrated on ICLR 2017 reviews" in over_mcp["label"]
+    client = Client(app_url, verbose=False)
+    assert client.predict(review, api_name="/rate")["rating"] == expect.rating
+    off = client.predict(recipe, api_name="/rate")
+    assert off["calibrated"] is False and off["rating"] is None and "not about machine learning" in off["reason"]
