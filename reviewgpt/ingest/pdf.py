@@ -59,7 +59,7 @@ def _open(data: bytes, cfg: IngestConfig) -> pymupdf.Document:
         raise NotAPDFError("The file is empty (0 bytes). Please upload a PDF of the paper.")
     if b"%PDF-" not in data:
         raise NotAPDFError("This file is not a PDF. Please upload the paper as a PDF file.")
-    try:  # MuPDF skips junk before "%PDF-" itself (and repairs what it can)
+    try:  # MuPDF repairs what it can (see _damage_warning for what that lost)
         doc = pymupdf.open(stream=data, filetype="pdf")
     except Exception as e:  # MuPDF raises its own error types for broken files
         raise CorruptPDFError(f"The PDF is damaged and cannot be read ({e}). "
@@ -69,7 +69,10 @@ def _open(data: bytes, cfg: IngestConfig) -> pymupdf.Document:
             raise EncryptedPDFError("The PDF is password-protected. Please upload a copy without a password.")
         if doc.page_count == 0:
             if doc.is_repaired:
-                raise CorruptPDFError("The PDF is damaged: no page could be recovered. Try re-exporting it.")
+                cut = (" (the file is cut short: it has no end-of-file marker; was the download complete?)"
+                       if b"%%EOF" not in data[-2048:] else "")
+                raise CorruptPDFError(f"The PDF is damaged{cut}: no page could be recovered. Try re-downloading or "
+                                      "re-exporting it.")
             raise EmptyPDFError("The PDF has no pages.")
         if doc.page_count > cfg.max_pages:
             raise PDFTooLargeError(
@@ -79,6 +82,54 @@ def _open(data: bytes, cfg: IngestConfig) -> pymupdf.Document:
         doc.close()
         raise
     return doc
+
+
+def _skip_leading_junk(data: bytes) -> tuple[bytes, int]:
+    """The file from its `%PDF-` header on, and how many bytes came before it. Writers (mail
+    gateways, some web exports) prepend bytes; the PDF's offsets count from the header, so MuPDF's
+    repair of the whole file loses text (a quarter of it on a real paper) where this reads all."""
+    start = data.find(b"%PDF-", 0, 1024 * 1024)
+    return (data[start:], start) if start > 0 else (data, 0)
+
+
+def _declared_pages(data: bytes) -> int:
+    """The page count the file's page tree declares (0 when it is in a compressed object stream)."""
+    counts = [int(n) for n in re.findall(rb"/Type\s*/Pages\b[^>]{0,200}?/Count\s+(\d{1,5})", data)]
+    counts += [int(n) for n in re.findall(rb"/Count\s+(\d{1,5})[^>]{0,200}?/Type\s*/Pages\b", data)]
+    return max(counts, default=0)
+
+
+def _lost_page(doc: pymupdf.Document, page: pymupdf.Page) -> bool:
+    """A page of a repaired file whose content is gone (no content stream could be read)."""
+    total = 0
+    for xref in page.get_contents():
+        try:
+            total += len(doc.xref_stream(xref) or b"")
+        except Exception:  # MuPDF: the object is missing from the cut file
+            pass
+    return total == 0
+
+
+def _damage_warning(data: bytes, n_pages: int, lost: list[int]) -> str:
+    """How much a repair lost, as far as the file tells: pages without content, pages declared but
+    not found, and whether the file is cut short."""
+    cut = b"%%EOF" not in data[-2048:]
+    declared = _declared_pages(data)
+    missing = max(0, declared - n_pages)
+    total = max(declared, n_pages)
+    why = " (the file is cut short: it has no end-of-file marker)" if cut else ""
+    if not lost and not missing:
+        return (f"The PDF was damaged{why} and has been repaired; all {n_pages} pages have content, but some "
+                "text may be missing. Re-download or re-export it to be sure.")
+    parts = []
+    if lost:
+        parts.append(f"page(s) {_ranges(lost)} came out empty")
+    if missing:
+        parts.append(f"{missing} declared page(s) were not found")
+    n_lost = len(lost) + missing
+    return (f"The PDF is damaged{why}: {n_lost} of its {total} pages ({100 * n_lost / total:.0f}%) could not be "
+            f"read ({'; '.join(parts)}), so their text is missing from what the model reads. Re-download or "
+            "re-export the PDF.")
 
 
 def _too_big(n: int, cfg: IngestConfig) -> str:
@@ -217,9 +268,10 @@ def _upright(bbox: tuple, direction: tuple[float, float], rect: pymupdf.Rect) ->
 def extract(source: bytes | str | Path, config: IngestConfig | None = None) -> Document:
     """Read a paper PDF into a Document, or raise a typed PDFError with a user-facing message."""
     cfg = config or IngestConfig()
-    data = _read_source(source, cfg)
+    data, skipped = _skip_leading_junk(_read_source(source, cfg))
     doc = _open(data, cfg)
     warnings: list[str] = []
+    lost_pages: list[int] = []
     without_text = None
     ocr_pages: list[int] = []
     no_ocr_pages: list[int] = []
@@ -235,6 +287,8 @@ def extract(source: bytes | str | Path, config: IngestConfig | None = None) -> D
                 data_dict = page.get_text("dict", flags=_FLAGS, clip=pymupdf.INFINITE_RECT())
             except Exception as e:
                 raise CorruptPDFError(f"Page {pno} of the PDF cannot be read ({e}).") from e
+            if doc.is_repaired and _lost_page(doc, page):
+                lost_pages.append(pno)
             n_hidden = len(reader.hidden)
             blocks = reader.read(page, data_dict, pno, check=without_text is not None)
             n_chars = sum(len(ln.text) for b in blocks for ln in b.lines)
@@ -287,7 +341,10 @@ def extract(source: bytes | str | Path, config: IngestConfig | None = None) -> D
         warnings.append(f"Page(s) {_ranges(sorted(set(reader.rotated_pages)))} are rotated (landscape); their "
                         "text was read in its own direction. Check tables on those pages.")
     if repaired:
-        warnings.insert(0, "The PDF was damaged and has been repaired; some text may be missing.")
+        warnings.insert(0, _damage_warning(data, n_pages, lost_pages))
+    if skipped:
+        warnings.insert(0, f"The file starts with {skipped:,} bytes that are not part of the PDF; they were "
+                           "skipped and the PDF read from its header on.")
 
     result = assemble(pages, sizes, cfg)
     if not result.title and meta_title:
