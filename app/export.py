@@ -14,6 +14,7 @@ import yaml
 from reviewgpt.format.review_format import parse
 from reviewgpt.grounding import counts
 
+from .rating import ratings_markdown
 from .render import verdict as verdict_markdown
 from .run import Run
 
@@ -59,14 +60,16 @@ def export_run(run: Run, models: dict[str, Any], app_version: str, folder: Path 
             continue
         p = folder / f"{name}-{key}-review{tag}.md"
         side_meta = {**meta, "review_by": {"title": side.label.title, "detail": side.label.detail},
-                     "error": side.error}
+                     "error": side.error, "calibrated_rating": side.rating}
         if key == "gpt":  # the GPT side samples at the run's temperature; suppression, seed and length are the local model's
             side_meta["settings"] = {"schema": run.settings.schema, "temperature": run.settings.temperature}
         p.write_text(_front_matter(side_meta) + note + side.text.rstrip() + "\n")
         files.append(p)
     if run.verdict:
         p = folder / f"{name}-verdict{tag}.md"
-        p.write_text(_front_matter(meta) + verdict_markdown(run.verdict, run.local.label, run.gpt.label) + "\n")
+        ratings = ratings_markdown(run)  # each side's calibrated rating, side by side (issue #24)
+        p.write_text(_front_matter(meta) + verdict_markdown(run.verdict, run.local.label, run.gpt.label) + "\n"
+                     + (f"\n{ratings}\n" if ratings else ""))
         files.append(p)
     data = {**meta,
             "local": _side(run.local, run.settings.schema), "gpt": _side(run.gpt, run.settings.schema),
@@ -83,6 +86,7 @@ def _side(side: Any, schema: str) -> dict[str, Any]:
             "started_at": side.started_at, "finished_at": side.finished_at,
             "format": parse(side.text, schema).report.to_dict() if side.text else None,
             "markers": side.markers.to_dict() if side.markers is not None else None,
+            "rating": getattr(side, "rating", None),  # calibrated rating, interval, P(accept), own rating
             # each item traced to the paper: status, page, boxes, the paper's text, score
             "evidence": ({"counts": counts(side.evidence), "items": [e.to_dict() for e in side.evidence]}
                          if getattr(side, "evidence", None) is not None else None)}

@@ -8,6 +8,9 @@ from typing import Any
 
 from reviewgpt.rating.artifact import ArtifactError, default_model, read_metrics
 from reviewgpt.rating.model import LABEL
+from reviewgpt.rating.own import own_rating
+
+from .render import escape
 
 log = logging.getLogger(__name__)
 
@@ -31,3 +34,39 @@ def rating_text(r: dict[str, Any] | None) -> str:
     if not r.get("calibrated"):
         return f"not calibrated: {r.get('reason') or 'no rating'}"
     return f"{r['rating']:.1f} (80% interval {r['low']:.1f}-{r['high']:.1f}) · P(accept) {r['p_accept']:.2f}"
+
+
+def rate_run(run: Any) -> None:
+    """Each side's review (a run's Side with text) gets its calibrated rating and the rating the
+    model wrote itself, if it wrote one; set when the run ends, before the downloads are written."""
+    for side in (run.local, run.gpt):
+        if side.text.strip():
+            side.rating = {**rate(side.text), "own_rating": own_rating(side.text)}
+
+
+def ratings_markdown(run: Any) -> str:
+    """The verdict area's side-by-side ratings; '' when neither side has a review."""
+    sides = [s for s in (run.local, run.gpt) if getattr(s, "rating", None)]
+    if not sides:
+        return ""
+    head = "| | " + " | ".join(escape(s.label.title) for s in sides) + " |"
+    rows = [head, "|---|" + "---|" * len(sides)]
+
+    def cell(s: Any, key: str) -> str:
+        r = s.rating
+        if not r["calibrated"]:
+            return "not calibrated" if key == "rating" else "-"
+        if key == "rating":
+            return f"{r['rating']:.1f} (80% interval {r['low']:.1f}-{r['high']:.1f})"
+        return f"{r['p_accept']:.2f}"
+
+    rows.append("| calibrated rating, ICLR 1-10 | " + " | ".join(cell(s, "rating") for s in sides) + " |")
+    rows.append("| P(accept) | " + " | ".join(cell(s, "p_accept") for s in sides) + " |")
+    if any(s.rating.get("own_rating") is not None for s in sides):
+        rows.append("| rating the model wrote itself | " + " | ".join(
+            "-" if s.rating.get("own_rating") is None else f"{s.rating['own_rating']:.1f}" for s in sides) + " |")
+    notes = [f"{escape(s.label.title)}: not calibrated, {escape(s.rating['reason'])}" for s in sides
+             if not s.rating["calibrated"]]
+    partial = " Of the partial reviews (the run was stopped)." if run.partial else ""
+    return "\n".join(["#### Calibrated rating", "", f"*{LABEL[0].upper() + LABEL[1:]}.{partial}*", "", *rows]
+                     + (["", *[f"- {n}" for n in notes]] if notes else []))

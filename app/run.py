@@ -66,6 +66,7 @@ class Side:
     done: bool = False
     markers: Any | None = None  # MarkerReport (local model only)
     evidence: list | None = None  # reviewgpt.grounding Evidence per item, set when the run ends (issue #23)
+    rating: dict | None = None  # calibrated rating (app/rating.py), set when the run ends (issue #24)
     started_at: str | None = None
     finished_at: str | None = None
 

@@ -18,7 +18,7 @@ from reviewgpt.config import RECIPE_SUPPRESSION, GenerationConfig
 from reviewgpt.errors import PDFError
 from reviewgpt.format.review_format import parse
 
-from . import api, evidence_view, render
+from . import api, evidence_view, rating, render
 from .export import export_run
 from .preview import first_page
 from .run import Run, RunPhase, finish
@@ -179,6 +179,8 @@ def build(service: ReviewService) -> gr.Blocks:
                 v = render.verdict(run.verdict, run.local.label, run.gpt.label)
             else:
                 v = render.escape(run.verdict_note)
+            if not run.phase.active:  # each side's calibrated rating beside the verdict (issue #24)
+                v = "\n\n".join(x for x in (v, rating.ratings_markdown(run)) if x)
             return (column(run.local), run.local.text, stats(run.local, run.local.markers),
                     column(run.gpt), run.gpt.text, stats(run.gpt), v,
                     gr.update(value=run.files or None, visible=bool(run.files)), run.status())
@@ -218,6 +220,7 @@ def build(service: ReviewService) -> gr.Blocks:
                         return  # a new paper (or a new run) owns the page now: nothing stale is shown
                     if not r.phase.active:
                         evidence_view.ground_run(r, s.evidence)  # before the export: the JSON carries it
+                        rating.rate_run(r)  # likewise
                         r.files = export_run(r, service.models(), service.version)
                         if any(side.error and not side.off for side in (r.local, r.gpt)):
                             gr.Warning(r.status())  # a failure during the run; a side that is off is in the banner

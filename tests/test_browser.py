@@ -440,3 +440,33 @@ def test_a_lone_user_never_sees_waiting_for_the_gpu(open_page):
     generate_and_wait(page)
     said = page.evaluate("window.__said")
     assert said and not any("Waiting for the GPU" in t for t in said), said
+
+
+def test_each_sides_calibrated_rating_is_in_the_verdict_area_and_the_downloads(open_page, openai_server):
+    """Issue #24: the GPT side answers with a real human ICLR 2017 review (a held-out paper): its
+    rating, interval and P(accept) are the bundled rating model's; the tiny local model's text is
+    not an ML review and is said to be not calibrated, with no number."""
+    from app.rating import rate
+    from reviewgpt.rating.data import read_rated_reviews
+
+    human = read_rated_reviews(ROOT / "tests" / "fixtures" / "rating" / "iclr2017")[0].text
+    openai_server.state.script.append(Step(content=human, match="Potential reasons"))
+    page = open_page()
+    paste_paper(page, MARKER_PAPER)
+    generate_and_wait(page)
+    verdict = page.locator("#verdict").inner_text()
+    shot(page, "calibrated-rating.png", full=True)
+    expect = rate(human)
+    assert expect["calibrated"], expect
+    assert "Calibrated rating" in verdict and "calibrated on ICLR 2017 reviews" in verdict
+    assert f"{expect['rating']:.1f} (80% interval {expect['low']:.1f}-{expect['high']:.1f})" in verdict
+    assert f"{expect['p_accept']:.2f}" in verdict
+    files = downloads(page)
+    data = json.loads(next(v for k, v in files.items() if k.endswith("results.json")))
+    assert data["gpt"]["rating"]["rating"] == expect["rating"]
+    local = data["local"]["rating"]
+    assert local["calibrated"] is (local["rating"] is not None)
+    if not local["calibrated"]:
+        assert "not calibrated" in verdict and local["reason"] in verdict.replace("\n", " ")
+    gpt_head = next(v for k, v in files.items() if k.endswith("gpt-review.md")).decode().split("\n---\n")[0]
+    assert yaml.safe_load(gpt_head.removeprefix("---\n"))["calibrated_rating"]["p_accept"] == expect["p_accept"]
