@@ -85,7 +85,7 @@ def test_item_without_quote_gets_a_related_passage_not_a_quote(index):
     ev = ground_item(index, "A", 1, _item("The paper does not explain how the acmart document class "
                                           "handles anonymous review submissions with line numbers."))
     assert ev.status == "related" and ev.quote == "" and ev.score_kind == "bm25"
-    assert ev.score >= index.config.bm25_min_score and ev.page is not None
+    assert ev.score > 0 and ev.page is not None
     assert "anonymous" in ev.passage.lower() or "review" in ev.passage.lower()
     # a two-word "quote" is a term, not a quote: anchored by retrieval, not verified
     assert ground_item(index, "A", 1, _item('The "document class" is confusing.')).status == "related"
@@ -147,3 +147,21 @@ def test_gpt_reviewer_asks_for_a_verbatim_quote_per_weakness_and_its_quote_is_ch
     evs = [ground_item(index, "R", n, it) for n, it in enumerate(items, 1)]
     assert evs[0].status == "verified" and evs[0].quote == HYPHENATED
     assert evs[1].quote == "" and evs[1].status in ("related", "not_found")
+
+
+def test_eval_report_shares_per_system_by_hand():
+    from reviewgpt.compare.evaluation.grounding import grounding_stats
+
+    a = Document("Paper A", "", [Section("1 Method", "We train a small adapter on long documents for ten epochs.")])
+    b = Document("Paper B", "", [Section("1 Data", "The corpus has 436 papers and 1,334 human reviews with ratings.")])
+    review_a = ("## Potential reasons for rejection\n"
+                '1. **Training**: "We train a small adapter on long documents".\n'   # verified
+                '2. **Invented**: "We train a large adapter on short documents".\n')  # not found
+    review_b = ("## Potential reasons for rejection\n"
+                "1. **Data**: the corpus of human reviews with ratings is small.\n"   # related (no quote)
+                "2. **Vague**: zebra giraffe okapi.\n")                               # not found (nothing retrieved)
+    indexes: dict = {}
+    g = grounding_stats("sys", "4", [("a", a, review_a), ("b", b, review_b)], indexes)
+    assert (g.reviews, g.items, g.quoted) == (2, 4, 2)
+    assert (g.verified, g.related, g.not_found) == (0.25, 0.25, 0.5)
+    assert set(indexes) == {"a", "b"}  # one index per paper, reused by the next system

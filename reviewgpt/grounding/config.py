@@ -16,7 +16,8 @@ class GroundingConfig:
     # A quote that is not verbatim gets the paper's closest span as its passage when the fuzzy
     # partial ratio (rapidfuzz, 0-100) reaches this; it stays "not found" either way.
     fuzzy_min: float = 90.0
-    # A related passage needs at least this BM25 score; below it the item is "not found".
-    bm25_min_score: float = 2.0
+    # A related passage shares at least this many distinct terms (stems, stop words out) with the item;
+    # otherwise the item is "not found". A count, not a BM25 score: scores scale with the paper's size.
+    min_shared_terms: int = 2
     # Retrieval passages: paragraphs merged up to about this many words, longer ones split.
     passage_words: int = 80

@@ -95,9 +95,9 @@ class PaperIndex:
         return Found(text, self.place(text)), float(al.score)
 
     def related(self, query: str) -> tuple[Passage, Found, float] | None:
-        """The best BM25 passage for a query, if it scores at least bm25_min_score."""
+        """The best BM25 passage for a query, if it shares at least min_shared_terms terms with it."""
         best = self.retriever.best(query)
-        if best is None or best[1] < self.config.bm25_min_score:
+        if best is None or best[2] < self.config.min_shared_terms:
             return None
-        passage, score = best
+        passage, score, _ = best
         return passage, Found(passage.text, self.place(passage.text)), score

@@ -46,18 +46,22 @@ class Retriever:
         self.passages = items
         self._stemmer = Stemmer.Stemmer("english")
         self._bm25 = bm25s.BM25()
+        self._terms: list[set[str]] = []
         if items:
-            self._bm25.index(self._tokens([p.text for p in items]), show_progress=False)
+            tokens = self._tokens([p.text for p in items])
+            self._terms = [set(t) for t in tokens]
+            self._bm25.index(tokens, show_progress=False)
 
     def _tokens(self, texts: list[str]) -> list[list[str]]:
         return bm25s.tokenize(texts, stopwords="en", stemmer=self._stemmer, return_ids=False,
                               show_progress=False)
 
-    def best(self, query: str) -> tuple[Passage, float] | None:
-        """The best passage for query and its BM25 score; None when nothing shares a term with it."""
+    def best(self, query: str) -> tuple[Passage, float, int] | None:
+        """The best passage for query, its BM25 score and how many distinct terms it shares with the
+        query; None when nothing shares a term with it."""
         tokens = self._tokens([query])
         if not self.passages or not tokens[0]:
             return None
         ids, scores = self._bm25.retrieve(tokens, k=1, show_progress=False, n_threads=0)
-        score = float(scores[0, 0])
-        return (self.passages[int(ids[0, 0])], score) if score > 0 else None
+        score, i = float(scores[0, 0]), int(ids[0, 0])
+        return (self.passages[i], score, len(self._terms[i] & set(tokens[0]))) if score > 0 else None

@@ -14,11 +14,13 @@ from typing import Any
 
 from reviewgpt.compare.evaluation.config import EvalConfig
 from reviewgpt.compare.evaluation.fingerprint import short
+from reviewgpt.compare.evaluation.grounding import GroundingStats, grounding_stats
 from reviewgpt.compare.evaluation.inputs import papers, prepared_inputs
 from reviewgpt.compare.evaluation.stages import (current_pairs, judge_config, judgement_store, review_key,
                                                  review_store, system_configs)
 from reviewgpt.compare.evaluation.stats import (UNSTABLE_CI_WIDTH, AspectStats, CutStats, MatchupStats, aspect_stats,
                                                 cut_stats, matchup_stats, review_length)
+from reviewgpt.training.data.prepare import example_document
 
 
 @dataclass
@@ -32,6 +34,7 @@ class Results:
     missing: dict[str, int] = field(default_factory=dict)  # matchup -> papers without a current verdict
     stale_reviews: int = 0  # rows of other configurations, not used
     stale_judgements: int = 0
+    grounding: list[GroundingStats] = field(default_factory=list)  # per system: items verified / related / not found
 
 
 def compute(cfg: EvalConfig) -> Results:
@@ -56,17 +59,20 @@ def compute(cfg: EvalConfig) -> Results:
         cuts.append(cut_stats(m.key, both))
         mcfg[m.key] = {"a": configs[(m.a, m.schema)].key, "b": configs[(m.b, m.schema)].key,
                        "judge": json.dumps(jc, sort_keys=True)}
-    aspects = []
+    aspects, grounding, indexes = [], [], {}
     for (name, schema), sc in configs.items():
-        rows = [reviews.get(review_key(sc, inputs[(e["id"], schema)]["key"])) for e in exs]
-        rows = [r for r in rows if r is not None]
+        found = [(e, reviews.get(review_key(sc, inputs[(e["id"], schema)]["key"]))) for e in exs]
+        found = [(e, r) for e, r in found if r is not None]
+        rows = [r for _, r in found]
         used_reviews |= {r["key"] for r in rows}
         if rows:
             aspects.append(aspect_stats(name, schema, [r["review"] for r in rows], cfg.bootstrap_samples, cfg.seed))
+            grounding.append(grounding_stats(name, schema, [(e["id"], example_document(e), r["review"])
+                                                            for e, r in found], indexes))
     return Results(matchups, aspects, cuts,
                    [{"system": n, "schema": sch, **sc.to_dict()} for (n, sch), sc in configs.items()],
                    judges, mcfg, missing, len(reviews) - len(used_reviews),
-                   len(judgements) - len(used_judgements))
+                   len(judgements) - len(used_judgements), grounding)
 
 
 def _plots(out: Path, matchups: list[MatchupStats], aspects: list[AspectStats]) -> list[str]:
@@ -197,6 +203,16 @@ def markdown(res: Results, plots: list[str], cfg: EvalConfig) -> str:
                      f"[{_pct(a.empty_rate_ci[0])}, {_pct(a.empty_rate_ci[1])}] | {_pct(a.missing_rate)} "
                      f"[{_pct(a.missing_rate_ci[0])}, {_pct(a.missing_rate_ci[1])}] | "
                      f"{a.items_var_mean:.3f} | {a.mean_words:.0f} |")
+    lines += ["", "## Review items traced to the paper", "",
+              "Each item of each review, checked against the paper's text (`reviewgpt.grounding`): *verified*, "
+              "it quotes the paper verbatim (up to spacing, hyphenation, ligatures, citations); *related*, it "
+              "quotes nothing and BM25 finds a passage about it; *not found*, its quote is not in the paper, or "
+              "nothing relevant is retrieved.", "",
+              "| system | schema | reviews | items | items with a quote | verified | related | not found |",
+              "|---|---|---|---|---|---|---|---|"]
+    for g in res.grounding:
+        lines.append(f"| {g.system} | {g.schema}-aspect | {g.reviews} | {g.items} | {g.quoted} | {_pct(g.verified)} | "
+                     f"{_pct(g.related)} | {_pct(g.not_found)} |")
     for a in res.aspects:
         lines += ["", f"### {a.system}, {a.schema}-aspect", "", "| aspect | empty | missing | mean items | variance |",
                   "|---|---|---|---|---|"]
