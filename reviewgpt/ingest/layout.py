@@ -560,6 +560,16 @@ def assemble(pages: list[list[Block]], sizes: list[tuple[float, float]], cfg: In
     return _finish(title, front, sections, cfg)
 
 
+_YEAR = re.compile(r"\b(?:19|20)\d{2}[a-z]?\b")
+
+
+def _reads_as_references(text: str) -> bool:
+    """Reference entries carry a year every few dozen words; prose, even citing, far fewer. A
+    section too short to tell (a heading and a line) counts as part of the list."""
+    n_words = len(text.split())
+    return n_words < 40 or len(_YEAR.findall(text)) >= 0.02 * n_words
+
+
 def _finish(title: str, front: list[str], sections: list[Section], cfg: IngestConfig) -> Document:
     warnings: list[str] = []
     abstract = ""
@@ -589,9 +599,12 @@ def _finish(title: str, front: list[str], sections: list[Section], cfg: IngestCo
             if _REFERENCES.match(s.heading):
                 in_refs = refs_dropped = True
                 continue
-            # Appendices after the references are kept: they start with a lettered or named heading.
+            # What follows the references is kept unless it reads as more references (a bold name in
+            # the list taken for a heading): appendices, lettered or named or not ("Attention
+            # Visualizations"), and back matter.
             if in_refs and not (re.match(r"^(appendix|appendices|supplementary)", s.heading, re.I)
-                                or re.match(r"^[A-H](\.\d+)*\.?\s+[A-Z]", s.heading)):
+                                or re.match(r"^[A-H](\.\d+)*\.?\s+[A-Z]", s.heading)
+                                or not _reads_as_references(s.text)):
                 continue
             in_refs = False
             kept.append(s)

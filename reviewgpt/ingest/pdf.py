@@ -28,6 +28,9 @@ __all__ = ["extract", "join_lines"]
 _FLAGS = (pymupdf.TEXTFLAGS_DICT & ~pymupdf.TEXT_PRESERVE_IMAGES & ~pymupdf.TEXT_MEDIABOX_CLIP
           & ~pymupdf.TEXT_PRESERVE_LIGATURES)
 _OCR_FLAGS = pymupdf.TEXTFLAGS_DICT & ~pymupdf.TEXT_PRESERVE_IMAGES & ~pymupdf.TEXT_PRESERVE_LIGATURES
+# A page with this much upright text between its header and footer bands is read upright even when
+# most of its text runs sideways (figure words): about a caption's worth.
+UPRIGHT_BODY_CHARS = 150
 TESSERACT_HINT = ("Tesseract OCR is not installed, so scanned pages cannot be read. Install it "
                   "(Debian/Ubuntu: `apt-get install tesseract-ocr`; Hugging Face Spaces: list "
                   "`tesseract-ocr` in packages.txt) or upload a PDF with a text layer.")
@@ -179,7 +182,12 @@ class _PageReader:
             return abs(ln["dir"][1]) > 0.2
         n_side = sum(len(s["text"]) for ln in lines if sideways(ln) for s in ln["spans"])
         n_all = sum(len(s["text"]) for ln in lines for s in ln["spans"]) or 1
-        read_sideways = n_side > 0.5 * n_all
+        # Upright text away from the page's edges (captions, prose: not a running header or page
+        # number) means the page is upright with a sideways figure inside, not a landscape page.
+        h = page.rect.height
+        n_upright_body = sum(len(s["text"]) for ln in lines if not sideways(ln)
+                             and 0.1 * h < ln["bbox"][1] < 0.9 * h for s in ln["spans"])
+        read_sideways = n_side > 0.5 * n_all and n_upright_body < UPRIGHT_BODY_CHARS
         if read_sideways:
             self.rotated_pages.append(pno)
         blocks = []
