@@ -8,7 +8,7 @@ from typing import Any
 
 from reviewgpt.rating.artifact import ArtifactError, default_model, read_metrics
 from reviewgpt.rating.model import LABEL
-from reviewgpt.rating.own import own_rating
+from reviewgpt.rating.own import own_rating, without_own_rating
 
 from .render import escape
 
@@ -19,7 +19,7 @@ def rate(review: str) -> dict[str, Any]:
     """{rating, low, high, p_accept, calibrated, reason, label, model}; never raises for a missing
     or unloadable model: it says so in `reason` and the review stands without a rating."""
     try:
-        r = default_model().rate([review])[0].to_dict()
+        r = default_model().rate([without_own_rating(review)])[0].to_dict()
         return {**r, "label": LABEL, "model": read_metrics().get("version", "")}
     except ArtifactError as e:
         log.warning("no calibrated rating: %s", e)

@@ -115,3 +115,55 @@ def test_eval_rate_prints_one_line_per_input(tmp_path, held_out):
     assert rows[1] == {"line": 3, "error": "not JSON (Expecting value)"}
     assert "review" in rows[2]["error"]
     assert rows[3]["calibrated"] is False and rows[3]["rating"] is None
+
+
+def test_data_prep_rating_target_is_opt_in_and_read_back(tmp_path):
+    """Data prep's rating_target ends each target with the human mean rating and the decision; off by
+    default (the recipe's targets unchanged); own_rating reads it back and the calibrated rating
+    does not read it (without_own_rating)."""
+    from reviewgpt.format.review_format import parse
+    from reviewgpt.rating.own import own_rating, without_own_rating
+    from reviewgpt.training.data.prepare import PrepareConfig, prepare, read_examples
+
+    src = str(ROOT / "tests" / "fixtures" / "iclr2017")  # papers with their text (content/)
+    plain = read_examples(prepare(PrepareConfig(source=src, out_dir=str(tmp_path / "a"), schemas=["4"],
+                                                val_frac=0.0, test_frac=0.0))["train"])
+    rated = read_examples(prepare(PrepareConfig(source=src, out_dir=str(tmp_path / "b"), schemas=["4"],
+                                                val_frac=0.0, test_frac=0.0, rating_target=True))["train"])
+    assert len(plain) == len(rated) == 12
+    assert all("Overall rating" not in ex["review"] and own_rating(ex["review"]) is None for ex in plain)
+    humans = {}
+    for r in read_rated_reviews(src):
+        humans.setdefault(r.paper_id, []).append(r.rating)
+    for a, b in zip(plain, rated):
+        assert b["review"].startswith(a["review"].rstrip())
+        assert own_rating(b["review"]) == round(float(np.mean(humans[b["id"]])), 1)
+        assert f"(decision: {b['decision']})" in b["review"].splitlines()[-1]
+        assert parse(b["review"], "4").report.is_well_formed  # the line is trailing text, not a section
+        assert without_own_rating(b["review"]) == a["review"].rstrip()
+
+
+def test_verdict_area_names_the_calibrated_and_the_models_own_rating(held_out):
+    """A review that states its own rating ('Overall rating: ...', as data prep's rating_target
+    teaches): the verdict area shows both, each named; the calibrated one reads the review without it."""
+    from types import SimpleNamespace
+
+    from app.labels import ModelLabel
+    from app.rating import rate, rate_run, ratings_markdown
+    from app.run import Side
+    from reviewgpt.rating.own import rating_line
+
+    text = held_out[0].text
+    local = Side(ModelLabel("Fine-tuned Llama", "d", "the fine-tuned model"),
+                 text=text + "\n\n" + rating_line(3.0, "Reject"))
+    gpt = Side(ModelLabel("GPT-4o baseline", "d", "GPT-4o"), text="Bake the cake for an hour at 180 degrees.")
+    run = SimpleNamespace(local=local, gpt=gpt, partial=False)
+    rate_run(run)
+    assert local.rating["own_rating"] == 3.0 and local.rating["rating"] == rate(text)["rating"]
+    assert gpt.rating["calibrated"] is False and gpt.rating["own_rating"] is None
+    md = ratings_markdown(run)
+    c = local.rating
+    shown = f"{c['rating']:.1f} (80% interval {c['low']:.1f}-{c['high']:.1f})"
+    assert f"| calibrated rating, ICLR 1-10 | {shown} | not calibrated |" in md
+    assert "| rating the model wrote itself | 3.0 | - |" in md
+    assert "GPT-4o baseline: not calibrated, too short to rate" in md

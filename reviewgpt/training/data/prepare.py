@@ -23,6 +23,8 @@ from tqdm.auto import tqdm
 from reviewgpt.config import OpenAIConfig
 from reviewgpt.training.data.aggregate import ExtractiveAggregator, LLMAggregator, estimate_cost
 from reviewgpt.ingest.document import Document
+from reviewgpt.rating.data import parse_rating
+from reviewgpt.rating.own import rating_line
 from reviewgpt.training.data.papers import PaperRecord, read_papers, split
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,9 @@ class PrepareConfig:
     limit: int | None = None  # first N papers only (smoke runs)
     usd_per_1m_input: float = 2.5  # for the cost estimate printed before a paid run
     usd_per_1m_output: float = 10.0
+    # Issue #24: end each target with the human mean rating and the decision ("Overall rating: 6.3 / 10
+    # (decision: Accept)", reviewgpt.rating.own), so the model learns to state one. Off: the recipe's targets.
+    rating_target: bool = False
     openai: OpenAIConfig = field(default_factory=OpenAIConfig)
 
 
@@ -94,11 +99,22 @@ def prepare(cfg: PrepareConfig) -> dict[str, Path]:
                     else:
                         result = agg.aggregate(paper.id, paper.reviews)
                     text = result.to_json()["text"]
+                    if cfg.rating_target:
+                        text = with_rating(text, paper)
                     f.write(json.dumps(example_record(paper, split_name, schema, text, result.aggregator)) + "\n")
         tmp.replace(path)
         paths[split_name] = path
         log.info("%s: %d papers -> %s", split_name, len(items), path)
     return paths
+
+
+def with_rating(target: str, paper: PaperRecord) -> str:
+    """The target with the human mean rating and the decision as its last line (unchanged when the
+    paper has no readable rating)."""
+    ratings = [r for r in (parse_rating(x) for x in paper.ratings) if r is not None]
+    if not ratings:
+        return target
+    return target.rstrip() + "\n\n" + rating_line(sum(ratings) / len(ratings), paper.decision) + "\n"
 
 
 def read_examples(path: str | Path) -> list[dict[str, Any]]:
