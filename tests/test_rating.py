@@ -61,9 +61,9 @@ def test_rates_held_out_human_reviews(model, held_out):
         assert 1 <= o.low <= o.rating <= o.high <= 10 and 0 < o.p_accept < 1
     y = np.array([r.rating for r, _ in ok])
     pred = np.array([o.rating for _, o in ok])
-    assert M.spearman(pred, y) > 0.3  # 0.49 on these 47 reviews; a broken model is near 0
+    assert M.spearman(pred, y) > 0.3  # 0.48 on these 47 reviews; a broken model is near 0
     acc = np.array([r.accepted for r, _ in ok])
-    assert M.auroc(acc, np.array([o.p_accept for _, o in ok])) > 0.55
+    assert M.auroc(acc, np.array([o.p_accept for _, o in ok])) > 0.55  # 0.59 here (0.74 on all 259 held-out reviews)
 
 
 def test_gate_turns_down_text_that_is_not_an_ml_review(model):

@@ -15,7 +15,7 @@ import sklearn
 from reviewgpt.rating.model import RatingModel
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "assets" / "rating-model"
-VERSION = "iclr2017-v1"  # bump when the features, learners or data change
+VERSION = "iclr2017-v2"  # bump when the features, learners or data change
 
 
 class ArtifactError(RuntimeError):

@@ -18,8 +18,18 @@ _POSITIVE = ("accept", "recommend", "novel", "interesting", "well written", "wel
 _NEGATIVE = ("reject", "not convincing", "unconvincing", "incremental", "unclear", "lack", "weak", "limited",
              "not ready", "below the", "marginal", "not clear", "not novel", "unfortunately", "missing", "not ")
 
+# Sentences that say the verdict ("I recommend...", "Overall, ..."): their sentiment counts on its own.
+_VERDICT = re.compile(r"recommend|accept|reject|score|rating|overall|in summary|to summarize|in conclusion|verdict",
+                      re.I)
+_CONTRAST = (" however", " but ", " although", " unfortunately")
+_BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s", re.M)
+_SENTIMENT_BINS = [-1.01, -0.5, -0.05, 0.05, 0.5, 1.01]
+
 NAMES: tuple[str, ...] = ("sent_last3", "sent_mean", "sent_min", "sent_max", "frac_positive", "frac_negative",
-                          "stated_score", "has_stated_score", "log_words", "lex_positive", "lex_negative")
+                          "stated_score", "has_stated_score", "log_words", "lex_positive", "lex_negative",
+                          "frac_very_negative", "frac_negative_bin", "frac_neutral", "frac_positive_bin",
+                          "frac_very_positive", "sent_verdict", "has_verdict", "sent_first3", "pos_mean", "neg_mean",
+                          "questions", "contrast", "log_sentences", "bullets")
 
 
 @lru_cache(maxsize=1)
@@ -37,14 +47,21 @@ def signals(text: str) -> list[float]:
     """One row of NAMES for one review."""
     sia = _vader()
     sents = sentences(text) or [text]
-    comp = np.array([sia.polarity_scores(s)["compound"] for s in sents])
+    scores = [sia.polarity_scores(s) for s in sents]
+    comp = np.array([s["compound"] for s in scores])
+    verdict = [c for s, c in zip(sents, comp) if _VERDICT.search(s)]
     stated = [int(a or b) for a, b in _STATED_SCORE.findall(text)]
     low = text.lower()
     n = len(sents)
     return [sia.polarity_scores(" ".join(sents[-3:]))["compound"], float(comp.mean()), float(comp.min()),
             float(comp.max()), float((comp > 0.3).mean()), float((comp < -0.1).mean()),
             float(stated[-1]) if stated else 0.0, float(bool(stated)), float(np.log1p(len(text.split()))),
-            sum(low.count(w) for w in _POSITIVE) / n, sum(low.count(w) for w in _NEGATIVE) / n]
+            sum(low.count(w) for w in _POSITIVE) / n, sum(low.count(w) for w in _NEGATIVE) / n,
+            *(np.histogram(comp, bins=_SENTIMENT_BINS)[0] / n).tolist(),
+            float(np.mean(verdict)) if verdict else 0.0, float(bool(verdict)), float(comp[:3].mean()),
+            float(np.mean([s["pos"] for s in scores])), float(np.mean([s["neg"] for s in scores])),
+            text.count("?") / n, sum(low.count(w) for w in _CONTRAST) / n, float(np.log1p(n)),
+            len(_BULLET.findall(text)) / n]
 
 
 class ReviewSignals(BaseEstimator, TransformerMixin):
