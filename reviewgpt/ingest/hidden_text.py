@@ -211,6 +211,29 @@ def _drawn_otherwise(page: pymupdf.Page, without_text: TextRemoved, with_px: np.
                 reasons[i] = None
 
 
+def on_printed_text(page: pymupdf.Page, boxes: list[Box], cfg: IngestConfig) -> list[bool]:
+    """Per box of a scan's invisible text layer: does the scan show printed text there (ink on
+    3-90% of the box, darker than its paper), so that the layer
+    transcribes what a reader sees? A layer word over blank paper or a flat area is not shown."""
+    px = _pixels(page, cfg.guard_dpi).mean(axis=2)
+    scale = cfg.guard_dpi / 72
+    H, W = px.shape
+    turn = page.rotation_matrix if page.rotation else None
+    out = []
+    for box in boxes:
+        x0, y0, x1, y1 = pymupdf.Rect(box) * turn if turn is not None else box
+        c0, c1 = max(int(x0 * scale), 0), min(int(np.ceil(x1 * scale)), W)
+        r0, r1 = max(int(y0 * scale), 0), min(int(np.ceil(y1 * scale)), H)
+        a = px[r0:r1, c0:c1]
+        if a.size < 4:
+            out.append(False)
+            continue
+        paper = np.percentile(a, 90)  # the lightest tenth: the paper behind the letters
+        ink = float((paper - a >= cfg.min_visible_change // 2).mean())
+        out.append(0.03 <= ink <= 0.9)
+    return out
+
+
 def hidden_sources(page: pymupdf.Page) -> list[tuple[str, str]]:
     """(text, reason) of what this page holds but never shows: hidden annotations."""
     found = []

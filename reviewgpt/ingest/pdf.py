@@ -31,6 +31,10 @@ _OCR_FLAGS = pymupdf.TEXTFLAGS_DICT & ~pymupdf.TEXT_PRESERVE_IMAGES & ~pymupdf.T
 # A page with this much upright text between its header and footer bands is read upright even when
 # most of its text runs sideways (figure words): about a caption's worth.
 UPRIGHT_BODY_CHARS = 150
+# A page mostly covered by one image is a scan; when this share of its text is in an invisible
+# render mode, that text is the scan's own OCR layer.
+SCAN_COVER = 0.8
+LAYER_SHARE = 0.8
 TESSERACT_HINT = ("Tesseract OCR is not installed, so scanned pages cannot be read. Install it "
                   "(Debian/Ubuntu: `apt-get install tesseract-ocr`; Hugging Face Spaces: list "
                   "`tesseract-ocr` in packages.txt) or upload a PDF with a text layer.")
@@ -162,8 +166,12 @@ class _PageReader:
         self.without_text = without_text
         self.hidden: list[HiddenSpan] = []
         self.rotated_pages: list[int] = []
+        self.layer_pages: list[int] = []  # scans whose own OCR text layer was read
 
-    def read(self, page: pymupdf.Page, data: dict, pno: int, check: bool) -> list[Block]:
+    def read(self, page: pymupdf.Page, data: dict, pno: int, check: bool, scan: bool = False,
+             ocr: bool = False) -> list[Block]:
+        """`scan`: the page is an image that may carry its own OCR layer; `ocr`: `data` is OCR output
+        (ours, or the layer's), whose blocks may hold both columns."""
         lines = [ln for b in data["blocks"] if b.get("type") == 0 for ln in b["lines"]]
         spans = [(ln, s) for ln in lines for s in ln["spans"] if s["text"].strip()]
         reasons: list[str | None] = [None] * len(spans)
@@ -172,6 +180,8 @@ class _PageReader:
                                       abs(ln["dir"][1]) > 0.7, s.get("color", 0))
                       for ln, s in spans]
             reasons = guard.classify_page(page, self.without_text, probes, self.cfg)
+            if scan:
+                reasons = self._ocr_layer(page, probes, reasons, pno)
         dropped = {id(s) for (_, s), why in zip(spans, reasons) if why and self.cfg.drop_hidden_text}
         for (_, s), why in zip(spans, reasons):
             if why:
@@ -211,13 +221,57 @@ class _PageReader:
                 size = max(s["size"] for s in vis)
                 out.append(Line(text, size, n_bold >= 0.6 * sum(len(s["text"].strip()) for s in vis),
                                 bbox, pno))
-            out = _merge_close_on_row(out)
-            _mark_row_mates(out)
-            if out:
-                x0 = min(ln.bbox[0] for ln in out)
-                blocks.append(Block(pno, (x0, min(ln.bbox[1] for ln in out), max(ln.bbox[2] for ln in out),
-                                          max(ln.bbox[3] for ln in out)), out))
+            # OCR puts both columns' lines of a row in one block, alternating: one block per column.
+            for group in _column_runs(out, page.rect.width) if ocr else [out]:
+                group = _merge_close_on_row(group)
+                _mark_row_mates(group)
+                if group:
+                    x0 = min(ln.bbox[0] for ln in group)
+                    blocks.append(Block(pno, (x0, min(ln.bbox[1] for ln in group), max(ln.bbox[2] for ln in group),
+                                              max(ln.bbox[3] for ln in group)), group))
         return blocks
+
+
+    def _ocr_layer(self, page: pymupdf.Page, probes: list[guard.SpanProbe], reasons: list[str | None],
+                   pno: int) -> list[str | None]:
+        """A scan whose text is (nearly) all an invisible layer carries its own OCR: that layer is
+        read where the scan shows printed text under its words (in the writer's order, at no OCR
+        cost); a layer word over blank paper stays hidden and reported."""
+        invisible = sum(len(p.text) for p, why in zip(probes, reasons) if why == guard.RENDER_MODE)
+        if invisible < LAYER_SHARE * sum(len(p.text) for p in probes):
+            return reasons
+        idx = [i for i, why in enumerate(reasons) if why == guard.RENDER_MODE]
+        shown = guard.on_printed_text(page, [probes[i].bbox for i in idx], self.cfg)
+        out = list(reasons)
+        for i, ok in zip(idx, shown):
+            if ok:
+                out[i] = None
+        self.layer_pages.append(pno)
+        return out
+
+
+def _column_runs(lines: list[Line], width: float) -> list[list[Line]]:
+    """A block's lines split into the left column's, the right column's and full-width runs
+    between them (each in its order), when the block holds lines of both columns."""
+    mid = width / 2
+
+    def side(ln: Line) -> str:
+        return "L" if ln.bbox[2] <= mid + 10 else "R" if ln.bbox[0] >= mid - 10 else "F"
+
+    sides = [side(ln) for ln in lines]
+    if not ("L" in sides and "R" in sides):
+        return [lines]
+    runs: list[list[Line]] = []
+    band: dict[str, list[Line]] = {"L": [], "R": []}
+    for ln, sd in zip(lines, sides):
+        if sd == "F":
+            runs.extend(g for g in (band["L"], band["R"]) if g)
+            band = {"L": [], "R": []}
+            runs.append([ln])
+        else:
+            band[sd].append(ln)
+    runs.extend(g for g in (band["L"], band["R"]) if g)
+    return runs
 
 
 def _merge_close_on_row(lines: list[Line]) -> list[Line]:
@@ -297,15 +351,20 @@ def extract(source: bytes | str | Path, config: IngestConfig | None = None) -> D
                 raise CorruptPDFError(f"Page {pno} of the PDF cannot be read ({e}).") from e
             if doc.is_repaired and _lost_page(doc, page):
                 lost_pages.append(pno)
-            n_hidden = len(reader.hidden)
-            blocks = reader.read(page, data_dict, pno, check=without_text is not None)
+            cover = _image_cover(page)
+            scan = cover >= SCAN_COVER
+            blocks = reader.read(page, data_dict, pno, check=without_text is not None, scan=scan, ocr=scan)
+            if reader.layer_pages[-1:] == [pno]:
+                blocks = _plain(blocks)
             n_chars = sum(len(ln.text) for b in blocks for ln in b.lines)
-            if n_chars < cfg.min_chars_per_page and _image_cover(page) > 0.3:
+            if n_chars < cfg.min_chars_per_page and cover > 0.3:
                 try:
-                    blocks = _plain(reader.read(page, _ocr_dict(page, cfg), pno, check=False)) or blocks
+                    blocks = _plain(reader.read(page, _ocr_dict(page, cfg), pno, check=False, ocr=True)) or blocks
                     ocr_pages.append(pno)
-                    # A scan's own invisible text layer (an earlier OCR) is replaced by ours, not read.
-                    del reader.hidden[n_hidden:]
+                    # The scan's own layer, if any, did not lie on its printed text: ours replaces it,
+                    # and its words stay reported as hidden.
+                    if reader.layer_pages[-1:] == [pno]:
+                        reader.layer_pages.pop()
                 except Exception:  # PyMuPDF/MuPDF: no Tesseract or no language data
                     no_ocr_pages.append(pno)
             pages.append(blocks)
@@ -341,8 +400,10 @@ def extract(source: bytes | str | Path, config: IngestConfig | None = None) -> D
         raise EmptyPDFError("The PDF contains no readable text.")
     if ocr_pages:
         warnings.append(f"Page(s) {_ranges(ocr_pages)} are scanned images; their text was read by OCR "
-                        "(Tesseract) and may contain recognition errors (an invisible text layer, if any, "
-                        "was not used).")
+                        "(Tesseract) and may contain recognition errors.")
+    if reader.layer_pages:
+        warnings.append(f"Page(s) {_ranges(reader.layer_pages)} are scanned images; their text was read from the "
+                        "OCR text layer they carry and may contain recognition errors.")
     if no_ocr_pages:
         warnings.append(f"Page(s) {_ranges(no_ocr_pages)} are scanned images and were NOT read: {TESSERACT_HINT}")
     if reader.rotated_pages:
@@ -365,7 +426,7 @@ def extract(source: bytes | str | Path, config: IngestConfig | None = None) -> D
     result.warnings = warnings + result.warnings
     result.hidden_text = hidden
     result.page_count = n_pages
-    result.ocr_pages = ocr_pages
+    result.ocr_pages = sorted(ocr_pages + reader.layer_pages)
     return result
 
 
