@@ -1,7 +1,11 @@
 """Grounding measured on real papers the grounding tests never saw (issue #23, item 5).
 
-    python -m benchmarks.bench_ground [--pdfs /work/shared/pdfs] [--iclr /work/shared/data/iclr2017]
+    python -m benchmarks.bench_ground [--pdfs DIR_OR_PDF ...] [--iclr /work/shared/data/iclr2017]
                                       [--per-kind 150] [--repeat 5] [--out benchmarks/results/ground]
+
+PDFs (default): the three papers of /work/shared/pdfs (two-column ACM CHI, ACL demo, ACM workshop) and
+two documents Debian ships (/usr/share/doc: the libtasn1 manual, the shared-mime-info spec); the
+grounding tests use none of them (they read tests/fixtures/pdfs/acm-sigconf.pdf).
 
 1. Verbatim quotes sampled from each PDF's text layer, of four kinds: across a line break, across a
    hyphenated line end, across a column break, across a page break (the running header/footer the
@@ -43,6 +47,8 @@ from reviewgpt.ingest import extract
 from reviewgpt.training.data.papers import read_iclr2017
 
 KINDS = ("line", "hyphen", "column", "page")
+DEFAULT_PDFS = [Path("/work/shared/pdfs"), Path("/usr/share/doc/libtasn1-doc/libtasn1.pdf"),
+                Path("/usr/share/doc/shared-mime-info/shared-mime-info-spec.pdf")]
 _STOP = set("a an the of to in on for and or but with by from as at is are was were be been this that these "
             "those it its we our they their which who can may not no than then so such also".split())
 
@@ -116,6 +122,15 @@ def quoting(quote: str) -> str:
     return f"“{quote}”" if '"' in quote else f'"{quote}"'
 
 
+def page_texts(index: PaperIndex) -> dict[int, str]:
+    """Each page's folded text on its own."""
+    out: dict[int, list[str]] = {}
+    words = index.pages.words
+    for c, src in zip(index.pages.folded.chars, index.pages.folded.src):
+        out.setdefault(words[src].page, []).append(c)
+    return {p: "".join(cs) for p, cs in out.items()}
+
+
 def _content_words(quote: str) -> list[str]:
     return [w for w in quote.split() if w.isalpha() and len(w) >= 4 and w.lower() not in _STOP]
 
@@ -151,12 +166,16 @@ def measure_quotes(pdfs: list[Path], per_kind: int, seed: int) -> dict:
     for pdf in pdfs:
         index = PaperIndex.build(extract(pdf), pdf)
         vocab = sorted({w for w in _content_words(index.text)})
+        texts = page_texts(index)
         for kind in KINDS:
             samples, n_skip = sample_quotes(pdf, index, kind, per_kind, rng)
             skipped[kind] += n_skip
             for s in samples:
                 ev = ground_item(index, "bench", 1, ReviewItem("", quoting(s.quote)))
-                rows.append(dict(pdf=s.pdf, kind=kind, quote=s.quote, page=s.page, status=ev.status,
+                # a phrase the document repeats on other pages is rightly placed on any of them
+                needle = "".join(fold_words(s.quote))
+                pages = sorted({s.page} | {p for p, t in texts.items() if needle in t})
+                rows.append(dict(pdf=s.pdf, kind=kind, quote=s.quote, page=s.page, pages=pages, status=ev.status,
                                  found_page=ev.page))
                 for vname, v in variants(s.quote, vocab, rng).items():
                     c = perturbed.setdefault(vname, {"n": 0, "verified": 0, "in_paper_left_out": 0})
@@ -165,16 +184,20 @@ def measure_quotes(pdfs: list[Path], per_kind: int, seed: int) -> dict:
                         continue
                     c["n"] += 1
                     c["verified"] += ground_item(index, "bench", 1, ReviewItem("", quoting(v))).status == "verified"
+    by_pdf = {p.name: dict(n=sum(r["pdf"] == p.name for r in rows),
+                           right_page=sum(r["pdf"] == p.name and r["status"] == "verified" and r["found_page"] in r["pages"]
+                                          for r in rows)) for p in pdfs}
     by_kind = {}
     for kind in ("all", *KINDS):
         sel = [r for r in rows if kind == "all" or r["kind"] == kind]
         by_kind[kind] = dict(
             n=len(sel),
             verified=sum(r["status"] == "verified" for r in sel),
-            right_page=sum(r["status"] == "verified" and r["found_page"] == r["page"] for r in sel),
+            right_page=sum(r["status"] == "verified" and r["found_page"] in r["pages"] for r in sel),
+            on_several_pages=sum(len(r["pages"]) > 1 for r in sel),
             skipped_breaks=sum(skipped.values()) if kind == "all" else skipped[kind])
-    misses = [r for r in rows if not (r["status"] == "verified" and r["found_page"] == r["page"])]
-    return dict(by_kind=by_kind, perturbed=perturbed, misses=misses[:20])
+    misses = [r for r in rows if not (r["status"] == "verified" and r["found_page"] in r["pages"])]
+    return dict(by_kind=by_kind, by_pdf=by_pdf, perturbed=perturbed, misses=misses[:20])
 
 
 def measure_human(iclr: Path) -> dict:
@@ -182,7 +205,7 @@ def measure_human(iclr: Path) -> dict:
     out = {}
     papers = list(read_iclr2017(iclr))
     for label, min_words in (("quotes of >= 3 words", 3), ("all quoted spans", 1)):
-        n = exact = fuzzy = verified = 0
+        n = exact = fuzzy = verified = gained = refused = 0
         for paper in papers:
             index = PaperIndex.build(paper.document)
             text = index.text
@@ -191,10 +214,16 @@ def measure_human(iclr: Path) -> dict:
                     if len(fold_words(q)) < min_words:
                         continue
                     n += 1
-                    exact += q in text
-                    fuzzy += fuzz.partial_ratio(q, text) >= 90
-                    verified += index.find_quote(pieces(q)) is not None
-        out[label] = dict(n=n, exact=exact, fuzzy_90=fuzzy, verified=verified)
+                    is_exact = q in text
+                    is_fuzzy = fuzz.partial_ratio(q, text) >= 90
+                    is_verified = index.find_quote(pieces(q)) is not None
+                    exact += is_exact
+                    fuzzy += is_fuzzy
+                    verified += is_verified
+                    gained += is_verified and not is_exact  # found once spacing, hyphens, citations are folded
+                    refused += is_fuzzy and not is_verified  # near but not verbatim: not found, closest text shown
+        out[label] = dict(n=n, exact=exact, fuzzy_90=fuzzy, verified=verified,
+                          verified_not_substring=gained, fuzzy_not_verified=refused)
     return out
 
 
@@ -247,22 +276,35 @@ def _pct(a: int, n: int) -> str:
 
 
 def markdown(res: dict) -> str:
-    q, lines = res["quotes"], []
+    q = res["quotes"]
+    lines = ["# Grounding on real PDFs (issue #23)", "",
+             f"`python -m benchmarks.bench_ground --repeat {res['repeat']}`, {res['date']}. PDFs: "
+             + ", ".join(f"`{p}`" for p in res["pdfs"]) + ". Sampling seed 0.", ""]
     lines += ["## Verbatim quotes sampled from the PDFs", "",
-              "| kind | quotes | verified | on the right page | breaks without body text across (not sampled) |",
-              "|---|---|---|---|---|"]
+              "| kind | quotes | verified | on the right page | of them on several pages | breaks without body text "
+              "across (not sampled) |", "|---|---|---|---|---|---|"]
     for kind, r in q["by_kind"].items():
         lines.append(f"| {kind} | {r['n']} | {_pct(r['verified'], r['n'])} | {_pct(r['right_page'], r['n'])} | "
-                     f"{r['skipped_breaks']} |")
+                     f"{r['on_several_pages']} | {r['skipped_breaks']} |")
+    lines += ["", "*On the right page*: the page of the quote's first word, or any page whose own text "
+                  "contains the whole quote (a phrase the document repeats)."]
+    lines += ["", "| PDF | quotes | on the right page |", "|---|---|---|"]
+    for name, r in q["by_pdf"].items():
+        lines.append(f"| {name} | {r['n']} | {_pct(r['right_page'], r['n'])} |")
     lines += ["", "## Changed or paraphrased quotes (target: 0 verified)", "",
               "| variant | quotes | verified | left out: the variant is in the paper too |", "|---|---|---|---|"]
     for name, r in q["perturbed"].items():
         lines.append(f"| {name} | {r['n']} | {r['verified']} | {r['in_paper_left_out']} |")
     lines += ["", "## Quoted spans of the ICLR 2017 human reviews, against the paper text", "",
-              "| spans | n | substring | fuzzy partial ratio >= 90 | verified (grounding) |", "|---|---|---|---|---|"]
+              "| spans | n | substring | fuzzy partial ratio >= 90 | verified (grounding) | verified, not a substring "
+              "| fuzzy >= 90, not verified |", "|---|---|---|---|---|---|---|"]
     for label, r in res["human"].items():
         lines.append(f"| {label} | {r['n']} | {_pct(r['exact'], r['n'])} | {_pct(r['fuzzy_90'], r['n'])} | "
-                     f"{_pct(r['verified'], r['n'])} |")
+                     f"{_pct(r['verified'], r['n'])} | {r['verified_not_substring']} | {r['fuzzy_not_verified']} |")
+    lines += ["", "The grounding verifies only what is verbatim up to folding (spacing, line-end hyphens, case, "
+                  "punctuation, ligatures, Greek letters spelled out, citations; math operators are kept): a fuzzy "
+                  "match of 90 also accepts a changed word, which the grounding shows as *not found* with the "
+                  "paper's closest text."]
     s = res["speed"]
     lines += ["", f"## Speed: a 7-aspect review ({s['items']} items) on {s['pdf']} ({s['pages']} pages)", "",
               "| step | best s | median s |", "|---|---|---|"]
@@ -275,17 +317,18 @@ def markdown(res: dict) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--pdfs", type=Path, default=Path("/work/shared/pdfs"))
+    ap.add_argument("--pdfs", type=Path, nargs="+", default=DEFAULT_PDFS, help="PDF files or folders of them")
     ap.add_argument("--iclr", type=Path, default=Path("/work/shared/data/iclr2017"))
     ap.add_argument("--per-kind", type=int, default=150)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/ground"))
     args = ap.parse_args(argv)
-    pdfs = sorted(args.pdfs.glob("*.pdf"))
-    longest = max(pdfs, key=lambda p: extract(p).page_count)
-    res = dict(pdfs=[p.name for p in pdfs], quotes=measure_quotes(pdfs, args.per_kind, args.seed),
-               human=measure_human(args.iclr), speed=speed(longest, args.iclr, args.repeat, args.seed))
+    pdfs = [f for p in args.pdfs for f in (sorted(p.glob("*.pdf")) if p.is_dir() else [p]) if f.exists()]
+    # the speed case: the issue's 15-page paper (the longest paper among the defaults)
+    paper = next((p for p in pdfs if p.name == "2302.07302v1.pdf"), None) or max(pdfs, key=lambda p: extract(p).page_count)
+    res = dict(date=time.strftime("%Y-%m-%d", time.gmtime()), repeat=args.repeat, pdfs=[p.name for p in pdfs], quotes=measure_quotes(pdfs, args.per_kind, args.seed),
+               human=measure_human(args.iclr), speed=speed(paper, args.iclr, args.repeat, args.seed))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(res, indent=1, ensure_ascii=False))
     md = markdown(res)

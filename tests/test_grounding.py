@@ -36,6 +36,10 @@ def _item(text: str) -> ReviewItem:
 def test_folding_ignores_layout_but_not_words():
     assert fold_words("The ﬁrst hy-\nphenated 𝑥-axis,  “quoted”") == ["the", "first", "hy", "phenated", "x", "axis", "quoted"]
     assert "".join(fold_words("hyphenated")) == "".join(fold_words("hy-\nphenated"))
+    assert fold_words("small values of 𝜆 and ϵ") == fold_words("small values of lambda and epsilon")
+    # operators are content: a changed sign is a changed quote (TeX markup and hyphens are not)
+    assert fold_words("is 10^k") != fold_words("is 10−k") and fold_words("[-L+T]") == fold_words("[−L + T]")
+    assert fold_words("x = y + z") != fold_words("x = y − z")
     # citations are left out on both sides; the words around them are not
     assert fold_words("users skim [4, 19, 28] and switch (Smith et al., 2017) often") == ["users", "skim", "and", "switch", "often"]
 

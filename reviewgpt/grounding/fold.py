@@ -2,7 +2,8 @@
 what it says.
 
 A folded text keeps only letters and digits, lower-cased, after NFKD (ligatures such as "ﬁ" become
-"fi", math alphanumerics such as "𝑥" become "x", accents drop). Spaces, line breaks, line-end
+"fi", math alphanumerics such as "𝑥" become "x", accents drop) and with Greek letters spelled out
+("λ" is "lambda"). Spaces, line breaks, line-end
 hyphens ("hy-\\nphen"), punctuation and math operators all vanish, so a quote typed from the
 rendered page matches the text layer however it was broken. Word changes do not vanish: a
 changed content word changes the letters.
@@ -23,11 +24,36 @@ _CITATION = re.compile(
     r"|\((?:[^()]{0,80}?(?:et al\.?|[A-Z][\w-]+),?\s+(?:19|20)\d\d[a-z]?)(?:\s*[;,]\s*[^()]{0,80}?(?:19|20)\d\d[a-z]?)*\)")
 
 
+# Greek letters read as their names: a reviewer types "lambda" for the paper's λ (or 𝜆, ϵ, ϕ, ς).
+_GREEK = dict(zip("αβγδεζηθικλμνξοπρστυφχψως",
+                  "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho "
+                  "sigma tau upsilon phi chi psi omega sigma".split()))
+
+
+# Math operators are content: "y + z" and "y − z" differ, so do "10^k" and "10−k". They are kept (as
+# one-character words); TeX markup (^, _, $, braces) is not, nor is a hyphen, which a line end or a
+# compound ("high-dimensional" / "high dimensional") adds or drops.
+_OPERATORS = {"+": "+", "=": "=", "<": "<", ">": ">", "≤": "≤", "≥": "≥", "≠": "≠", "≈": "≈", "±": "±",
+              "×": "×", "÷": "÷", "∈": "∈", "∉": "∉", "⊂": "⊂", "⊆": "⊆", "∞": "∞", "∑": "∑", "∏": "∏", "∫": "∫",
+              "√": "√", "∂": "∂", "∇": "∇", "−": "-", "≤": "≤", "⩽": "≤", "⩾": "≥"}
+_BEFORE_MINUS = set(" \t\n([{=^,;:<>+")  # an ASCII "-" after one of these and before a letter or digit is a minus
+
+
+def _operator(text: str, k: int) -> str:
+    """The folded operator at text[k], or ""."""
+    ch = text[k]
+    if ch == "-":
+        before = text[k - 1] if k else " "
+        after = text[k + 1] if k + 1 < len(text) else " "
+        return "-" if before in _BEFORE_MINUS and after.isalnum() else ""
+    return _OPERATORS.get(ch, "")
+
+
 @lru_cache(maxsize=4096)
 def _fold_char(ch: str) -> str:
     if ch.isascii():
         return ch.lower() if ch.isalnum() else ""
-    return "".join(c for c in unicodedata.normalize("NFKD", ch).lower() if c.isalnum())
+    return "".join(_GREEK.get(c, c) for c in unicodedata.normalize("NFKD", ch).lower() if c.isalnum())
 
 
 @dataclass
@@ -72,6 +98,16 @@ class FoldBuilder:
             skip[m.start():m.end()] = b"\x01" * (m.end() - m.start())
         for k, ch in enumerate(text):
             f = "" if skip[k] else _fold_char(ch)
+            op = "" if f or skip[k] else _operator(text, k)
+            if op:  # a one-character word of its own
+                if self._in_run:
+                    self._ends[-1] = 1
+                self._chars.append(op)
+                self._src.append(k if sources is None else sources[k])
+                self._starts.append(1)
+                self._ends.append(1)
+                self._in_run = False
+                continue
             if not f:
                 if self._in_run:
                     self._ends[-1] = 1

@@ -62,21 +62,48 @@ class PaperIndex:
 
     def find_quote(self, pieces: list[str]) -> Found | None:
         """The quote (its pieces in order) in the Document's text, or None: verbatim up to folding."""
+        pieces = [p for p in pieces if fold_words(p)]  # a piece of punctuation or a bare citation says nothing
+        if not pieces:
+            return None
         spans: list[Span] = []
         pos = 0
         for piece in pieces:
             needle = "".join(fold_words(piece))
-            hits = self.folded.find_all(needle, pos, limit=1) if needle else []
+            hits = self.folded.find_all(needle, pos, limit=1)
             if not hits:
                 return None
             spans.append((hits[0], hits[0] + len(needle)))
             pos = spans[-1][1]
-        boxes: list[Box] = []
-        if self.pages is not None:
-            for piece in pieces:
-                located = locate(fold_words(piece), self.pages.folded, self.config.max_gap_chars)
-                boxes += self.pages.boxes(located) if located else []
-        return Found(self._text_of(spans), boxes)
+        return Found(self._text_of(spans), self._place_pieces([fold_words(p) for p in pieces], spans))
+
+    def _place_pieces(self, pieces: list[list[str]], spans: list[Span]) -> list[Box]:
+        """The pieces of a quote on the pages: the longest first, then each other piece nearest to its
+        neighbour, as far from it as in the Document's text (plus a break's gap)."""
+        if self.pages is None:
+            return []
+        stream, gap = self.pages.folded, self.config.max_gap_chars
+        a = max(range(len(pieces)), key=lambda k: len("".join(pieces[k])))
+        placed: dict[int, list[Span]] = {}
+        anchor = locate(pieces[a], stream, gap)
+        if anchor is None:
+            return []
+        placed[a] = anchor
+        for k in range(a + 1, len(pieces)):  # after the anchor: the first place within reach
+            if k - 1 not in placed:
+                break
+            lo = placed[k - 1][-1][1]
+            got = locate(pieces[k], stream, gap, lo=lo, hi=lo + spans[k][1] - spans[k - 1][1] + gap)
+            if got:
+                placed[k] = got
+        for k in range(a - 1, -1, -1):  # before it: the last place within reach
+            if k + 1 not in placed:
+                break
+            hi = placed[k + 1][0][0]
+            reach = spans[k + 1][0] - spans[k][0] + gap
+            got = locate(pieces[k], stream, gap, lo=hi - reach, hi=hi, last=True)
+            if got:
+                placed[k] = got
+        return self.pages.boxes([sp for k in sorted(placed) for sp in placed[k]])
 
     def closest(self, quote: str) -> tuple[Found, float] | None:
         """The paper's span closest to a quote that is not verbatim (rapidfuzz partial ratio >= fuzzy_min)."""

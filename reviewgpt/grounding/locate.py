@@ -55,24 +55,38 @@ def _extend(words: list[str], stream: Folded, anchor: Span, i: int, j: int, max_
     return spans
 
 
-def locate(words: list[str], stream: Folded, max_gap: int, tries: int = 10) -> list[Span] | None:
-    """Spans of the stream covering all words in order, or None when they are not all there."""
+def locate(words: list[str], stream: Folded, max_gap: int, tries: int = 10, lo: int = 0, hi: int | None = None,
+           last: bool = False) -> list[Span] | None:
+    """Spans of the stream covering all words in order, or None when they are not all there.
+
+    The quote starts in stream[lo:hi]; the first such place, or the last with `last`."""
     if not words or not stream.chars:
         return None
-    whole = stream.find_all("".join(words), limit=1)
+    hi = len(stream.chars) if hi is None else hi
+    lo = max(0, lo)
+
+    def hits(s: str) -> list[int]:
+        found = stream.find_all(s, lo, hi, limit=10_000 if last else tries)
+        return found[::-1][:tries] if last else found
+
+    whole = hits("".join(words))
     if whole:
         return [(whole[0], whole[0] + len("".join(words)))]
-    # The anchor: the longest contiguous run of the quote's words found anywhere.
-    best_i, best_j, best_hits = 0, 0, []
-    for i in range(len(words)):
-        if len(words) - i <= best_j - best_i:
-            break
-        j, hits = _longest(words, i, lambda s: stream.find_all(s, limit=tries))
-        if j - i > best_j - best_i:
-            best_i, best_j, best_hits = i, j, hits
-    n = len("".join(words[best_i:best_j]))
-    for start in best_hits:
-        spans = _extend(words, stream, (start, start + n), best_i, best_j, max_gap)
-        if spans is not None:
-            return spans
+    # Anchors: the quote cut greedily into maximal runs each found somewhere (a break ends a run), the
+    # longest first; when one cannot be extended to the whole quote (a phrase another page repeats),
+    # the next is tried.
+    anchors = []
+    i = 0
+    while i < len(words):
+        j, found = _longest(words, i, hits)
+        if j == i:
+            return None  # a word that is nowhere in the stream
+        anchors.append((j - i, i, j, found))
+        i = j
+    for _, i, j, found in sorted(anchors, key=lambda a: -a[0])[:tries]:
+        n = len("".join(words[i:j]))
+        for start in found:
+            spans = _extend(words, stream, (start, start + n), i, j, max_gap)
+            if spans is not None:
+                return spans
     return None
