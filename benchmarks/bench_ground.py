@@ -99,8 +99,10 @@ def _breaks(words: list[Word], kind: str) -> list[int]:
 
 def sample_quotes(pdf: Path, index: PaperIndex, kind: str, n: int, rng: random.Random) -> tuple[list[Sample], int]:
     """Up to n quotes of a kind from one PDF, and how many candidate breaks had no body text across them."""
+    assert index.pages is not None
     words = index.pages.words
-    out, skipped = [], 0
+    out: list[Sample] = []
+    skipped = 0
     for b in rng.sample(_breaks(words, kind), k=len(_breaks(words, kind))):
         if len(out) >= n:
             break
@@ -124,6 +126,7 @@ def quoting(quote: str) -> str:
 
 def page_texts(index: PaperIndex) -> dict[int, str]:
     """Each page's folded text on its own."""
+    assert index.pages is not None
     out: dict[int, list[str]] = {}
     words = index.pages.words
     for c, src in zip(index.pages.folded.chars, index.pages.folded.src):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from reviewgpt.format.review_format import ReviewItem, parse
 from reviewgpt.format.schema import SCHEMAS, ReviewSchema, get_schema
 from reviewgpt.grounding.evidence import Evidence
@@ -14,7 +16,7 @@ def ground_item(index: PaperIndex, aspect: str, number: int, item: ReviewItem) -
     """Verified when every quote of the item is in the paper; not found when one is not (its closest
     span, if near, as the passage); an item that quotes nothing gets its best BM25 passage as related."""
     text = f"{item.title}: {item.explanation}" if item.title else item.explanation
-    base = dict(aspect=aspect, item=number, title=item.title)
+    make = partial(Evidence, aspect, number, item.title)
     # a quote counts when one of its pieces (between ellipses) has min_quote_words words; shorter
     # spans are terms ("the loss") that any paper contains
     quotes = [q for q in quoted_spans(text)
@@ -26,20 +28,20 @@ def ground_item(index: PaperIndex, aspect: str, number: int, item: ReviewItem) -
             if hit is None:
                 near = index.closest(q)
                 if near is None:
-                    return Evidence(**base, status="not_found", quote=q)
+                    return make(status="not_found", quote=q)
                 span, score = near
-                return Evidence(**base, status="not_found", quote=q, passage=span.text, score=score,
+                return make(status="not_found", quote=q, passage=span.text, score=score,
                                 score_kind="fuzzy", page=span.page, boxes=span.boxes)
             found.append(hit)
         boxes = [b for f in found for b in f.boxes]
-        return Evidence(**base, status="verified", quote=" | ".join(quotes),
+        return make(status="verified", quote=" | ".join(quotes),
                         passage=" | ".join(f.text for f in found), score=100.0, score_kind="exact",
                         page=boxes[0].page if boxes else None, boxes=boxes)
     rel = index.related(text)
     if rel is None:
-        return Evidence(**base, status="not_found")
+        return make(status="not_found")
     _, span, score = rel
-    return Evidence(**base, status="related", passage=span.text, score=score, score_kind="bm25",
+    return make(status="related", passage=span.text, score=score, score_kind="bm25",
                     page=span.page, boxes=span.boxes)
 
 

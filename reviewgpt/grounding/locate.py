@@ -16,7 +16,8 @@ Span = tuple[int, int]  # folded offsets [start, end)
 
 def _longest(words: list[str], i: int, hits) -> tuple[int, list[int]]:
     """The largest j > i with hits(join(words[i:j])) non-empty, and those hits (binary search)."""
-    lo, hi, best = i + 1, len(words), (i, [])
+    lo, hi = i + 1, len(words)
+    best: tuple[int, list[int]] = (i, [])
     while lo <= hi:
         mid = (lo + hi) // 2
         found = hits("".join(words[i:mid]))

@@ -35,7 +35,8 @@ class PageWords:
         words: list[Word] = []
         b = FoldBuilder()
         try:
-            for pno, page in enumerate(doc, start=1):
+            for pno in range(1, doc.page_count + 1):
+                page = doc[pno - 1]
                 # sort=False keeps the content stream's order: columns one after the other, as typeset.
                 # A page is folded as one text (words joined by spaces) so a citation split over
                 # several words is still recognised and skipped.

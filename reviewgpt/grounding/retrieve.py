@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import bm25s
-import Stemmer
+import bm25s  # type: ignore[import-untyped]
+import Stemmer  # type: ignore[import-not-found]
 
 from reviewgpt.ingest.document import Document
 
