@@ -22,7 +22,7 @@ from PIL import Image
 from reviewgpt.grounding import Evidence, PaperIndex, counts, ground_review
 from reviewgpt.grounding.ground import guess_schema
 from reviewgpt.grounding.highlight import annotate, page_count, render_page
-from reviewgpt.ingest.document import Document
+from reviewgpt.ingest.document import Document, Section
 
 MARKS = {"verified": "✓ Verified quote", "related": "≈ Related passage", "not_found": "✗ Not found"}
 SNIPPET = 220  # characters of a quote or passage shown under an item (the page shows the rest)
@@ -126,7 +126,7 @@ def _item(ev: Evidence) -> str:
 def list_html(state: EvidenceState) -> str:
     """Every grounded review's items, marked, each a button to its page."""
     if state.index is None:
-        return "<p>Upload a PDF: each point of the reviews will be traced to the paper here.</p>"
+        return "<p>Upload a PDF (or paste the paper): each point of the reviews will be traced to it here.</p>"
     if not state.reviews:
         return "<p>The reviews' points will be traced to the paper when they are written.</p>"
     parts = []
@@ -246,7 +246,10 @@ def refresh(state: EvidenceState) -> tuple:
 
 def ground_run(run: Any, state: EvidenceState) -> None:
     """Ground a finished run's reviews (each side's text, the run's schema) into the state and onto the
-    run's sides (`side.evidence`, which the downloads' JSON carries)."""
+    run's sides (`side.evidence`, which the downloads' JSON carries). A paper pasted as text (no PDF)
+    is grounded in the text the models read: verified and related, without pages."""
+    if state.pdf is None and run.model_input.text.strip():  # rebuilt: the pasted text may have changed
+        state.index = PaperIndex.build(Document("", "", [Section("", run.model_input.text)]))
     for side in (run.local, run.gpt):
         side.evidence = ground(state, side.label.title, side.text, run.settings.schema) if side.text else None
         if state.index is None:

@@ -8,7 +8,9 @@ import re
 import pytest
 
 from .support.openai_server import Step
-from .test_browser import browser, downloads, generate_and_wait, marker_app, open_page, shot, upload  # noqa: F401
+from .conftest import MARKER_PAPER
+from .test_browser import (browser, downloads, generate_and_wait, marker_app, open_page, paste_paper,  # noqa: F401
+                           shot, upload)
 from .test_grounding import ACROSS_COLUMNS, HYPHENATED, PDF
 
 pytestmark = pytest.mark.browser
@@ -85,3 +87,18 @@ def test_a_pasted_review_is_checked_against_the_paper(open_page):  # noqa: F811
     assert item.startswith("✗ Not found") and "Closest text (p. 1" in item, item
     page.locator("#evidence-list .ev-item").first.click()
     page.wait_for_function(f"document.querySelector('{LABEL}').innerText.includes('Page 1 of 6')")
+
+
+def test_a_pasted_paper_is_grounded_without_pages(open_page, openai_server):  # noqa: F811
+    review = ("## Significance and novelty\n1. **Scope**: They say \"small adapters read long papers\".\n\n"
+              "## Potential reasons for acceptance\n<No related terms>\n\n## Potential reasons for rejection\n"
+              "1. **Invented**: \"large adapters read short papers\".\n\n## Suggestions for improvement\n<No related terms>\n")
+    openai_server.state.script.append(Step(content=review, match="Potential reasons"))
+    page = open_page()
+    paste_paper(page, MARKER_PAPER)
+    page.get_by_label("4 aspects").check()
+    generate_and_wait(page)
+    page.wait_for_function("document.querySelector('#evidence-list').innerText.includes('Invented')")
+    items = _items(page)
+    assert any(t.startswith("✓ Verified quote · no page") and "Scope" in t for t in items), items
+    assert any(t.startswith("✗ Not found") and "Invented" in t for t in items), items
