@@ -53,6 +53,9 @@ def test_scorecard_figures_from_stored_reviews(tmp_path):
     lines = {r["name"]: r for r in card["rows"]}
     sys_row = lines["first-human (7-aspect)"]
     assert sys_row["seeds"] == [0, 1] and set(sys_row["spread"]) == {"spearman", "auroc", "balanced_accuracy", "bias"}
+    per_seed = sys_row["per_seed"]
+    assert set(per_seed) == {"0", "1"}
+    assert abs(sys_row["spread"]["bias"] - round(float(np.std([per_seed[k]["bias"] for k in "01"], ddof=1)), 4)) < 1e-9
     # The figure is the model's rating of the seed-0 reviews against the papers' human mean, recomputed here.
     firsts = {pid: next(r for r in reviews if r.paper_id == pid) for pid in humans.ratings}
     ids = sorted(firsts)

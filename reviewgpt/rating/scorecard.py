@@ -36,6 +36,7 @@ class Row:
     figures: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {"value", "ci"}
     seeds: list[Any] = field(default_factory=list)
     spread: dict[str, float] = field(default_factory=dict)  # figure -> std over seeds
+    per_seed: dict[str, dict[str, float]] = field(default_factory=dict)  # seed -> figure -> value
     note: str = ""
 
 
@@ -124,6 +125,7 @@ def system_row(name: str, by_seed: dict[Any, dict[str, str]], papers: list[str],
     if first is None:
         return Row(name, 0, note="fewer than 3 reviews the rating model could rate")
     first.seeds = list(per_seed)
+    first.per_seed = {str(s): {f: v[f]["value"] for f in FIGURES} for s, v in per_seed.items()}
     if len(per_seed) > 1:
         first.spread = {f: round(float(np.std([v[f]["value"] for v in per_seed.values()], ddof=1)), 4)
                         for f in FIGURES}
