@@ -15,6 +15,7 @@ import re
 import sys
 from pathlib import Path
 
+from reviewgpt.errors import PDFError
 from reviewgpt.format.schema import SCHEMAS
 from reviewgpt.grounding import PaperIndex, ground_review
 from reviewgpt.grounding.ground import guess_schema
@@ -40,7 +41,10 @@ def main(argv: list[str] | None = None) -> None:
             p.error(f"{path}: no such file")
     review = review_text(args.review.read_text(encoding="utf-8", errors="replace"))
     schema = args.schema or guess_schema(review)
-    index = PaperIndex.build(extract(args.pdf), args.pdf)
+    try:
+        index = PaperIndex.build(extract(args.pdf), args.pdf)
+    except PDFError as e:
+        p.error(f"{args.pdf}: {e}")
     evidence = ground_review(index, review, schema)
     if not evidence:
         print(f"{args.review}: no review items found for the {schema}-aspect schema", file=sys.stderr)

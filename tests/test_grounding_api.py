@@ -54,3 +54,14 @@ def test_eval_ground_prints_one_json_line_per_item(tmp_path, capsys):
     assert _statuses(lines) == EXPECTED
     assert {"aspect", "item", "quote", "status", "page", "bbox", "passage", "score"} <= set(lines[0])
     assert lines[0]["quote"] == HYPHENATED and lines[1]["quote"].startswith("our method")
+
+
+def test_eval_ground_says_what_is_wrong_with_a_bad_pdf(tmp_path, capsys):
+    import pytest
+
+    bad, review = tmp_path / "paper.pdf", tmp_path / "review.md"
+    bad.write_text("not a pdf")
+    review.write_text(REVIEW)
+    with pytest.raises(SystemExit) as e:
+        ground_cli(["--pdf", str(bad), "--review", str(review)])
+    assert e.value.code == 2 and "not a PDF" in capsys.readouterr().err

@@ -14,7 +14,7 @@ Status = Literal["verified", "related", "not_found"]
 @dataclass(frozen=True)
 class Box:
     page: int  # 1-based
-    rect: tuple[float, float, float, float]  # x0, y0, x1, y1 in PDF points, one line of the span
+    rect: tuple[float, float, float, float]  # x0, y0, x1, y1 in PDF points (unrotated page), one line of the span
 
 
 @dataclass
