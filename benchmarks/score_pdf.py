@@ -141,6 +141,7 @@ def score(p: Parsed, case: Case, seen: Counter[str]) -> dict[str, float]:
             extra += 1
     recall = len(matched) / max(len(case.headings), 1)
     precision = len(matched) / max(len(matched) + extra, 1)
+    parts["heading_counts"] = (len(matched), extra, len(case.headings))  # found right, found wrong, expected
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     parts["headings"] = 0.7 * f1 + 0.3 * _in_order(positions)
     out = words(f"{p.title}\n{p.abstract}\n{' '.join(p.headings)}\n{p.body}")
@@ -214,6 +215,7 @@ def main() -> None:
     ap.add_argument("--engine", default="ours", choices=["ours", "pymupdf4llm", "pymupdf4llm-legacy"])
     ap.add_argument("--json", type=Path, help="also write the rows here")
     ap.add_argument("--show-dropped", action="store_true", help="list the body lines missing from the output")
+    ap.add_argument("--show-headings", action="store_true", help="list the headings found wrongly and missed")
     args = ap.parse_args()
     if args.engine.startswith("pymupdf4llm"):
         import pymupdf4llm
@@ -233,10 +235,20 @@ def main() -> None:
         rows.append({"case": case.name, "pages": pages, "seconds": secs, **parts, "dropped_lines": len(lost)})
         print(f"| {case.name} | {pages} | {secs:.2f} | " + " | ".join(f"{parts[k]:.2f}" for k in WEIGHTS)
               + f" | {parts['total']:.2f} | {len(lost)} |")
+        if args.show_headings:
+            got = [h for h in parsed.headings if not any(_same(h, e) for e in case.headings + case.optional)]
+            miss = [e for e in case.headings if not any(_same(h, e) for h in parsed.headings)]
+            for h in got:
+                print(f"    heading not expected: {h}")
+            for e in miss:
+                print(f"    heading missed: {e}")
         if args.show_dropped:
             for pno, text in lost:
                 print(f"    dropped, page {pno}: {text}")
     mean = sum(r["total"] for r in rows) / len(rows)
+    right, wrong, expected = (sum(r["heading_counts"][i] for r in rows) for i in range(3))
+    print(f"headings over all cases: precision {right / max(right + wrong, 1):.3f} ({wrong} wrong), "
+          f"recall {right / max(expected, 1):.3f} ({expected - right} missed of {expected})")
     seconds, pages = sum(r["seconds"] for r in rows), sum(r["pages"] for r in rows)
     print(f"mean score {mean:.2f}/10, total {seconds:.1f} s for {pages} pages, "
           f"{sum(r['dropped_lines'] for r in rows)} body lines dropped")

@@ -36,6 +36,7 @@ class Line:
     bbox: Box
     page: int
     gapped: bool = False  # words set far apart on the line, as in a table row
+    italic: bool = False  # most of the line is italic (IEEE journals' lettered subsections)
 
 
 @dataclass
@@ -140,6 +141,10 @@ def join_lines(lines: list[str], vocab: Counter[str] | None = None) -> str:
 # Heading weight: bold families, and small capitals (CMCSC) that some classes use for headings.
 _BOLD_WORD = re.compile(r"bold|black|heavy|semibold|demi|medi(?:um)?\b|-medi|cmbx|sfbx|ptmb|\bbx|cmcsc|smallcaps", re.I)
 _BOLD_SUFFIX = re.compile(r"(?:TB|SB|-B|,B|\.B|Bd|BX|BXI|Bol)\d*$")
+
+
+def is_italic(font: str, flags: int) -> bool:
+    return bool(flags & 2) or bool(re.search(r"italic|oblique|-it\b|-ital|cmti|cmsl|ptmri|tiit", font, re.I))
 
 
 def is_bold(font: str, flags: int) -> bool:
@@ -276,7 +281,8 @@ def _merge_number_labels(blocks: list[Block]) -> list[Block]:
             first = b.lines[0]
             label = prev.lines[0]
             prev.lines[0] = Line(f"{label.text} {first.text}", max(first.size, label.size), first.bold and label.bold,
-                                 (prev.bbox[0], first.bbox[1], first.bbox[2], first.bbox[3]), first.page)
+                                 (prev.bbox[0], first.bbox[1], first.bbox[2], first.bbox[3]), first.page,
+                                 italic=first.italic)
             prev.lines.extend(b.lines[1:])
             prev.refit()
             continue
@@ -331,6 +337,9 @@ def _split_headings(block: Block) -> list[Block]:
 # ---------------------------------------------------------------------------------------------
 # Headings, captions, footnotes
 
+# Text this many times the body size past page 1 is a figure's lettering: section headings stay
+# below it (the title, on page 1, is found separately).
+FIGURE_TEXT_SIZE = 1.9
 _LABEL = re.compile(r"(?:\d{1,2}(?:\.\d{1,2})*|[A-Z](?:\.\d{1,2})*|[IVX]{1,5})\.?")
 _NUMBERED = re.compile(r"^(?:\d{1,2}(?:\.\d{1,2})*\.?|[A-Z](?:\.\d{1,2})*\.?|[IVX]{1,5}\."
                        r"|(?:appendix|chapter)\s+[A-Z0-9]{1,3}[.:]?)\s+\S", re.I)
@@ -359,9 +368,19 @@ def _heading_kind(b: Block, body: float, bold_is_style: bool) -> str | None:
     words = text.split()
     if not text or len(text) > 120 or len(words) > 16 or _CAPTION.match(text) or text.endswith((",", ";")):
         return None
-    if not re.search(r"[^\W\d_]{3}", text) or _THEOREM.match(text) or re.search(r"[=+<>|∼≤≥∑∫]", text):
+    # Mathematics is no heading; a "+" between words is ("LoRA + Prompt Tuning (LPT)").
+    math = re.search(r"[=<>|∼≤≥∑∫]", text) or ("+" in text and not re.fullmatch(r"[^+]*\w{2,} \+ \w{2,}[^+]*", text))
+    if not re.search(r"[^\W\d_]{3}", text) or _THEOREM.match(text) or math:
         return None
     if any(ln.gapped for ln in b.lines):  # cells of a table row
+        return None
+    if re.search(r"[^\W\d_]-$", text):  # a bold run-in lead broken mid-word ("...of informa-")
+        return None
+    latin = re.findall(r"[A-Za-z]{2,}", text)
+    if latin and not re.search(r"[^\W\d_]", re.sub(r"[A-Za-z]", "", text)) and not any(
+            re.search(r"(?i)[aeiouy]", w) for w in latin):  # "A ZZZZ": an equation's glyphs, no word
+        return None
+    if b.size >= FIGURE_TEXT_SIZE * body and b.page > 1:  # lettering inside a figure, not a heading
         return None
     bold = bold_is_style and all(ln.bold for ln in b.lines)
     larger = b.size >= body + 0.9
@@ -371,13 +390,22 @@ def _heading_kind(b: Block, body: float, bold_is_style: bool) -> str | None:
     numbered = bool(_NUMBERED.match(text))
     if text.endswith(".") and not numbered:  # "Data Classes." is a run-in paragraph heading
         return None
-    if numbered and (bold or larger or caps):
+    # IEEE journals set "A. Subsection Title" in italics, on a line of its own.
+    italic = all(ln.italic for ln in b.lines) and len(b.lines) <= 2 and bool(re.match(r"[A-Z]\.\s+[A-Z][A-Za-z]{2,}", text))
+    if numbered and (bold or larger or caps or italic):
         return "numbered"
     if _NAMED.match(text) and (bold or larger or caps or len(words) <= 3):
         return "named"
     if (bold or larger) and len(words) <= 12 and text[0].isupper() and not text.endswith(":"):
         return "styled"
     return None
+
+
+def _tabular(b: Block) -> bool:
+    """Table rows: mostly numbers, or a short cell beside other blocks."""
+    tokens = b.text.split()
+    numeric = sum(bool(re.fullmatch(r"[-+±]?\(?\d[\d.,%]*\)?", t)) for t in tokens)
+    return (len(tokens) >= 4 and numeric >= 0.4 * len(tokens)) or (b.table_cell and len(tokens) <= 3)
 
 
 def _merge_heading_runs(blocks: list[Block], body: float, bold_is_style: bool) -> list[Block]:
@@ -391,7 +419,8 @@ def _merge_heading_runs(blocks: list[Block], body: float, bold_is_style: bool) -
             goes_on = not prev.lines[-1].text.endswith(".") or b.lines[0].text[:1].islower()
             styled_pair = (len(prev.lines) + len(b.lines) <= 3 and abs(prev.size - b.size) < 0.6
                            and _styled(prev, body, bold_is_style) and _styled(b, body, bold_is_style))
-            if lone_number or (styled_pair and goes_on):
+            starts_new = bool(_NUMBERED.match(b.lines[0].text))  # "A RESEARCH METHODS" / "A.1 Part One"
+            if lone_number or (styled_pair and goes_on and not starts_new):
                 merged = Block(b.page, prev.bbox, prev.lines + b.lines)
                 merged.refit()
                 out[-1] = merged
@@ -530,12 +559,18 @@ def assemble(pages: list[list[Block]], sizes: list[tuple[float, float]], cfg: In
         paras.extend(asides)
         asides.clear()
 
-    for b in ordered:
+    for k, b in enumerate(ordered):
         if any(b is t for t in title_blocks):
             continue
         kind = _heading_kind(b, body, bold_is_style)
         if kind == "styled" and not structured or (structured and _ABSTRACT.match(b.text)):
             kind = None  # bold lines among the authors; "ABSTRACT" inside a figure
+        nxt = ordered[k + 1] if k + 1 < len(ordered) else None
+        below = nxt is not None and nxt.page == b.page and 0 <= nxt.bbox[1] - b.bbox[1] < 4 * b.size
+        if kind in ("styled", "numbered") and below and _tabular(nxt):
+            kind = None  # a table's header row or row label ("Dataset Result", "Macro Avg")
+        if kind == "styled" and below and b.size < body - 0.5 and nxt.size < body - 0.5 and not b.text.isupper():
+            kind = None  # a bold line in small print over more small print: a table's header
         if kind:
             close()
             structured = True

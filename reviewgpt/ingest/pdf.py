@@ -19,7 +19,7 @@ from reviewgpt.errors import (CorruptPDFError, EmptyPDFError, EncryptedPDFError,
                               ScannedPDFError)
 from reviewgpt.ingest import hidden_text as guard
 from reviewgpt.ingest.document import Document, HiddenSpan
-from reviewgpt.ingest.layout import Block, Line, assemble, clean_text, is_bold, join_lines
+from reviewgpt.ingest.layout import Block, Line, assemble, clean_text, is_bold, is_italic, join_lines
 
 __all__ = ["extract", "join_lines"]
 
@@ -218,9 +218,10 @@ class _PageReader:
                     bbox = _upright(bbox, ln["dir"], page.rect)
                 # Bold when most of the line is (a heading may hold a word in another font).
                 n_bold = sum(len(s["text"].strip()) for s in vis if is_bold(s["font"], s["flags"]))
+                n_italic = sum(len(s["text"].strip()) for s in vis if is_italic(s["font"], s["flags"]))
                 size = max(s["size"] for s in vis)
-                out.append(Line(text, size, n_bold >= 0.6 * sum(len(s["text"].strip()) for s in vis),
-                                bbox, pno))
+                n_vis = sum(len(s["text"].strip()) for s in vis)
+                out.append(Line(text, size, n_bold >= 0.6 * n_vis, bbox, pno, italic=n_italic >= 0.6 * n_vis))
             # OCR puts both columns' lines of a row in one block, alternating: one block per column.
             for group in _column_runs(out, page.rect.width) if ocr else [out]:
                 group = _merge_close_on_row(group)
@@ -286,7 +287,7 @@ def _merge_close_on_row(lines: list[Line]) -> list[Line]:
             if overlap > 0.5 * min(prev.bbox[3] - prev.bbox[1], ln.bbox[3] - ln.bbox[1]) and 0 <= gap < 1.5 * ln.size:
                 out[-1] = Line(f"{prev.text} {ln.text}", max(prev.size, ln.size), prev.bold and ln.bold,
                                (prev.bbox[0], min(prev.bbox[1], ln.bbox[1]), ln.bbox[2], max(prev.bbox[3], ln.bbox[3])),
-                               ln.page)
+                               ln.page, italic=prev.italic and ln.italic)
                 continue
         out.append(ln)
     return out
