@@ -63,6 +63,10 @@ def test_scorecard_figures_from_stored_reviews(tmp_path):
     ok = [(p, r) for p, r in zip(ids, rated) if r.calibrated]
     expect = spearman(np.array([r.rating for _, r in ok]), np.array([humans.mean(p) for p, _ in ok]))
     assert abs(sys_row["figures"]["spearman"]["value"] - round(expect, 4)) < 1e-9
+    # How far a paper's rating moves between the two "seeds" (its first and second human review).
+    seconds = default_model().rate([[r for r in reviews if r.paper_id == p][1].text for p in ids])
+    moved = [abs(a.rating - b.rating) / np.sqrt(2) for a, b in zip(rated, seconds) if a.calibrated and b.calibrated]
+    assert abs(sys_row["figures"]["rating_sd_over_seeds"]["value"] - round(float(np.mean(moved)), 4)) < 1e-9
     lo, hi = sys_row["figures"]["auroc"]["ci"]
     assert lo <= sys_row["figures"]["auroc"]["value"] <= hi
     # Recipes are not rated at all: no line of numbers for them.

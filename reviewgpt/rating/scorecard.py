@@ -107,12 +107,15 @@ def system_row(name: str, by_seed: dict[Any, dict[str, str]], papers: list[str],
                model: RatingModel, samples: int, seed: int) -> Row:
     """Figures of the first seed's reviews with CIs; the spread of each figure over all seeds."""
     per_seed: dict[Any, dict[str, dict[str, Any]]] = {}
+    ratings: dict[str, list[float]] = defaultdict(list)  # paper -> its rating under each seed
     first: Row | None = None
     for s in sorted(by_seed, key=lambda x: (x is None, str(x))):
         reviews = by_seed[s]
         ids = [p for p in papers if p in reviews]
         rated = model.rate([without_own_rating(reviews[p]) for p in ids])  # the review, not its stated number
         ok = [(p, r) for p, r in zip(ids, rated) if r.calibrated]
+        for p, r in ok:
+            ratings[p].append(r.rating)
         if len(ok) < 3:
             continue
         g = [p for p, _ in ok]
@@ -129,6 +132,12 @@ def system_row(name: str, by_seed: dict[Any, dict[str, str]], papers: list[str],
     if len(per_seed) > 1:
         first.spread = {f: round(float(np.std([v[f]["value"] for v in per_seed.values()], ddof=1)), 4)
                         for f in FIGURES}
+        # A paper's rating moves this much from seed to seed (sd over seeds, mean over papers), with its CI.
+        again = sorted(p for p, v in ratings.items() if len(v) > 1)
+        if again:
+            sd = np.array([np.std(ratings[p], ddof=1) for p in again])
+            first.figures["rating_sd_over_seeds"] = M.with_ci(lambda x: float(np.mean(x)), again, sd,
+                                                              samples=samples, seed=seed)
     return first
 
 
@@ -188,15 +197,15 @@ def _fmt(f: dict[str, Any] | None) -> str:
 
 def to_markdown(card: dict[str, Any]) -> str:
     head = ("| line | papers | not calibrated | Spearman vs human mean | AUROC decision | balanced acc. | "
-            "bias vs humans | seeds | spread (sd over seeds: rho / AUROC / bal. acc. / bias) |")
+            "bias vs humans | seeds | rating sd over seeds | spread (sd over seeds: rho / AUROC / bal. acc. / bias) |")
     out = [f"Scorecard on {card['papers']} papers (95% bootstrap CIs over papers, {card['bootstrap_samples']} "
-           "resamples)", "", head, "|" + "---|" * 9]
+           "resamples)", "", head, "|" + "---|" * 10]
     for r in card["rows"]:
         f = r["figures"]
         spread = " / ".join(f"{r['spread'][k]:.3f}" for k in FIGURES) if r["spread"] else "n/a"
         seeds = ", ".join(str(s) for s in r["seeds"]) or "-"
         out.append(f"| {r['name']} | {r['papers']} | {r['not_calibrated']} | {_fmt(f.get('spearman'))} | "
                    f"{_fmt(f.get('auroc'))} | {_fmt(f.get('balanced_accuracy'))} | {_fmt(f.get('bias'))} | "
-                   f"{seeds} | {spread} |")
+                   f"{seeds} | {_fmt(f.get('rating_sd_over_seeds'))} | {spread} |")
     notes = [f"- {r['name']}: {r['note']}" for r in card["rows"] if r["note"]]
     return "\n".join(out + ([""] + notes if notes else []))
