@@ -21,7 +21,7 @@ def rate(review: str) -> dict[str, Any]:
     try:
         r = default_model().rate([without_own_rating(review)])[0].to_dict()
         return {**r, "label": LABEL, "model": read_metrics().get("version", "")}
-    except ArtifactError as e:
+    except (ArtifactError, ImportError) as e:  # no model, another scikit-learn, vaderSentiment missing
         log.warning("no calibrated rating: %s", e)
         return {"rating": None, "low": None, "high": None, "p_accept": None, "calibrated": False,
                 "reason": f"rating model unavailable: {e}", "label": LABEL, "model": ""}
