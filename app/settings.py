@@ -8,7 +8,10 @@
     REVIEWGPT_GPT_MODEL    the GPT-4 reviewer model (default gpt-4o; the recipe's: gpt-4-1106-preview)
     REVIEWGPT_JUDGE_MODEL  the judge model (default gpt-4o)
     OPENAI_API_KEY, OPENAI_BASE_URL, HF_TOKEN   as usual
-    SPACES_ZERO_GPU        set by Hugging Face on ZeroGPU hardware: eager decoding (no runtime torch.compile)
+    SPACES_ZERO_GPU        set by Hugging Face on ZeroGPU hardware: no torch.compile at run time; the decode
+                           step compiled ahead of time (REVIEWGPT_AOT) where one matches, else eager decoding
+    REVIEWGPT_AOT          folder or hf://owner/repo[@rev] of ahead-of-time compiled decode steps
+                           (`python -m app.build_aot`); default on ZeroGPU: the Space's `aot/` folder
 
 The fine-tuned model on an OpenAI-compatible inference server instead of in this process:
     REVIEWGPT_LOCAL_BASE_URL   e.g. http://127.0.0.1:8000/v1 (vLLM, SGLang, llama.cpp); setting it means "served"
@@ -34,6 +37,7 @@ from reviewgpt.remote.served_reviewer import ServedConfig, check_server
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_DIR = ROOT / "assets" / "demo-model"
 EXAMPLES_DIR = ROOT / "assets" / "examples"
+AOT_DIR = ROOT / "aot"  # the Space's own ahead-of-time compiled decode steps (app/build_aot.py writes here)
 
 
 def on_zero_gpu() -> bool:
@@ -61,6 +65,7 @@ class AppSettings:
     local_model: str | None = None
     local_tokenizer: str | None = None
     local_server: str = "vllm"  # the server's dialect: vllm | sglang | llama.cpp
+    aot_package: str | None = None  # ahead-of-time compiled decode steps; None: AOT_DIR on ZeroGPU
 
     @classmethod
     def from_env(cls) -> "AppSettings":
@@ -84,7 +89,7 @@ class AppSettings:
                    local_base_url=os.environ.get("REVIEWGPT_LOCAL_BASE_URL") or None,
                    local_model=os.environ.get("REVIEWGPT_LOCAL_MODEL") or None,
                    local_tokenizer=os.environ.get("REVIEWGPT_LOCAL_TOKENIZER") or None,
-                   local_server=server)
+                   local_server=server, aot_package=os.environ.get("REVIEWGPT_AOT") or None)
 
     def local_backend(self) -> str:
         """Which local reviewer to build: "served" (ServedReviewer, from served_config()) or
@@ -124,6 +129,10 @@ class AppSettings:
             cfg.max_new_tokens = self.max_new_tokens
         if on_zero_gpu():
             # ZeroGPU runs each call in a short-lived GPU process: compiling there on the fly does not
-            # work, so decode eagerly. Dedicated GPUs keep the compiled CUDA-graph decode step.
+            # work, so the step compiled ahead of time runs (or eager decoding, when none matches).
+            # Dedicated GPUs keep the compiled CUDA-graph decode step.
             cfg.fast_decoding = False
+            cfg.aot_package = self.aot_package or (str(AOT_DIR) if AOT_DIR.is_dir() else None)
+        elif self.aot_package:
+            cfg.fast_decoding, cfg.aot_package = False, self.aot_package
         return cfg

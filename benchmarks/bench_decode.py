@@ -71,6 +71,8 @@ def step_bytes(engine: ReviewEngine, batch: int, position: int) -> int:
 
 
 def which_step(engine: ReviewEngine, batch: int) -> str:
+    if getattr(engine._fast, "aot", False) and batch == 1:
+        return engine._fast.step_forward or "ahead-of-time step"
     if not engine.info.fast_decoding:
         return "generate(), eager"
     if engine.config.decoder == "generate-static":

@@ -52,6 +52,10 @@ class EngineConfig:
     # transformers' generate() with a StaticCache, which compiles its own decode step.
     fast_decoding: bool = True
     decoder: str = "engine"
+    # With fast_decoding off: a folder (or hf://owner/repo[@rev]) of decode steps compiled ahead of time
+    # (`python -m app.build_aot`, generate/aot_step.py); the one built for this model, GPU and torch
+    # decodes batch 1 at compiled speed with no compilation at run time. None, or no match: eager generate().
+    aot_package: str | None = None
     # With fast decoding, the decode step's kernel choices (measured on the shipped configurations by
     # benchmarks/bench_decode.py, benchmarks/results/README.md). The batched step is built from the
     # other two: it runs only when all three are on.

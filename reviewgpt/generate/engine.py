@@ -181,6 +181,25 @@ class ReviewEngine:
         self._static_caches: dict[int, Any] = {}  # generate-static: batch size -> reusable StaticCache
         if info.fast_decoding and config.decoder == "engine":
             self._fast = self._new_decoder(1)
+        elif config.aot_package:
+            self._fast = self._aot_decoder(config.aot_package)
+
+    def _aot_decoder(self, source: str) -> _FastDecoder | None:
+        """The batch-1 decoder running the ahead-of-time compiled step built for this setup, or None
+        (eager generate()) with a note saying why."""
+        from reviewgpt.generate import aot_step
+
+        try:
+            packages, why = aot_step.find_package(source, aot_step.AotKey.of(self))
+        except Exception as e:  # unreadable folder, Hub unreachable
+            packages, why = [], f"{type(e).__name__}: {e}"
+        if not packages:
+            self.info.notes.append(f"Decoding: eager generate(), no ahead-of-time compiled step: {why}")
+            log.warning(self.info.notes[-1])
+            return None
+        self.info.notes.append(f"Decoding: the ahead-of-time compiled step from {source} ({packages[0].name})")
+        log.info(self.info.notes[-1])
+        return aot_step.make_decoder(self, packages)
 
     def _new_decoder(self, batch: int, compile: bool = True) -> _FastDecoder:
         cfg = self.config
@@ -314,7 +333,7 @@ class ReviewEngine:
         with self._lock, torch.inference_mode():
             self._seed(gen)
             procs = self._processors(gen, probe, schema)
-            if self._fast is not None and self._fast.accepts(procs):
+            if self._fast is not None and not getattr(self._fast, "aot", False) and self._fast.accepts(procs):
                 return self._batch_decoder(len(prompts)).generate_rows(prompts, gen, procs, self.end_ids, streamer)
             width = max(len(p) for p in prompts)
             pad = self._pad_id()
@@ -440,16 +459,7 @@ class _FastDecoder:
                 torch._dynamo.mark_static_address(rope)  # a constant input: not copied at each replay
 
             def step() -> None:
-                """One token for every row: state.tokens (b, 1) at slot state.pos -> the next token."""
-                if why_not is None:  # the same forward in fewer kernels (batched_step.py)
-                    logits = batched_step.forward(model, cache, state.tokens, state.pos, state.used, state.first, rope)
-                else:
-                    logits = model_step_logits(model, cache, state, slots)
-                window = torch.cat([state.window[:, 1:], state.tokens], dim=1)
-                nxt = sampler(window, logits)
-                state.window.copy_(window)
-                state.tokens.copy_(nxt)
-                state.advance()
+                decode_step(model, cache, state, sampler, slots, rope if why_not is None else None)
 
             self._step = (torch.compile(step, options=self.compile_options, fullgraph=False, dynamic=False)
                           if self.compile else step)
@@ -551,6 +561,24 @@ class _FastDecoder:
         return generated
 
 
+def decode_step(model: Any, cache: StepSlotCache, state: _State, sampler: GraphSampler, slots: int,
+                rope: torch.Tensor | None = None) -> torch.Tensor:
+    """One token for every row: state.tokens (b, 1) at slot state.pos -> the next token, written back
+    into `state` (and returned). With `rope` (batched_step.rope_table) the step runs the batched
+    step's folded forward (the same forward in fewer kernels), else the model's own. The compiled
+    step and the ahead-of-time exported one (aot_step.py) both trace this."""
+    if rope is not None:
+        logits = batched_step.forward(model, cache, state.tokens, state.pos, state.used, state.first, rope)
+    else:
+        logits = model_step_logits(model, cache, state, slots)
+    window = torch.cat([state.window[:, 1:], state.tokens], dim=1)
+    nxt = sampler(window, logits)
+    state.window.copy_(window)
+    state.tokens.copy_(nxt)
+    state.advance()
+    return nxt
+
+
 def model_step_logits(model: Any, cache: StepSlotCache, state: _State, slots: int) -> torch.Tensor:
     """One decode step through the model's own forward: the next-token logits (b, vocab) in float32 for
     state.tokens at slot state.pos, their K/V written there (`slots`: the cache's length). The mask says
@@ -650,7 +678,11 @@ def load_engine(config: EngineConfig) -> ReviewEngine:
     notes: list[str] = []
     precision = _choose_precision(config, cuda, notes)
     attn = choose_attention(config.attn_implementation, cuda, notes)
-    if attn == "sdpa" and cuda and config.fast_decoding:
+    if not config.fast_decoding and config.aot_package and config.attn_implementation == "auto":
+        from reviewgpt.generate import attention
+
+        attn = attention.NAME_SDPA  # what the ahead-of-time step was exported with (aot_step.build)
+    elif attn == "sdpa" and cuda and config.fast_decoding:
         from reviewgpt.generate import attention  # registers the attentions with transformers
 
         # SDPA minus the per-step K/V head expansion, one query token in the split-KV kernel (attention.py)

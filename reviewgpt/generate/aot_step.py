@@ -1,0 +1,347 @@
+"""The decode step compiled ahead of time (AOTInductor), for hosts where torch.compile cannot run at
+request time: Hugging Face ZeroGPU lends a GPU to a short-lived worker per call, so the engine there
+decoded eagerly (28.7 tok/s on an H200 against ~200 compiled).
+
+`build` exports the engine's own decode step (`engine.decode_step`: the model's forward over the
+static cache, then suppression, temperature, top-p and sampling, settings as tensors, so the
+slider needs no rebuild) with `torch.export`, and compiles it with
+`torch._inductor.aoti_compile_and_package` into `<folder>/<key>/step.pt2` plus `key.json`. The
+package holds code only, no weights (as the `spaces` package's ZeroGPU helpers do it:
+`package_constants_in_so=False`): `AotDecoder` loads it with `aoti_load_package` and binds the live
+model's weights (the merged adapter included), the static cache and the step's state as
+user-managed constants, so the compiled step reads and writes the engine's own tensors, and the
+decode loop (`_FastDecoder.generate_rows`) is unchanged. On CUDA the step is then captured once in a
+CUDA graph (a capture, not a compilation: kernel launches cost ~1.5 ms a step otherwise). Prefill
+stays eager (one pass over the prompt; its kernels are the stock ones).
+
+Why not `spaces.aoti_capture` / `aoti_compile` / `aoti_apply`: they replace a module's `forward`
+with a compiled one taking the same arguments; a decode step is not one module's forward but the
+model, a cache it mutates and a sampler, and it must run without Python between tokens. The same
+PyTorch calls and options are used here directly (`INDUCTOR_OPTIONS`).
+
+The key says what a package is valid for: GPU architecture, torch and transformers versions, this
+step's source, the model and adapter (config files and safetensors headers: names, shapes, dtypes,
+sizes; the values are bound at load, so the compiled code does not depend on them), precision,
+whether the adapter is merged, batch size and cache length. Nothing matches -> the engine decodes
+with eager generate() and says why (LoadInfo.notes, shown on the page).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from reviewgpt.generate import sampling, step_cache, suppression
+from reviewgpt.generate.fallback import fallback
+
+log = logging.getLogger(__name__)
+
+PACKAGE = "step.pt2"
+# Replay the loaded step as one CUDA graph (see _cuda_graph); 0 measures the package's own launches.
+CUDA_GRAPH = os.environ.get("REVIEWGPT_AOT_CUDA_GRAPH", "1") != "0"
+KEY_FILE = "key.json"
+# No weights in the package (bound from the live model at load); buffers (cache, state, settings) are
+# not folded into constants: their values at export time are not the values at run time.
+INDUCTOR_OPTIONS: dict[str, Any] = {
+    "aot_inductor.package_constants_in_so": False,
+    "always_keep_tensor_constants": True,
+    "joint_graph_constant_folding": False,
+}
+
+
+def _step_source_hash() -> str:
+    """The source the exported step is traced from: an edit to any of it needs a rebuild."""
+    from reviewgpt.generate import engine
+
+    h = hashlib.sha256()
+    for module in (engine, sampling, suppression, step_cache):
+        h.update(Path(module.__file__).read_bytes())
+    h.update(Path(__file__).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _safetensors_header(path: Path) -> bytes:
+    with path.open("rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        return f.read(n)
+
+
+def identity(source: str | None, local_files_only: bool = False, token: str | None = None) -> str:
+    """A hash of a model or adapter's files as they decide the compiled code: its JSON configs and its
+    safetensors headers (tensor names, shapes, dtypes, offsets) and file sizes. A Hub id resolves to
+    its downloaded snapshot (the commit is part of the path)."""
+    if not source:
+        return "none"
+    folder = Path(source)
+    if not folder.is_dir():
+        from huggingface_hub import snapshot_download
+
+        folder = Path(snapshot_download(source, allow_patterns=["*.json", "*.safetensors"],
+                                        local_files_only=local_files_only, token=token))
+    h = hashlib.sha256()
+    for f in sorted(folder.iterdir()):
+        if f.suffix == ".json" and f.name != "tokenizer.json":
+            h.update(f.name.encode() + f.read_bytes())
+        elif f.suffix == ".safetensors":
+            h.update(f.name.encode() + str(f.stat().st_size).encode() + _safetensors_header(f))
+    return h.hexdigest()[:16]
+
+
+def gpu_arch(device: torch.device | str = "cuda") -> str:
+    if torch.device(device).type != "cuda":
+        return "cpu"
+    major, minor = torch.cuda.get_device_capability(device)
+    return f"sm_{major}{minor}"
+
+
+@dataclass(frozen=True)
+class AotKey:
+    torch: str
+    transformers: str
+    step: str  # _step_source_hash()
+    model: str  # identity(base_model)
+    adapter: str  # identity(adapter)
+    precision: str
+    merged: bool
+    batch: int
+    cache_len: int
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+    @classmethod
+    def of(cls, engine: Any, batch: int = 1) -> "AotKey":
+        import transformers
+
+        cfg, info = engine.config, engine.info
+        token = cfg.hf_token or os.environ.get("HF_TOKEN")
+        return cls(torch=torch.__version__, transformers=transformers.__version__, step=_step_source_hash(),
+                   model=identity(cfg.base_model, cfg.local_files_only, token),
+                   adapter=identity(cfg.adapter, cfg.local_files_only, token), precision=info.precision,
+                   merged=info.adapter_merged, batch=batch, cache_len=engine._cache_len())
+
+
+class StepModule(torch.nn.Module):
+    """The decode step as one module to export: the model plus every tensor the step reads or writes
+    across tokens (static cache, `_State`, the sampler's settings and records) registered as buffers,
+    under names the loader binds the same tensors to."""
+
+    def __init__(self, decoder: Any) -> None:
+        super().__init__()
+        self.model = decoder.model
+        self.decoder = decoder
+        for name, t in bound_tensors(decoder).items():
+            self.register_buffer(name, t, persistent=False)
+
+    def forward(self) -> torch.Tensor:
+        from reviewgpt.generate.engine import decode_step
+
+        d = self.decoder
+        return decode_step(d.model, d.cache, d._state, d._sampler, d.max_cache_len)
+
+
+def bound_tensors(decoder: Any) -> dict[str, torch.Tensor]:
+    """The step's tensors by name (not the model's weights), allocated if not yet."""
+    sampler = decoder.sampler()
+    decoder._ensure_cache(decoder._state.tokens.device)
+    out: dict[str, torch.Tensor] = {}
+    for i, layer in enumerate(decoder.cache.layers):
+        out[f"cache_k{i}"], out[f"cache_v{i}"] = layer.keys, layer.values
+    for name, t in zip(("tokens", "window", "pos", "used", "first"), decoder._state.tensors()):
+        out[f"state_{name}"] = t
+    for i, t in enumerate(sampler.tensors()):
+        out[f"sampler_{i}"] = t
+    return out
+
+
+def build(engine: Any, folder: str | Path, batch: int = 1) -> Path:
+    """Export and compile `engine`'s decode step for its model, device and settings into
+    folder/<key>-<arch>/; returns that directory. Runs on the GPU kind the package is for."""
+    from reviewgpt.generate import attention
+    from reviewgpt.generate.engine import _FastDecoder
+
+    if engine.info.attn_implementation not in (attention.NAME_SDPA, "eager"):
+        raise ValueError(f"the engine's attention is {engine.info.attn_implementation!r}: load it with "
+                         "fast_decoding=False and aot_package set (load_engine then picks SDPA with GQA)")
+    key = AotKey.of(engine, batch)
+    arch = gpu_arch(engine.device)
+    out = Path(folder) / f"{key.digest()}-{arch}"
+    out.mkdir(parents=True, exist_ok=True)
+    decoder = _FastDecoder(engine.model, max_cache_len=engine._cache_len(), tokenizer=engine.tokenizer, compile=False,
+                           batch_size=batch, batched_step=False)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        program = torch.export.export(StepModule(decoder), (), strict=True)
+    t1 = time.perf_counter()
+    _compile(program, out / PACKAGE)
+    t2 = time.perf_counter()
+    meta = {**asdict(key), "arch": arch, "device_name": torch.cuda.get_device_name(engine.device)
+            if engine.device.type == "cuda" else "cpu", "base_model_source": engine.config.base_model,
+            "adapter_source": engine.config.adapter, "export_s": round(t1 - t0, 1), "compile_s": round(t2 - t1, 1)}
+    (out / KEY_FILE).write_text(json.dumps(meta, indent=1) + "\n")
+    log.info("ahead-of-time decode step: exported in %.0f s, compiled in %.0f s -> %s", t1 - t0, t2 - t1, out)
+    return out
+
+
+def _compile(program: torch.export.ExportedProgram, path: Path) -> None:
+    """AOTInductor's files for `program`, packaged without its weights (what the `spaces` package's
+    `aoti_compile` does: `aoti_compile_and_package` would also write the weights into the package,
+    16 GB for the 8B, and a package compiled to read them from disk but shipped without them crashed
+    torch 2.11's loader)."""
+    from torch._inductor.package.package import package_aoti
+
+    args, kwargs = program.example_inputs
+    options = {**INDUCTOR_OPTIONS, "aot_inductor.package": True,
+               "aot_inductor.package_constants_on_disk_format": "pickle_weights"}
+    artifacts = torch._inductor.aot_compile(program.module(), args, kwargs, options=options)
+    files = [a for a in artifacts if isinstance(a, str)]
+    for f in files:
+        if f.endswith(".so"):
+            clear_exec_stack(Path(f))
+    package_aoti(str(path), files)
+
+
+def clear_exec_stack(path: Path) -> bool:
+    """Mark an ELF64 shared object as not needing an executable stack. AOTInductor links the CUDA
+    kernels' binary blob in without a .note.GNU-stack section, so the linker asks for one, and recent
+    glibc refuses to dlopen such a library (torch 2.11's loader then crashed on the H200 machine); the
+    `spaces` package's AOT helpers clear the same flag. Returns whether it was set."""
+    import struct
+
+    pt_gnu_stack, pf_x = 0x6474E551, 0x1
+    with path.open("r+b") as f:
+        head = f.read(64)
+        if head[:6] != b"\x7fELF\x02\x01":  # 64-bit little-endian only
+            return False
+        (ph_off,) = struct.unpack_from("<Q", head, 32)
+        ph_size, ph_count = struct.unpack_from("<HH", head, 54)
+        for i in range(ph_count):
+            f.seek(ph_off + i * ph_size)
+            p_type, p_flags = struct.unpack("<II", f.read(8))
+            if p_type == pt_gnu_stack:
+                if not p_flags & pf_x:
+                    return False
+                f.seek(ph_off + i * ph_size + 4)
+                f.write(struct.pack("<I", p_flags & ~pf_x))
+                return True
+    return False
+
+
+def _local_folder(source: str) -> Path:
+    """A folder, or hf://owner/repo[@revision] (the Space's own files or a Hub repo of packages)."""
+    if source.startswith("hf://"):
+        from huggingface_hub import snapshot_download
+
+        repo, _, revision = source[len("hf://"):].partition("@")
+        return Path(snapshot_download(repo, revision=revision or None, allow_patterns=[f"*/{KEY_FILE}", f"*/{PACKAGE}"]))
+    return Path(source)
+
+
+def find_package(source: str, key: AotKey) -> tuple[list[Path], str | None]:
+    """The package directories built for `key` (one per GPU architecture), or [] and why none fits."""
+    folder = _local_folder(source)
+    if not folder.is_dir():
+        return [], f"no folder {source}"
+    found = sorted(p for p in folder.glob(f"{key.digest()}-*") if (p / PACKAGE).exists())
+    if found:
+        return found, None
+    others = [json.loads(p.read_text()) for p in folder.glob(f"*/{KEY_FILE}")]
+    if not others:
+        return [], f"{source} holds no package (build one with `python -m app.build_aot`)"
+    want = asdict(key)
+    nearest = min(others, key=lambda o: sum(o.get(k) != v for k, v in want.items()))
+    diff = [f"{k} {nearest.get(k)} (this is {v})" for k, v in want.items() if nearest.get(k) != v]
+    return [], f"the packages in {source} were built for another setup: {'; '.join(diff)}"
+
+
+class AotDecoder:
+    """Mixin body for the engine's ahead-of-time decoder (see `make_decoder`): `_compiled_step` is the
+    loaded package bound to this decoder's tensors, captured in a CUDA graph on CUDA. Loaded at first
+    use, in the process that decodes (ZeroGPU's worker), so the architecture is checked there."""
+
+    aot = True
+    packages: list[Path]
+    _runner: Any = None
+    load_s: float | None = None
+
+    def bind(self) -> None:
+        if self._runner is not None:
+            return
+        t0 = time.perf_counter()
+        device = next(self.model.parameters()).device
+        arch = gpu_arch(device)
+        match = [p for p in self.packages if p.name.endswith(f"-{arch}")]
+        if not match:
+            raise RuntimeError(f"packages built for {', '.join(p.name.split('-')[-1] for p in self.packages)}, "
+                               f"this GPU is {arch}")
+        compiled = torch._inductor.aoti_load_package(str(match[0] / PACKAGE))
+        tensors = {**dict(self.model.named_parameters(prefix="model", remove_duplicate=False)),
+                   **dict(self.model.named_buffers(prefix="model", remove_duplicate=False)),
+                   **bound_tensors(self)}
+        names = compiled.get_constant_fqns()
+        missing = [n for n in names if n not in tensors]
+        if missing:
+            raise RuntimeError(f"the package wants tensors this model lacks: {missing[:3]}")
+        compiled.load_constants({n: tensors[n] for n in names}, check_full_update=True, user_managed=True)
+        step = compiled
+        if device.type == "cuda" and CUDA_GRAPH:
+            try:
+                step = _cuda_graph(compiled, device)
+            except Exception as e:  # still ahead of time, one launch a kernel
+                fallback("CUDA graph of the ahead-of-time step", "the package's kernel launches",
+                         f"{type(e).__name__}: {e}")
+        self._runner = step
+        self.load_s = time.perf_counter() - t0
+        log.info("ahead-of-time decode step loaded from %s in %.1f s", match[0], self.load_s)
+
+    def accepts(self, processors: Any) -> bool:
+        if not super().accepts(processors):  # type: ignore[misc]
+            return False
+        try:
+            self.bind()
+        except Exception as e:  # a package that cannot run here: eager generate(), said once
+            fallback("ahead-of-time decode step", "eager generate()", f"{type(e).__name__}: {e}")
+            return False
+        return True
+
+    def _compiled_step(self) -> Any:
+        self.bind()
+        self.step_forward = "ahead-of-time compiled step (model's forward)"
+        return self._runner
+
+
+def _cuda_graph(compiled: Any, device: torch.device) -> Any:
+    """One replay a token: AOTInductor launches each kernel from C++ (~300 a step for the 8B); a CUDA
+    graph launches them as one. The warm-up steps write garbage into the cache and state, which the
+    next generation's prefill and `_State.start` overwrite."""
+    stream = torch.cuda.Stream(device)
+    stream.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(stream):
+        for _ in range(2):
+            compiled()
+    torch.cuda.current_stream(device).wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        compiled()
+    return graph.replay
+
+
+def make_decoder(engine: Any, packages: list[Path]) -> Any:
+    """A batch-1 decoder of `engine` whose step is the ahead-of-time package."""
+    from reviewgpt.generate.engine import _FastDecoder
+
+    class _AotFastDecoder(AotDecoder, _FastDecoder):
+        pass
+
+    dec = _AotFastDecoder(engine.model, max_cache_len=engine._cache_len(), tokenizer=engine.tokenizer, compile=False,
+                          batch_size=1, batched_step=False, batched_step_off="ahead-of-time step")
+    dec.packages = packages
+    return dec

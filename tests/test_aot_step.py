@@ -1,0 +1,94 @@
+"""The decode step compiled ahead of time (ZeroGPU's path, issue #25): a tiny model's step exported and
+compiled into a package once; a fresh process that only loads it decodes the same greedy tokens as
+eager generate(), the suppression setting still acts without a rebuild, and nothing is compiled there."""
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from reviewgpt.config import EngineConfig
+from reviewgpt.generate import aot_step
+from reviewgpt.generate.engine import load_engine
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _config(model_dir: Path, aot: Path | None) -> EngineConfig:
+    return EngineConfig(base_model=str(model_dir), local_files_only=True, fast_decoding=False, warmup=False,
+                        aot_package=str(aot) if aot else None, max_prompt_tokens=256, max_new_tokens=96)
+
+
+@pytest.fixture(scope="module")
+def package(marker_model_dir, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("aot")
+    engine = load_engine(_config(marker_model_dir, folder))
+    assert engine._fast is None and "no ahead-of-time compiled step" in " ".join(engine.info.notes)
+    built = aot_step.build(engine, folder)
+    return folder, built
+
+
+# Run in a fresh process: what a ZeroGPU worker does. Any compilation there raises.
+LOADER = textwrap.dedent("""
+    import json, sys, torch, torch._inductor, torch._inductor.compile_fx
+    def refuse(*a, **k):
+        raise AssertionError("compilation at run time")
+    torch.compile = torch.export.export = torch._inductor.aot_compile = refuse
+    torch._inductor.compile_fx.compile_fx = torch._inductor.compile_fx.compile_fx_inner = refuse
+    from torch._dynamo.utils import counters
+    from reviewgpt.config import EngineConfig, GenerationConfig
+    from reviewgpt.generate.engine import load_engine
+    from tests.conftest import MARKER_PAPER
+    model_dir, aot = sys.argv[1], sys.argv[2]
+    out = {}
+    for name, source in (("aot", aot), ("eager", None)):
+        engine = load_engine(EngineConfig(base_model=model_dir, local_files_only=True, fast_decoding=False,
+                                          warmup=False, aot_package=source, max_prompt_tokens=256, max_new_tokens=96))
+        out[name + "_notes"] = engine.info.notes
+        out[name + "_decoder"] = type(engine._fast).__name__ if engine._fast else None
+        for s in (0.0, 1.0):
+            gen = GenerationConfig(max_new_tokens=80, do_sample=False, suppression=s)
+            out[f"{name}_{s}"] = engine.generate(MARKER_PAPER, "4", gen)
+        out[name + "_step"] = getattr(engine._fast, "step_forward", None)
+    out["frames_compiled"] = sum(counters["stats"].values()) if "stats" in counters else 0
+    print(json.dumps(out))
+""")
+
+
+@pytest.mark.slow
+def test_a_fresh_process_decodes_with_the_package_like_eager_generate(package, marker_model_dir):
+    folder, built = package
+    key = json.loads((built / aot_step.KEY_FILE).read_text())
+    assert key["arch"] == "cpu" and key["batch"] == 1 and key["cache_len"] == 256 + 96
+    proc = subprocess.run([sys.executable, "-c", LOADER, str(marker_model_dir), str(folder)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["aot_decoder"] == "_AotFastDecoder" and out["eager_decoder"] is None
+    assert any("ahead-of-time compiled step" in n for n in out["aot_notes"])
+    assert out["aot_step"].startswith("ahead-of-time")  # the package's step ran, not a fall-back
+    for s in ("0.0", "1.0"):
+        assert out[f"aot_{s}"] == out[f"eager_{s}"]  # the same greedy review as eager generate()
+    # the marker model writes the empty marker; full suppression removes it: the setting acts through
+    # the package's tensors, with no rebuild
+    assert "<No related terms>" in out["aot_0.0"] and "<No related terms>" not in out["aot_1.0"]
+    assert out["frames_compiled"] == 0
+
+
+def test_a_package_for_another_setup_is_not_used_and_the_note_says_why(package, marker_model_dir, tmp_path):
+    folder, built = package
+    other = tmp_path / "aot"
+    other.mkdir()
+    stale = other / built.name.replace(built.name[:16], "0" * 16)
+    stale.mkdir()
+    key = json.loads((built / aot_step.KEY_FILE).read_text())
+    (stale / aot_step.KEY_FILE).write_text(json.dumps({**key, "torch": "2.0.0"}))
+    (stale / aot_step.PACKAGE).write_bytes((built / aot_step.PACKAGE).read_bytes())
+    engine = load_engine(_config(marker_model_dir, other))
+    assert engine._fast is None  # eager generate()
+    note = " ".join(engine.info.notes)
+    assert "built for another setup" in note and "torch 2.0.0" in note
+    assert load_engine(_config(marker_model_dir, tmp_path / "missing"))._fast is None
