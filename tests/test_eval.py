@@ -45,6 +45,11 @@ def test_whole_pipeline_on_a_tiny_model_and_the_local_server(tmp_path, data_file
         assert m["matchup"] in text
     assert (path.parent / "win_tie_loss.png").stat().st_size > 5000 and "![win_tie_loss.png]" in text
     assert {(a["system"], a["schema"]) for a in res["aspects"]} == {("ft", "4"), ("ft+supp", "4"), ("gpt4", "4")}
+    # issue #23: each system's items traced to the paper, shares summing to 1
+    grounding = {(g["system"], g["schema"]): g for g in res["grounding"]}
+    assert set(grounding) == {("ft", "4"), ("ft+supp", "4"), ("gpt4", "4")} and "Review items traced to the paper" in text
+    assert grounding[("gpt4", "4")]["items"] == 3 * 8  # the stub's reviews: 2 items per aspect
+    assert all(abs(g["verified"] + g["related"] + g["not_found"] - 1) < 1e-9 for g in grounding.values() if g["items"])
 
 
 def test_report_numbers_equal_hand_computed_ones():
