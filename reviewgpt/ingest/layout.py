@@ -337,9 +337,6 @@ def _split_headings(block: Block) -> list[Block]:
 # ---------------------------------------------------------------------------------------------
 # Headings, captions, footnotes
 
-# Text this many times the body size past page 1 is a figure's lettering: section headings stay
-# below it (the title, on page 1, is found separately).
-FIGURE_TEXT_SIZE = 1.9
 _LABEL = re.compile(r"(?:\d{1,2}(?:\.\d{1,2})*|[A-Z](?:\.\d{1,2})*|[IVX]{1,5})\.?")
 _NUMBERED = re.compile(r"^(?:\d{1,2}(?:\.\d{1,2})*\.?|[A-Z](?:\.\d{1,2})*\.?|[IVX]{1,5}\."
                        r"|(?:appendix|chapter)\s+[A-Z0-9]{1,3}[.:]?)\s+\S", re.I)
@@ -380,8 +377,6 @@ def _heading_kind(b: Block, body: float, bold_is_style: bool) -> str | None:
     if latin and not re.search(r"[^\W\d_]", re.sub(r"[A-Za-z]", "", text)) and not any(
             re.search(r"(?i)[aeiouy]", w) for w in latin):  # "A ZZZZ": an equation's glyphs, no word
         return None
-    if b.size >= FIGURE_TEXT_SIZE * body and b.page > 1:  # lettering inside a figure, not a heading
-        return None
     bold = bold_is_style and all(ln.bold for ln in b.lines)
     larger = b.size >= body + 0.9
     caps = text.isupper()
@@ -399,6 +394,17 @@ def _heading_kind(b: Block, body: float, bold_is_style: bool) -> str | None:
     if (bold or larger) and len(words) <= 12 and text[0].isupper() and not text.endswith(":"):
         return "styled"
     return None
+
+
+_FIGURE_CAPTION = re.compile(r"^(?:figure|fig\.)\s*\d+", re.I)
+
+
+def _in_figure(b: Block, after: list[Block]) -> bool:
+    """Unnumbered, or lettered like a panel ("A (a) ..."), and a figure's caption is one of the next
+    two blocks on the page: text drawn in the figure."""
+    if _NUMBERED.match(b.text) and not re.match(r"^[A-Z]\s+\(", b.text):
+        return False
+    return any(a.page == b.page and _FIGURE_CAPTION.match(a.text) for a in after)
 
 
 def _tabular(b: Block) -> bool:
@@ -492,6 +498,10 @@ def _paragraphs(b: Block) -> list[list[Line]]:
 _FOOTNOTE_MARKS = re.compile(r"[\s,]*[∗*†‡§¶⋆][\s,∗*†‡§¶⋆]*$")
 
 
+_MASTHEAD = re.compile(r"^(?:the\s+)?(?:journal|proceedings|transactions|annals|bulletin|letters)\b.{0,60}$"
+                       r"|^.{0,40}\b(?:journal|proceedings|transactions)\s+(?:of|on)\b.{0,50}$", re.I)
+
+
 def _title_blocks(ordered: list[Block], body: float, sizes: list[tuple[float, float]]) -> list[Block]:
     """The largest text in the top 60% of page 1 (above body size), with same-size blocks after it."""
     first = [b for b in ordered if b.page == 1 and b.bbox[1] < 0.6 * sizes[0][1]
@@ -499,6 +509,11 @@ def _title_blocks(ordered: list[Block], body: float, sizes: list[tuple[float, fl
              and not _NAMED.match(b.text) and not re.match(r"^\d+(\.\d+)*\.?\s", b.text)]
     if not first:
         return []
+    # A journal's masthead ("Journal of Statistical Software") at the top is not the paper's title
+    # when a large block follows below it.
+    papers = [b for b in first if not (_MASTHEAD.search(b.text) and b.bbox[3] < 0.2 * sizes[0][1])]
+    if papers and max(b.size for b in papers) >= body + 1.5:
+        first = papers
     top = max(first, key=lambda b: b.size)
     if top.size < body + 1.5:
         return []
@@ -571,6 +586,8 @@ def assemble(pages: list[list[Block]], sizes: list[tuple[float, float]], cfg: In
             kind = None  # a table's header row or row label ("Dataset Result", "Macro Avg")
         if kind == "styled" and below and b.size < body - 0.5 and nxt.size < body - 0.5 and not b.text.isupper():
             kind = None  # a bold line in small print over more small print: a table's header
+        if kind in ("styled", "numbered") and _in_figure(b, ordered[k + 1:k + 3]):
+            kind = None  # a figure's lettering ("Image", "A (a) Image"): its caption comes next
         if kind:
             close()
             structured = True
@@ -620,7 +637,8 @@ def _finish(title: str, front: list[str], sections: list[Section], cfg: IngestCo
                 del front[i]
                 break
         else:  # an abstract without a label: the front paragraph with the most running prose
-            prose = [len(re.findall(r"(?<![\w-])[a-z]{2,}(?![\w-])", p)) for p in front]
+            # (a caption is no abstract: a one-page table sheet has nothing else)
+            prose = [0 if _CAPTION.match(p) else len(re.findall(r"(?<![\w-])[a-z]{2,}(?![\w-])", p)) for p in front]
             best = next((i for i, n in enumerate(prose) if n >= 12), None)
             if best is not None:
                 abstract = front.pop(best)
