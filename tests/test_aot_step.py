@@ -92,3 +92,22 @@ def test_a_package_for_another_setup_is_not_used_and_the_note_says_why(package, 
     note = " ".join(engine.info.notes)
     assert "built for another setup" in note and "torch 2.0.0" in note
     assert load_engine(_config(marker_model_dir, tmp_path / "missing"))._fast is None
+
+
+def test_a_package_that_crashes_the_loader_leaves_eager_decoding(package, marker_model_dir, tmp_path):
+    """A package torch's loader cannot read (here: a cut file) is found, tried in a child process, and
+    the engine decodes with eager generate(), saying why, instead of crashing the app."""
+    from reviewgpt.config import GenerationConfig
+    from tests.conftest import MARKER_PAPER
+
+    folder, built = package
+    broken = tmp_path / "aot" / built.name
+    broken.mkdir(parents=True)
+    (broken / aot_step.KEY_FILE).write_text((built / aot_step.KEY_FILE).read_text())
+    (broken / aot_step.PACKAGE).write_bytes((built / aot_step.PACKAGE).read_bytes()[:4096])
+    engine = load_engine(_config(marker_model_dir, tmp_path / "aot"))
+    assert engine._fast is not None  # found and keyed right
+    eager = load_engine(_config(marker_model_dir, None))
+    gen = GenerationConfig(max_new_tokens=24, do_sample=False, suppression=0.0)
+    assert engine.generate(MARKER_PAPER, "4", gen) == eager.generate(MARKER_PAPER, "4", gen)
+    assert not engine._fast.accepts(engine._processors(gen))  # it said no, and keeps saying so

@@ -177,6 +177,7 @@ def build(engine: Any, folder: str | Path, batch: int = 1) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     decoder = _FastDecoder(engine.model, max_cache_len=engine._cache_len(), tokenizer=engine.tokenizer, compile=False,
                            batch_size=batch, batched_step=False)
+    decoder.sampler().opaque_sort = False  # no Python custom op in the package: it must load without Python
     t0 = time.perf_counter()
     with torch.no_grad():
         program = torch.export.export(StepModule(decoder), (), strict=True)
@@ -282,6 +283,7 @@ class AotDecoder:
         if not match:
             raise RuntimeError(f"packages built for {', '.join(p.name.split('-')[-1] for p in self.packages)}, "
                                f"this GPU is {arch}")
+        _loads_in_a_child(match[0] / PACKAGE)
         compiled = torch._inductor.aoti_load_package(str(match[0] / PACKAGE))
         tensors = {**dict(self.model.named_parameters(prefix="model", remove_duplicate=False)),
                    **dict(self.model.named_buffers(prefix="model", remove_duplicate=False)),
@@ -316,6 +318,20 @@ class AotDecoder:
         self.bind()
         self.step_forward = "ahead-of-time compiled step (model's forward)"
         return self._runner
+
+
+def _loads_in_a_child(package: Path) -> None:
+    """Load the package once in a child process first: torch 2.11's loader crashed (SIGSEGV) on a
+    package built on the H200 machine, which would take the app down with it; a crash in the child
+    is an exception here, and the engine decodes eagerly instead."""
+    import subprocess
+    import sys
+
+    code = "import sys, torch._inductor; torch._inductor.aoti_load_package(sys.argv[1])"
+    proc = subprocess.run([sys.executable, "-c", code, str(package)], capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0:
+        tail = proc.stderr.strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
+        raise RuntimeError(f"torch's loader failed on {package} in a test process ({tail[0]})")
 
 
 def _cuda_graph(compiled: Any, device: torch.device) -> Any:

@@ -62,13 +62,19 @@ def chunked_cumsum(x: torch.Tensor, chunk: int = 256) -> torch.Tensor:
     return (inner + before.unsqueeze(-1)).view(b, k * chunk)[:, :n]
 
 
-@torch.library.custom_op("reviewgpt::sorted_mass", mutates_args=())
-def sorted_mass(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def sorted_mass_ops(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """scores sorted ascending (stable: ties in index order, as the warper's sort leaves them), their
-    indices, and the cumulative exp(sorted - max): top_p_split's sort and scan as one opaque op."""
+    indices, and the cumulative exp(sorted - max)."""
     ascending, order = torch.sort(scores, descending=False, stable=True, dim=-1)
     mass = chunked_cumsum(torch.exp(ascending - ascending[..., -1:]))
     return ascending, order, mass.contiguous()  # as the fake says (a padded chunked_cumsum is not)
+
+
+@torch.library.custom_op("reviewgpt::sorted_mass", mutates_args=())
+def sorted_mass(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`sorted_mass_ops` as one opaque op for the compiled step (inductor's split scan for the cumsum
+    failed to compile at batch 8)."""
+    return sorted_mass_ops(scores)
 
 
 @sorted_mass.register_fake
@@ -76,12 +82,14 @@ def _(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return torch.empty_like(scores), torch.empty_like(scores, dtype=torch.long), torch.empty_like(scores)
 
 
-def top_p_split(scores: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+def top_p_split(scores: torch.Tensor, p: torch.Tensor, opaque: bool = True) -> torch.Tensor:
     """TopPLogitsWarper(p, min_tokens_to_keep=1)'s output without a softmax kernel (module docstring).
     The removed tokens are a prefix of the ascending order (up to the first whose cumulative mass
     passes (1 - p) x the total; never the largest): those before the first kept one, (value, index)
-    in that order, so no scatter of the sorted mask back to the vocabulary is needed."""
-    ascending, order, mass = torch.ops.reviewgpt.sorted_mass(scores)
+    in that order, so no scatter of the sorted mask back to the vocabulary is needed. `opaque=False`
+    traces the sort and scan as plain ops (the ahead-of-time step: a Python custom op cannot run
+    inside an AOTInductor package)."""
+    ascending, order, mass = (torch.ops.reviewgpt.sorted_mass if opaque else sorted_mass_ops)(scores)
     over = mass > (1 - p) * mass[..., -1:]  # False everywhere (p = 0, or 1 - p rounding to 1): keep the largest alone
     # the first over (wide_argmax: one row's 128k reduced by many blocks; argmax over a row, one block: 93 us at 8 rows)
     first_kept = torch.where(over[..., -1:], wide_argmax(over.float()), scores.shape[-1] - 1)
@@ -159,6 +167,7 @@ class GraphSampler:
         self.suppress = SequenceSuppressionProcessor(tokenizer, 0.0, probe=self.recorder)
         self.suppress._on(device)  # its id tensors, built once outside the graph
         self.suppress.penalty = self.penalty
+        self.opaque_sort = True  # top_p_split's sort and scan as one custom op (False: plain ops, aot_step.py)
         self.warp_temperature = TemperatureLogitsWarper(1.0)
         self.warp_temperature.temperature = self.temperature
 
@@ -207,6 +216,6 @@ class GraphSampler:
         step = self.recorder.cursor.clone()  # this pick's index in the generation (the noise's counter)
         self.recorder.record(window[:, -1], marker_mass(raw, start), marker_mass(scores, start))
         scaled = self.warp_temperature(window, scores)
-        warped = top_p_split(scaled, self.top_p)
+        warped = top_p_split(scaled, self.top_p, self.opaque_sort)
         # one argmax for both modes: greedy is argmax of the suppressed scores, sampling of warped + noise
         return wide_argmax(torch.where(self.greedy, scores, warped + gumbel_noise(self.seed, step, *warped.shape)))
