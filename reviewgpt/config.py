@@ -29,7 +29,7 @@ class IngestConfig:
     report_hidden_text: bool = True  # run the guard (rendering) even when hidden text is kept
     guard_dpi: int = 96  # render resolution of the guard: 6 pt text is 8 px high, legible
     min_visible_change: int = 64  # 0-255: a pixel changed this much by a span's text is seen
-    min_visible_font_pt: float = 2.0  # smaller text cannot be read, whatever it renders like
+    min_visible_font_pt: float = 2.5  # smaller text cannot be read, whatever it renders like (2.0-2.1 pt injections seen)
     min_chars_per_page: int = 40  # fewer on a page that is mostly an image -> scanned, OCR it
     ocr_language: str = "eng"  # Tesseract language(s), e.g. "eng+chi_sim"
     ocr_dpi: int = 300

@@ -33,6 +33,16 @@ HIDDEN_ANNOT = "hidden-annotation"
 METADATA = "metadata-only"
 
 
+# Glyphs narrower than this (points, or 6% of the size) cannot be told apart (horizontal scaling).
+MIN_GLYPH_PT = 1.0
+# Text under this opacity is a faint trace (an injection at 2% opacity), not something one reads.
+MIN_OPACITY = 0.1
+# Text in the colour of what is behind it is visible only if it changes this share of its box's pixels
+# clearly (0.07 or more on every span of the real papers; 0.002 for white text crossing a table's
+# grid lines).
+MIN_CHANGED_SHARE = 0.02
+
+
 @dataclass
 class SpanProbe:
     """What the guard needs to know of one text span (from MuPDF's "dict" output)."""
@@ -119,12 +129,14 @@ def _cheap_reason(p: SpanProbe, page_box: Box, cfg: IngestConfig) -> str | None:
         return OFF_PAGE
     if p.alpha == 0:
         return RENDER_MODE
+    if p.alpha < MIN_OPACITY * 255:  # a trace of ink the rendering may still correlate with the text
+        return LOW_CONTRAST
     along, across = (y1 - y0, x1 - x0) if p.sideways else (x1 - x0, y1 - y0)
     if p.size < cfg.min_visible_font_pt or across < cfg.min_visible_font_pt:
         return TINY
     n = len(p.text.strip())
     # Glyphs narrower than this cannot be told apart (horizontal scaling, e.g. "1 Tz").
-    if n >= 3 and along / n < max(cfg.min_visible_font_pt, 0.12 * p.size) * 0.5:
+    if n >= 3 and along / n < max(MIN_GLYPH_PT, 0.06 * p.size):
         return SQUEEZED
     return None
 
@@ -167,17 +179,18 @@ def classify_page(page: pymupdf.Page, without_text: TextRemoved | None, spans: l
         if c1 <= c0 or r1 <= r0:
             reasons[i] = OFF_PAGE
             continue
-        # A legible glyph changes at least a couple of pixels clearly.
-        if np.count_nonzero(clear[r0:r1, c0:c1]) >= 2:
+        # A legible glyph changes at least a couple of pixels clearly; text in the colour of what is
+        # behind it, a share of its box (white text over a white table changes only where it crosses
+        # the black grid lines).
+        n_clear = np.count_nonzero(clear[r0:r1, c0:c1])
+        if n_clear >= 2 and (n_clear >= MIN_CHANGED_SHARE * (r1 - r0) * (c1 - c0)
+                             or not _same_colour_as_behind(spans[i].color, without_px[r0:r1, c0:c1], see)):
             continue
         if np.count_nonzero(faintly[r0:r1, c0:c1]) >= 2:
             reasons[i] = LOW_CONTRAST
             continue
         # Nothing changed: the text is in the colour of what is behind it, or something hides it.
-        behind = np.median(without_px[r0:r1, c0:c1].reshape(-1, 3), axis=0)
-        c = spans[i].color
-        own = np.array([(c >> 16) & 255, (c >> 8) & 255, c & 255])
-        if np.abs(own - behind).max() < see:
+        if _same_colour_as_behind(spans[i].color, without_px[r0:r1, c0:c1], see):
             reasons[i] = LOW_CONTRAST
         else:
             reasons[i] = COVERED
@@ -185,6 +198,12 @@ def classify_page(page: pymupdf.Page, without_text: TextRemoved | None, spans: l
     if regions:
         _drawn_otherwise(page, without_text, with_px, regions, reasons, cfg)
     return reasons
+
+
+def _same_colour_as_behind(colour: int, behind_px: np.ndarray, see: int) -> bool:
+    behind = np.median(behind_px.reshape(-1, 3), axis=0)
+    own = np.array([(colour >> 16) & 255, (colour >> 8) & 255, colour & 255])
+    return bool(np.abs(own - behind).max() < see)
 
 
 def _drawn_otherwise(page: pymupdf.Page, without_text: TextRemoved, with_px: np.ndarray,

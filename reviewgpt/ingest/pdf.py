@@ -448,16 +448,39 @@ def _ranges(pages: list[int]) -> str:
     return ", ".join(out)
 
 
+# Words of an instruction aimed at a model reviewing the paper: a hidden piece holding one (or a
+# sentence's worth of words) is called a possible injection; the rest (figure labels, LaTeX source
+# under an equation) are listed as hidden but benign-looking.
+_INSTRUCTION = re.compile(
+    r"\b(?:ignore|disregard|instructions?|prompts?|reviews?|reviewers?|rate|rating|score|accept(?:ed|ance)?|reject"
+    r"|recommend\w*|positive|negative|praise|you|your|must|should|please|assistant|AI|LLMs?|language models?"
+    r"|system|override|forget|pretend|respond|output|say|write)\b", re.I)
+
+
+def looks_like_instruction(text: str) -> bool:
+    return bool(_INSTRUCTION.search(text)) or len(re.findall(r"[^\W\d_]{2,}", text)) >= 8
+
+
 def _hidden_warning(hidden: list[HiddenSpan], cfg: IngestConfig) -> str:
-    """Every hidden piece, grouped by page: the user must be able to see all of it."""
+    """Every hidden piece, grouped by page: the user must be able to see all of it. Pieces that
+    read like instructions are named as a possible injection, apart from harmless-looking ones."""
     action = "excluded from the model input" if cfg.drop_hidden_text else "KEPT in the model input"
-    by_page: dict[int, list[HiddenSpan]] = {}
-    for h in hidden:
-        by_page.setdefault(h.page, []).append(h)
-    parts = []
-    for page in sorted(by_page):
-        items = "; ".join(f"[{h.reason}] {h.text!r}" for h in by_page[page])
-        parts.append(f"page {page}: {items}")
-    return (f"Hidden text: {len(hidden)} piece(s) a reader cannot see, on page(s) "
-            f"{_ranges(sorted(by_page))} ({action}; it may be a prompt injection aimed at AI reviewers). "
-            + " | ".join(parts))
+
+    def listing(pieces: list[HiddenSpan]) -> str:
+        by_page: dict[int, list[HiddenSpan]] = {}
+        for h in pieces:
+            by_page.setdefault(h.page, []).append(h)
+        return " | ".join(f"page {page}: " + "; ".join(f"[{h.reason}] {h.text!r}" for h in by_page[page])
+                          for page in sorted(by_page))
+
+    pages = _ranges(sorted({h.page for h in hidden}))
+    orders = [h for h in hidden if looks_like_instruction(h.text)]
+    other = [h for h in hidden if not looks_like_instruction(h.text)]
+    parts = [f"Hidden text: {len(hidden)} piece(s) a reader cannot see, on page(s) {pages} ({action})."]
+    if orders:
+        parts.append(f"{len(orders)} read like instructions, a possible prompt injection aimed at AI reviewers: "
+                     + listing(orders) + ".")
+    if other:
+        parts.append(f"{len(other)} look harmless (labels, numbers or typesetting leftovers, no instruction): "
+                     + listing(other) + ".")
+    return " ".join(parts)
