@@ -17,6 +17,7 @@ Nothing is dropped here except running lines and, by option, the references.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
@@ -143,10 +144,12 @@ _BOLD_WORD = re.compile(r"bold|black|heavy|semibold|demi|medi(?:um)?\b|-medi|cmb
 _BOLD_SUFFIX = re.compile(r"(?:TB|SB|-B|,B|\.B|Bd|BX|BXI|Bol)\d*$")
 
 
+@functools.lru_cache(maxsize=4096)  # per span, over a few fonts
 def is_italic(font: str, flags: int) -> bool:
     return bool(flags & 2) or bool(re.search(r"italic|oblique|-it\b|-ital|cmti|cmsl|ptmri|tiit", font, re.I))
 
 
+@functools.lru_cache(maxsize=4096)
 def is_bold(font: str, flags: int) -> bool:
     return bool(flags & 16) or bool(_BOLD_WORD.search(font)) or bool(_BOLD_SUFFIX.search(font))
 

@@ -352,7 +352,12 @@ def extract(source: bytes | str | Path, config: IngestConfig | None = None) -> D
                 raise CorruptPDFError(f"Page {pno} of the PDF cannot be read ({e}).") from e
             if doc.is_repaired and _lost_page(doc, page):
                 lost_pages.append(pno)
-            cover = _image_cover(page)
+            # The image cover (a scan) is only looked up where it can matter: invisible text (a scan's
+            # OCR layer) or little text on the page.
+            spans = [s for b in data_dict["blocks"] if b.get("type") == 0 for ln in b["lines"] for s in ln["spans"]]
+            maybe_scan = (sum(len(s["text"]) for s in spans) < 4 * cfg.min_chars_per_page
+                          or any(s.get("alpha", 255) == 0 for s in spans))
+            cover = _image_cover(page) if maybe_scan else 0.0
             scan = cover >= SCAN_COVER
             blocks = reader.read(page, data_dict, pno, check=without_text is not None, scan=scan, ocr=scan)
             if reader.layer_pages[-1:] == [pno]:
