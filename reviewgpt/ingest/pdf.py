@@ -209,7 +209,7 @@ class _PageReader:
                 if sideways(ln) != read_sideways:
                     continue
                 kept = [s for s in ln["spans"] if id(s) not in dropped]
-                text = clean_text("".join(s["text"] for s in kept)).strip()
+                text = clean_text(_join_spans(kept)).strip()
                 if not text:
                     continue
                 vis = [s for s in kept if s["text"].strip()]
@@ -249,6 +249,20 @@ class _PageReader:
                 out[i] = None
         self.layer_pages.append(pno)
         return out
+
+
+def _join_spans(spans: list[dict]) -> str:
+    """A line's spans as text. A superscript or subscript (a mark, a footnote number) set apart
+    from the next word by a visible gap gets a space ("Θ⋆ with", not "Θ⋆with"): PDFs place that
+    gap by position, not by a space character."""
+    out = ""
+    for prev, sp in zip([None] + spans[:-1], spans):
+        if (prev is not None and out and not out[-1].isspace() and sp["text"][:1].isalnum()
+                and min(prev["size"], sp["size"]) <= 0.8 * max(prev["size"], sp["size"])
+                and sp["bbox"][0] - prev["bbox"][2] >= 0.12 * max(prev["size"], sp["size"])):
+            out += " "
+        out += sp["text"]
+    return out
 
 
 def _column_runs(lines: list[Line], width: float) -> list[list[Line]]:
