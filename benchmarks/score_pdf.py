@@ -28,6 +28,7 @@ import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pymupdf
 
@@ -96,8 +97,9 @@ def dropped_lines(p: Parsed, case: Case) -> list[tuple[int, str]]:
     out = norm(f"{p.title}\n{p.abstract}\n{' '.join(p.headings)}\n{p.body}")
     running = {norm(r) for r in case.running}
     lost = []
-    for pno, page in enumerate(pymupdf.open(case.pdf), start=1):
-        for block in page.get_text("dict", flags=pymupdf.TEXTFLAGS_TEXT)["blocks"]:
+    doc = pymupdf.open(case.pdf)
+    for pno in range(1, doc.page_count + 1):
+        for block in doc[pno - 1].get_text("dict", flags=pymupdf.TEXTFLAGS_TEXT)["blocks"]:
             for line in block.get("lines", []):
                 text = "".join(s["text"] for s in line["spans"])
                 if abs(line["dir"][1]) > 0.2 or len(re.findall(r"[^\W\d_]{2,}", text)) < 4:
@@ -125,8 +127,9 @@ def _in_order(found_positions: list[int]) -> float:
     return len(tails) / len(found_positions)
 
 
-def score(p: Parsed, case: Case, seen: Counter[str]) -> dict[str, float]:
-    parts: dict[str, float] = {}
+def score(p: Parsed, case: Case, seen: Counter[str]) -> dict[str, Any]:
+    """The parts (0-1 each), "total" (0-10) and "heading_counts" (right, wrong, expected)."""
+    parts: dict[str, Any] = {}
     t = difflib.SequenceMatcher(None, norm(p.title), norm(case.title)).ratio()
     parts["title"] = 1.0 if t >= 0.9 else t
     want, got = norm(case.abstract), norm(p.abstract)

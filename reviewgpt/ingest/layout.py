@@ -577,19 +577,19 @@ def assemble(pages: list[list[Block]], sizes: list[tuple[float, float]], cfg: In
         paras.extend(asides)
         asides.clear()
 
-    for k, b in enumerate(ordered):
+    for at, b in enumerate(ordered):
         if any(b is t for t in title_blocks):
             continue
         kind = _heading_kind(b, body, bold_is_style)
         if kind == "styled" and not structured or (structured and _ABSTRACT.match(b.text)):
             kind = None  # bold lines among the authors; "ABSTRACT" inside a figure
-        nxt = ordered[k + 1] if k + 1 < len(ordered) else None
-        below = nxt is not None and nxt.page == b.page and 0 <= nxt.bbox[1] - b.bbox[1] < 4 * b.size
+        nxt = ordered[at + 1] if at + 1 < len(ordered) else b
+        below = nxt is not b and nxt.page == b.page and 0 <= nxt.bbox[1] - b.bbox[1] < 4 * b.size
         if kind in ("styled", "numbered") and below and _tabular(nxt):
             kind = None  # a table's header row or row label ("Dataset Result", "Macro Avg")
         if kind == "styled" and below and b.size < body - 0.5 and nxt.size < body - 0.5 and not b.text.isupper():
             kind = None  # a bold line in small print over more small print: a table's header
-        if kind in ("styled", "numbered") and _in_figure(b, ordered[k + 1:k + 3]):
+        if kind in ("styled", "numbered") and _in_figure(b, ordered[at + 1:at + 3]):
             kind = None  # a figure's lettering ("Image", "A (a) Image"): its caption comes next
         if kind:
             close()

@@ -256,12 +256,14 @@ def _join_spans(spans: list[dict]) -> str:
     from the next word by a visible gap gets a space ("Θ⋆ with", not "Θ⋆with"): PDFs place that
     gap by position, not by a space character."""
     out = ""
-    for prev, sp in zip([None] + spans[:-1], spans):
+    prev: dict | None = None
+    for sp in spans:
         if (prev is not None and out and not out[-1].isspace() and sp["text"][:1].isalnum()
                 and min(prev["size"], sp["size"]) <= 0.8 * max(prev["size"], sp["size"])
                 and sp["bbox"][0] - prev["bbox"][2] >= 0.12 * max(prev["size"], sp["size"])):
             out += " "
         out += sp["text"]
+        prev = sp
     return out
 
 
