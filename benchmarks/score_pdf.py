@@ -226,7 +226,8 @@ def main() -> None:
     parse = parse_ours if args.engine == "ours" else parse_pymupdf4llm
     rows = []
     print(f"engine: {args.engine}")
-    print("| case | pages | s | title | abstract | headings | coverage | running | clean | score /10 | body lines dropped |")
+    print("| case | pages | s | title | abstract | headings | coverage | running | clean | score /10 "
+          "| body lines dropped |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for case in load_cases():
         t = time.perf_counter()

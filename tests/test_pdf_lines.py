@@ -27,8 +27,8 @@ def _two_column_pages(n: int = 3, label: str | None = None, running: tuple[str, 
             page.insert_text((180, top + 9), label, fontsize=7)
             left = pymupdf.Rect(72, 210, 290, 700)
         page.insert_textbox(left, f"Left column {WORDS[p]}. " + LOREM * 5, fontsize=10)
-        page.insert_textbox(pymupdf.Rect(320, top, 540, 700),
-                            f"FIRSTLINE{WORDS[p]} of the right column runs on into the next line " + LOREM * 5, fontsize=10)
+        first = f"FIRSTLINE{WORDS[p]} of the right column runs on into the next line "
+        page.insert_textbox(pymupdf.Rect(320, top, 540, 700), first + LOREM * 5, fontsize=10)
         page.insert_text((300, 770), str(p + 1), fontsize=9)
     return d.tobytes()
 

@@ -223,11 +223,15 @@ def strip_running_lines(pages: list[list[Block]], sizes: list[tuple[float, float
             # Weak evidence (a number, a row shared with the page number) removes a line only when
             # its block lies in the margin: a body line at a column's top or foot keeps its paragraph.
             in_margin = all(near_edge(ln, h) for ln in b.lines)
-            keep = [ln for ln in b.lines
-                    if not (near_edge_wide(ln, h) and counts[key(ln.text)] >= threshold
-                            or near_edge(ln, h) and (in_margin and (_PAGE_NUMBER.match(ln.text)
-                                                                    or not own_number and offsets[numbered.get(id(ln), -10**6)] >= 2
-                                                                    or _beside(ln, rows))))]
+
+            def running(ln: Line) -> bool:
+                if near_edge_wide(ln, h) and counts[key(ln.text)] >= threshold:
+                    return True
+                return near_edge(ln, h) and in_margin and bool(
+                    _PAGE_NUMBER.match(ln.text) or _beside(ln, rows)
+                    or not own_number and offsets[numbered.get(id(ln), -10**6)] >= 2)
+
+            keep = [ln for ln in b.lines if not running(ln)]
             removed += len(b.lines) - len(keep)
             if len(keep) != len(b.lines) and keep:
                 b.lines = keep
@@ -369,7 +373,8 @@ def _heading_kind(b: Block, body: float, bold_is_style: bool) -> str | None:
     if not text or len(text) > 120 or len(words) > 16 or _CAPTION.match(text) or text.endswith((",", ";")):
         return None
     # Mathematics is no heading; a "+" between words is ("LoRA + Prompt Tuning (LPT)").
-    math = re.search(r"[=<>|∼≤≥∑∫]", text) or ("+" in text and not re.fullmatch(r"[^+]*\w{2,} \+ \w{2,}[^+]*", text))
+    math = re.search(r"[=<>|∼≤≥∑∫]", text) or (
+        "+" in text and not re.fullmatch(r"[^+]*\w{2,} \+ \w{2,}[^+]*", text))
     if not re.search(r"[^\W\d_]{3}", text) or _THEOREM.match(text) or math:
         return None
     if any(ln.gapped for ln in b.lines):  # cells of a table row
@@ -389,7 +394,8 @@ def _heading_kind(b: Block, body: float, bold_is_style: bool) -> str | None:
     if text.endswith(".") and not numbered:  # "Data Classes." is a run-in paragraph heading
         return None
     # IEEE journals set "A. Subsection Title" in italics, on a line of its own.
-    italic = all(ln.italic for ln in b.lines) and len(b.lines) <= 2 and bool(re.match(r"[A-Z]\.\s+[A-Z][A-Za-z]{2,}", text))
+    italic = (all(ln.italic for ln in b.lines) and len(b.lines) <= 2
+              and bool(re.match(r"[A-Z]\.\s+[A-Z][A-Za-z]{2,}", text)))
     if numbered and (bold or larger or caps or italic):
         return "numbered"
     if _NAMED.match(text) and (bold or larger or caps or len(words) <= 3):
