@@ -51,3 +51,15 @@ def test_ieee_style_headings_and_what_is_no_heading():
     text = doc.to_text()
     assert "Misrepresentation or fabrication of information in documents is a risk." in text
     assert "Dataset Result" in text  # kept as text, not made a section
+
+
+def test_long_question_heading():
+    d = pymupdf.open()
+    page = d.new_page()
+    page.insert_text((72, 60), "A Paper With Questions", fontsize=18, fontname="hebo")
+    page.insert_text((72, 100), "1 Introduction", fontsize=12, fontname="hebo")
+    page.insert_textbox(pymupdf.Rect(72, 110, 540, 250), LOREM * 2, fontsize=10)
+    question = "How does the number of demonstrations in the prompt change what the model learns?"  # 14 words
+    page.insert_text((72, 270), question, fontsize=10, fontname="hebo")
+    page.insert_textbox(pymupdf.Rect(72, 280, 540, 500), LOREM * 2, fontsize=10)
+    assert [s.heading for s in extract(d.tobytes()).sections] == ["1 Introduction", question]

@@ -400,7 +400,8 @@ def _heading_kind(b: Block, body: float, bold_is_style: bool) -> str | None:
         return "numbered"
     if _NAMED.match(text) and (bold or larger or caps or len(words) <= 3):
         return "named"
-    if (bold or larger) and len(words) <= 12 and text[0].isupper() and not text.endswith(":"):
+    # (a question may run longer: "How does the number of demonstrations change what the model learns?")
+    if (bold or larger) and (len(words) <= 12 or text.endswith("?")) and text[0].isupper() and not text.endswith(":"):
         return "styled"
     return None
 
