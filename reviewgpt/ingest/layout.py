@@ -179,11 +179,12 @@ def strip_running_lines(pages: list[list[Block]], sizes: list[tuple[float, float
 
     body = body_size([b for blocks in pages for b in blocks])
 
-    def near_edge(ln: Line, h: float) -> bool:  # running lines are set no larger than the body text
-        return (ln.bbox[3] < edge * h or ln.bbox[1] > (1 - edge) * h) and ln.size <= body + 0.6
+    def near_edge(ln: Line, h: float, reach: float = 1.0) -> bool:  # no larger than the body text
+        band = reach * edge * h
+        return (ln.bbox[3] < band or ln.bbox[1] > h - band) and ln.size <= body + 0.6
 
     def near_edge_wide(ln: Line, h: float) -> bool:  # the second line of a two-line running title
-        return (ln.bbox[3] < 1.5 * edge * h or ln.bbox[1] > (1 - 1.5 * edge) * h) and ln.size <= body + 0.6
+        return near_edge(ln, h, reach=1.5)
 
     counts: Counter[str] = Counter()
     for blocks, (_, h) in zip(pages, sizes):
@@ -248,7 +249,8 @@ def _beside(ln: Line, rows: list[Box]) -> bool:
 # ---------------------------------------------------------------------------------------------
 # Reading order and table cells
 
-def _column(b: Block, width: float) -> str:
+def column_of(b: Line | Block, width: float) -> str:
+    """"L", "R" or "F" (full width, or across the middle) for a block or line of a page this wide."""
     mid = width / 2
     if b.bbox[2] <= mid + 10:
         return "L"
@@ -264,12 +266,12 @@ def reading_order(blocks: list[Block], width: float) -> list[Block]:
     band: list[Block] = []
 
     def flush() -> None:
-        ordered.extend(sorted((b for b in band if _column(b, width) == "L"), key=lambda b: b.bbox[1]))
-        ordered.extend(sorted((b for b in band if _column(b, width) == "R"), key=lambda b: b.bbox[1]))
+        ordered.extend(sorted((b for b in band if column_of(b, width) == "L"), key=lambda b: b.bbox[1]))
+        ordered.extend(sorted((b for b in band if column_of(b, width) == "R"), key=lambda b: b.bbox[1]))
         band.clear()
 
     for b in sorted(blocks, key=lambda b: (b.bbox[1], b.bbox[0])):
-        if _column(b, width) == "F":
+        if column_of(b, width) == "F":
             flush()
             ordered.append(b)
         else:
@@ -299,7 +301,7 @@ def _merge_number_labels(blocks: list[Block]) -> list[Block]:
 
 def _mark_table_cells(blocks: list[Block], width: float) -> None:
     """A block with another block beside it in the same column is a table cell (or a figure label)."""
-    cols = [_column(b, width) for b in blocks]
+    cols = [column_of(b, width) for b in blocks]
     chars = Counter()
     for b, c in zip(blocks, cols):
         chars[c] += sum(len(ln.text) for ln in b.lines)
@@ -555,7 +557,7 @@ def assemble(pages: list[list[Block]], sizes: list[tuple[float, float]], cfg: In
     title_blocks = _title_blocks(ordered, body, sizes)
     col_right: dict[tuple[int, str], float] = {}  # right edge of each column of each page
     for b in ordered:
-        k = (b.page, _column(b, sizes[b.page - 1][0]))
+        k = (b.page, column_of(b, sizes[b.page - 1][0]))
         col_right[k] = max(col_right.get(k, 0.0), b.bbox[2])
     title = _FOOTNOTE_MARKS.sub("", " ".join(b.text for b in title_blocks))
 
@@ -609,13 +611,13 @@ def assemble(pages: list[list[Block]], sizes: list[tuple[float, float]], cfg: In
             if not (open_aside and _continues(open_aside[-1], b.lines[0], aside_right[0])):
                 close_aside()
             open_aside.extend(b.lines)
-            aside_right[0] = col_right.get((b.page, _column(b, sizes[b.page - 1][0])), b.bbox[2])
+            aside_right[0] = col_right.get((b.page, column_of(b, sizes[b.page - 1][0])), b.bbox[2])
             continue
         for k, para in enumerate(_paragraphs(b)):
             if not (k == 0 and open_para and _continues(open_para[-1], para[0], open_right[0])):
                 close()
             open_para.extend(para)
-        open_right[0] = col_right.get((b.page, _column(b, sizes[b.page - 1][0])), b.bbox[2])
+        open_right[0] = col_right.get((b.page, column_of(b, sizes[b.page - 1][0])), b.bbox[2])
     close()
     for s, body_paras in zip(sections, bodies):
         s.text = "\n\n".join(p for p in body_paras if p)

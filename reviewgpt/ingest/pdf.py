@@ -19,7 +19,7 @@ from reviewgpt.errors import (CorruptPDFError, EmptyPDFError, EncryptedPDFError,
                               ScannedPDFError)
 from reviewgpt.ingest import hidden_text as guard
 from reviewgpt.ingest.document import Document, HiddenSpan
-from reviewgpt.ingest.layout import Block, Line, assemble, clean_text, is_bold, is_italic, join_lines
+from reviewgpt.ingest.layout import Block, Line, assemble, clean_text, column_of, is_bold, is_italic, join_lines
 
 __all__ = ["extract", "join_lines"]
 
@@ -270,12 +270,7 @@ def _join_spans(spans: list[dict]) -> str:
 def _column_runs(lines: list[Line], width: float) -> list[list[Line]]:
     """A block's lines split into the left column's, the right column's and full-width runs
     between them (each in its order), when the block holds lines of both columns."""
-    mid = width / 2
-
-    def side(ln: Line) -> str:
-        return "L" if ln.bbox[2] <= mid + 10 else "R" if ln.bbox[0] >= mid - 10 else "F"
-
-    sides = [side(ln) for ln in lines]
+    sides = [column_of(ln, width) for ln in lines]
     if not ("L" in sides and "R" in sides):
         return [lines]
     runs: list[list[Line]] = []
