@@ -71,7 +71,7 @@ def step_bytes(engine: ReviewEngine, batch: int, position: int) -> int:
 
 
 def which_step(engine: ReviewEngine, batch: int) -> str:
-    if getattr(engine._fast, "aot", False) and batch == 1:
+    if engine._fast is not None and engine._fast.aot and batch == 1:
         return engine._fast.step_forward or "ahead-of-time step"
     if not engine.info.fast_decoding:
         return "generate(), eager"

@@ -67,7 +67,7 @@ def test_a_fresh_process_decodes_with_the_package_like_eager_generate(package, m
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out["aot_decoder"] == "_AotFastDecoder" and out["eager_decoder"] is None
+    assert out["aot_decoder"] == "AotDecoder" and out["eager_decoder"] is None
     assert any("ahead-of-time compiled step" in n for n in out["aot_notes"])
     assert out["aot_step"].startswith("ahead-of-time")  # the package's step ran, not a fall-back
     for s in ("0.0", "1.0"):
@@ -94,7 +94,7 @@ def test_a_package_for_another_setup_is_not_used_and_the_note_says_why(package, 
     assert load_engine(_config(marker_model_dir, tmp_path / "missing"))._fast is None
 
 
-def test_a_package_that_crashes_the_loader_leaves_eager_decoding(package, marker_model_dir, tmp_path):
+def test_a_package_that_crashes_the_loader_leaves_eager_decoding(package, marker_model_dir, tmp_path, monkeypatch):
     """A package torch's loader cannot read (here: a cut file) is found, tried in a child process, and
     the engine decodes with eager generate(), saying why, instead of crashing the app."""
     from reviewgpt.config import GenerationConfig
@@ -109,5 +109,29 @@ def test_a_package_that_crashes_the_loader_leaves_eager_decoding(package, marker
     assert engine._fast is not None  # found and keyed right
     eager = load_engine(_config(marker_model_dir, None))
     gen = GenerationConfig(max_new_tokens=24, do_sample=False, suppression=0.0)
+    tries = []
+    monkeypatch.setattr(aot_step, "_loads_in_a_child", lambda p, real=aot_step._loads_in_a_child: (tries.append(p), real(p)))
     assert engine.generate(MARKER_PAPER, "4", gen) == eager.generate(MARKER_PAPER, "4", gen)
     assert not engine._fast.accepts(engine._processors(gen))  # it said no, and keeps saying so
+    assert len(tries) == 1  # tried once, not at every generation
+
+
+def test_a_shared_object_asking_for_an_executable_stack_is_cleared(tmp_path):
+    """clear_exec_stack on a real library linked with -z execstack, read back by binutils' readelf."""
+    import shutil
+
+    if not (shutil.which("gcc") and shutil.which("readelf")):
+        pytest.fail("gcc and readelf are needed (AOTInductor needs the compiler anyway)")
+    src = tmp_path / "x.c"
+    src.write_text("int f(void) { return 1; }\n")
+    lib = tmp_path / "x.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-z", "execstack", "-o", str(lib), str(src)], check=True)
+
+    def stack_flags() -> str:
+        out = subprocess.run(["readelf", "-lW", str(lib)], capture_output=True, text=True, check=True).stdout
+        return next(line for line in out.splitlines() if "GNU_STACK" in line).split()[-2]
+
+    assert stack_flags() == "RWE"
+    assert aot_step.clear_exec_stack(lib) is True
+    assert stack_flags() == "RW"
+    assert aot_step.clear_exec_stack(lib) is False  # nothing left to clear

@@ -39,7 +39,8 @@ from typing import Any
 
 import torch
 
-from reviewgpt.generate import sampling, step_cache, suppression
+from reviewgpt.generate import engine, sampling, step_cache, suppression
+from reviewgpt.generate.engine import _FastDecoder, decode_step
 from reviewgpt.generate.fallback import fallback
 
 log = logging.getLogger(__name__)
@@ -59,8 +60,6 @@ INDUCTOR_OPTIONS: dict[str, Any] = {
 
 def _step_source_hash() -> str:
     """The source the exported step is traced from: an edit to any of it needs a rebuild."""
-    from reviewgpt.generate import engine
-
     h = hashlib.sha256()
     for module in (engine, sampling, suppression, step_cache):
         h.update(Path(module.__file__).read_bytes())
@@ -142,8 +141,6 @@ class StepModule(torch.nn.Module):
             self.register_buffer(name, t, persistent=False)
 
     def forward(self) -> torch.Tensor:
-        from reviewgpt.generate.engine import decode_step
-
         d = self.decoder
         return decode_step(d.model, d.cache, d._state, d._sampler, d.max_cache_len)
 
@@ -166,7 +163,6 @@ def build(engine: Any, folder: str | Path, batch: int = 1) -> Path:
     """Export and compile `engine`'s decode step for its model, device and settings into
     folder/<key>-<arch>/; returns that directory. Runs on the GPU kind the package is for."""
     from reviewgpt.generate import attention
-    from reviewgpt.generate.engine import _FastDecoder
 
     if engine.info.attn_implementation not in (attention.NAME_SDPA, "eager"):
         raise ValueError(f"the engine's attention is {engine.info.attn_implementation!r}: load it with "
@@ -263,19 +259,33 @@ def find_package(source: str, key: AotKey) -> tuple[list[Path], str | None]:
     return [], f"the packages in {source} were built for another setup: {'; '.join(diff)}"
 
 
-class AotDecoder:
-    """Mixin body for the engine's ahead-of-time decoder (see `make_decoder`): `_compiled_step` is the
+class AotDecoder(_FastDecoder):
+    """The engine's batch-1 decoder whose step is an ahead-of-time package: `_compiled_step` is the
     loaded package bound to this decoder's tensors, captured in a CUDA graph on CUDA. Loaded at first
     use, in the process that decodes (ZeroGPU's worker), so the architecture is checked there."""
 
     aot = True
-    packages: list[Path]
-    _runner: Any = None
-    load_s: float | None = None
+
+    def __init__(self, engine: Any, packages: list[Path]) -> None:
+        super().__init__(engine.model, max_cache_len=engine._cache_len(), tokenizer=engine.tokenizer, compile=False,
+                         batch_size=1, batched_step=False, batched_step_off="ahead-of-time step")
+        self.packages = packages
+        self._runner: Any = None
+        self._failed: str | None = None  # why the package cannot run here: tried once, not at every generation
+        self.load_s: float | None = None
 
     def bind(self) -> None:
         if self._runner is not None:
             return
+        if self._failed is not None:
+            raise RuntimeError(self._failed)
+        try:
+            self._bind()
+        except Exception as e:
+            self._failed = f"{type(e).__name__}: {e}"
+            raise
+
+    def _bind(self) -> None:
         t0 = time.perf_counter()
         device = next(self.model.parameters()).device
         arch = gpu_arch(device)
@@ -285,9 +295,9 @@ class AotDecoder:
                                f"this GPU is {arch}")
         _loads_in_a_child(match[0] / PACKAGE)
         compiled = torch._inductor.aoti_load_package(str(match[0] / PACKAGE))
-        tensors = {**dict(self.model.named_parameters(prefix="model", remove_duplicate=False)),
-                   **dict(self.model.named_buffers(prefix="model", remove_duplicate=False)),
-                   **bound_tensors(self)}
+        module = StepModule(self)  # the names the export gave the weights and the step's tensors
+        tensors = {**dict(module.named_parameters(remove_duplicate=False)),
+                   **dict(module.named_buffers(remove_duplicate=False))}
         names = compiled.get_constant_fqns()
         missing = [n for n in names if n not in tensors]
         if missing:
@@ -305,12 +315,12 @@ class AotDecoder:
         log.info("ahead-of-time decode step loaded from %s in %.1f s", match[0], self.load_s)
 
     def accepts(self, processors: Any) -> bool:
-        if not super().accepts(processors):  # type: ignore[misc]
+        if not super().accepts(processors):
             return False
         try:
             self.bind()
-        except Exception as e:  # a package that cannot run here: eager generate(), said once
-            fallback("ahead-of-time decode step", "eager generate()", f"{type(e).__name__}: {e}")
+        except Exception:  # a package that cannot run here: eager generate(), said once
+            fallback("ahead-of-time decode step", "eager generate()", str(self._failed))
             return False
         return True
 
@@ -348,16 +358,3 @@ def _cuda_graph(compiled: Any, device: torch.device) -> Any:
     with torch.cuda.graph(graph):
         compiled()
     return graph.replay
-
-
-def make_decoder(engine: Any, packages: list[Path]) -> Any:
-    """A batch-1 decoder of `engine` whose step is the ahead-of-time package."""
-    from reviewgpt.generate.engine import _FastDecoder
-
-    class _AotFastDecoder(AotDecoder, _FastDecoder):
-        pass
-
-    dec = _AotFastDecoder(engine.model, max_cache_len=engine._cache_len(), tokenizer=engine.tokenizer, compile=False,
-                          batch_size=1, batched_step=False, batched_step_off="ahead-of-time step")
-    dec.packages = packages
-    return dec

@@ -199,7 +199,7 @@ class ReviewEngine:
             return None
         self.info.notes.append(f"Decoding: the ahead-of-time compiled step from {source} ({packages[0].name})")
         log.info(self.info.notes[-1])
-        return aot_step.make_decoder(self, packages)
+        return aot_step.AotDecoder(self, packages)
 
     def _new_decoder(self, batch: int, compile: bool = True) -> _FastDecoder:
         cfg = self.config
@@ -333,7 +333,7 @@ class ReviewEngine:
         with self._lock, torch.inference_mode():
             self._seed(gen)
             procs = self._processors(gen, probe, schema)
-            if self._fast is not None and not getattr(self._fast, "aot", False) and self._fast.accepts(procs):
+            if self._fast is not None and not self._fast.aot and self._fast.accepts(procs):
                 return self._batch_decoder(len(prompts)).generate_rows(prompts, gen, procs, self.end_ids, streamer)
             width = max(len(p) for p in prompts)
             pad = self._pad_id()
@@ -395,6 +395,8 @@ class _FastDecoder:
     as tensors), and writes the next token, window and slot back. The host only copies each token
     out, behind an event.
     """
+
+    aot = False  # the step compiled ahead of time (aot_step.AotDecoder): batch 1 only
 
     def __init__(self, model: Any, max_cache_len: int, tokenizer: Any, compile: bool = True,
                  batch_size: int = 1, compile_options: dict[str, Any] | None = None, batched_step: bool = True,
