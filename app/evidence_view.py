@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import pymupdf
 from PIL import Image
 
 from reviewgpt.grounding import Evidence, PaperIndex, counts, ground_review
 from reviewgpt.grounding.ground import guess_schema
-from reviewgpt.grounding.highlight import annotate, page_count, render_page
+from reviewgpt.grounding.highlight import annotate, render_page
 from reviewgpt.ingest.document import Document, Section
 
 MARKS = {"verified": "✓ Verified quote", "related": "≈ Related passage", "not_found": "✗ Not found"}
@@ -73,7 +74,10 @@ def for_paper(document: Document | None, pdf: str | None) -> EvidenceState:
     """A new paper: index it (and remember its PDF for the viewer)."""
     if document is None:
         return EvidenceState()
-    return EvidenceState(PaperIndex.build(document, pdf), pdf, pages=page_count(pdf) if pdf else 0)
+    if pdf is None:
+        return EvidenceState(PaperIndex.build(document))
+    with pymupdf.open(pdf) as doc:  # one open: the words' boxes and the viewer's page count
+        return EvidenceState(PaperIndex.build(document, doc), pdf, pages=doc.page_count)
 
 
 def ground(state: EvidenceState, name: str, review: str, schema: str | None = None) -> list[Evidence]:

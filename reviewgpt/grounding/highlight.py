@@ -42,8 +42,3 @@ def render_page(pdf: str | Path, page: int, dpi: int = 110) -> bytes:
     with pymupdf.open(pdf) as doc:
         page = max(1, min(page, doc.page_count))
         return doc[page - 1].get_pixmap(dpi=dpi, annots=True).tobytes("png")
-
-
-def page_count(pdf: str | Path) -> int:
-    with pymupdf.open(pdf) as doc:
-        return doc.page_count
