@@ -143,6 +143,27 @@ def test_data_prep_rating_target_is_opt_in_and_read_back(tmp_path):
         assert without_own_rating(b["review"]) == a["review"].rstrip()
 
 
+def test_a_review_without_text_takes_its_rating_with_it(tmp_path):
+    """read_iclr2017 drops a review that has no text: its rating goes too, so a record's reviews and
+    ratings stay parallel and the rating target's mean is over the reviews kept (as read_rated_reviews)."""
+    from reviewgpt.training.data.prepare import with_rating
+
+    for sub in ("paper", "content", "review"):
+        (tmp_path / sub).mkdir()
+    (tmp_path / "paper" / "P1_paper.json").write_text(json.dumps({"title": "T", "decision": "Reject"}))
+    (tmp_path / "content" / "P1_content.json").write_text(json.dumps(
+        {"metadata": {"title": "T", "sections": [{"heading": "1 Intro", "text": "Some text."}]}}))
+    (tmp_path / "review" / "P1_review.json").write_text(json.dumps({"reviews": [
+        {"review": "First review.", "rating": "8: Top 50% of accepted papers, clear accept"},
+        {"review": "  ", "rating": "1: Trivial or wrong"},
+        {"review": "Third review.", "rating": "4: Ok but not good enough - rejection"}]}))
+    (paper,) = read_iclr2017(tmp_path)
+    assert paper.reviews == ["First review.", "Third review."]
+    assert [int(r.split(":")[0]) for r in paper.ratings] == [8, 4]
+    assert with_rating("target", paper).endswith("Overall rating: 6.0 / 10 (decision: Reject)\n")
+    assert [(r.text, r.rating) for r in read_rated_reviews(tmp_path)] == [("First review.", 8), ("Third review.", 4)]
+
+
 def test_verdict_area_names_the_calibrated_and_the_models_own_rating(held_out):
     """A review that states its own rating ('Overall rating: ...', as data prep's rating_target
     teaches): the verdict area shows both, each named; the calibrated one reads the review without it."""

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from reviewgpt.training.data.papers import split_of
+from reviewgpt.training.data.papers import iclr2017_reviews, split_of
 
 # The held-out split: one owner. A paper is in exactly one part, so no paper's reviews are both
 # fitted on and measured on.
@@ -42,19 +42,15 @@ def is_accept(decision: str) -> bool:
 
 
 def read_rated_reviews(root: str | Path) -> list[RatedReview]:
-    """Every review with a readable rating and text, in file order (paper/ and review/ joined by id)."""
-    root = Path(root)
+    """Every review with a readable rating and text, in file order (paper/ and review/ joined by id;
+    content/ is not needed)."""
     out: list[RatedReview] = []
-    for paper_file in sorted((root / "paper").glob("*_paper.json")):
-        pid = paper_file.name[: -len("_paper.json")]
-        review_file = root / "review" / f"{pid}_review.json"
-        if not review_file.exists():
-            continue
-        decision = json.loads(paper_file.read_text()).get("decision", "")
-        for r in json.loads(review_file.read_text()).get("reviews", []):
-            rating, text = parse_rating(r.get("rating", "")), (r.get("review") or "").strip()
-            if rating is not None and text:
-                out.append(RatedReview(pid, text, rating, is_accept(decision)))
+    for pid, paper, reviews in iclr2017_reviews(root):
+        accepted = is_accept(paper.get("decision", ""))
+        for r in reviews:
+            rating = parse_rating(r.get("rating", ""))
+            if rating is not None:
+                out.append(RatedReview(pid, r["review"].strip(), rating, accepted))
     return out
 
 

@@ -45,26 +45,37 @@ class PaperRecord:
                    reviews, d.get("decision", ""), list(d.get("ratings", [])))
 
 
-def read_iclr2017(root: str | Path) -> Iterator[PaperRecord]:
-    """Read the ASAP-Review ICLR 2017 layout (paper/, content/, review/ joined by id)."""
+def iclr2017_reviews(root: str | Path) -> Iterator[tuple[str, dict, list[dict]]]:
+    """(paper id, its paper/ record, its reviews that have text) for each paper with a review/ file,
+    in id order. A review without text is dropped whole, so its rating goes with it."""
     root = Path(root)
     for paper_file in sorted((root / "paper").glob("*_paper.json")):
         pid = paper_file.name[: -len("_paper.json")]
-        content_file = root / "content" / f"{pid}_content.json"
         review_file = root / "review" / f"{pid}_review.json"
-        if not content_file.exists() or not review_file.exists():
+        if not review_file.exists():
             continue
-        paper = json.loads(paper_file.read_text())
+        reviews = [r for r in json.loads(review_file.read_text()).get("reviews", [])
+                   if (r.get("review") or "").strip()]
+        yield pid, json.loads(paper_file.read_text()), reviews
+
+
+def read_iclr2017(root: str | Path) -> Iterator[PaperRecord]:
+    """Read the ASAP-Review ICLR 2017 layout (paper/, content/, review/ joined by id); a record's
+    reviews and ratings are parallel lists."""
+    root = Path(root)
+    for pid, paper, reviews in iclr2017_reviews(root):
+        content_file = root / "content" / f"{pid}_content.json"
+        if not reviews or not content_file.exists():
+            continue
         meta = json.loads(content_file.read_text()).get("metadata", {})
-        reviews = json.loads(review_file.read_text()).get("reviews", [])
         sections = [Section((s.get("heading") or "").strip(), (s.get("text") or "").strip())
                     for s in meta.get("sections") or [] if (s.get("text") or "").strip()]
+        if not sections:
+            continue
         doc = Document(title=(meta.get("title") or paper.get("title") or "").strip(),
                        abstract=(meta.get("abstractText") or "").strip(), sections=sections)
-        texts = [r["review"].strip() for r in reviews if r.get("review", "").strip()]
-        if not texts or not sections:
-            continue
-        yield PaperRecord(pid, doc, texts, paper.get("decision", ""), [r.get("rating", "") for r in reviews])
+        yield PaperRecord(pid, doc, [r["review"].strip() for r in reviews], paper.get("decision", ""),
+                          [r.get("rating", "") for r in reviews])
 
 
 def read_jsonl(path: str | Path) -> Iterator[PaperRecord]:
