@@ -93,6 +93,17 @@ def test_load_refuses_a_folder_without_a_model(tmp_path):
         load(tmp_path)
 
 
+def test_load_names_a_model_file_it_cannot_read(tmp_path):
+    """A file cut short or a Git LFS pointer in place of the model: an ArtifactError that says what to
+    do (the app then shows the review without a rating), not a bare KeyError from unpickling."""
+    (tmp_path / "metrics.json").write_bytes((DEFAULT_DIR / "metrics.json").read_bytes())
+    for body in (b"version https://git-lfs.github.com/spec/v1\noid sha256:0\nsize 1554618\n",
+                 (DEFAULT_DIR / "model.joblib").read_bytes()[:100_000]):
+        (tmp_path / "model.joblib").write_bytes(body)
+        with pytest.raises(ArtifactError, match="cannot load .*model.joblib.*python -m train.rating"):
+            load(tmp_path)
+
+
 def test_paper_bootstrap_ci_brackets_the_value(held_out):
     g = [r.paper_id for r in held_out]
     y = np.array([r.rating for r in held_out], float)

@@ -41,12 +41,21 @@ def load(model_dir: str | Path = DEFAULT_DIR) -> RatingModel:
     d = Path(model_dir)
     if not (d / "model.joblib").exists():
         raise ArtifactError(f"no rating model in {d}: build it with `python -m train.rating`")
-    saved = read_metrics(d).get("scikit_learn", "")
+    try:
+        saved = read_metrics(d).get("scikit_learn", "")
+    except (OSError, ValueError) as e:
+        raise ArtifactError(f"cannot read {d / 'metrics.json'} ({e}): rebuild it with `python -m train.rating`") from e
     if saved.split(".")[:2] != sklearn.__version__.split(".")[:2]:
         raise ArtifactError(f"the rating model in {d} was saved with scikit-learn {saved}, this is "
                             f"{sklearn.__version__}: install scikit-learn=={saved} or rebuild it "
                             "(`python -m train.rating`)")
-    model = joblib.load(d / "model.joblib")
+    try:
+        model = joblib.load(d / "model.joblib")
+    except ImportError:
+        raise
+    except Exception as e:  # cut short, a Git LFS pointer, another file: unpickling fails in many ways
+        raise ArtifactError(f"cannot load {d / 'model.joblib'} ({type(e).__name__}: {e}): fetch the file "
+                            "again (e.g. `git lfs pull`) or rebuild it with `python -m train.rating`") from e
     if not isinstance(model, RatingModel):
         raise ArtifactError(f"{d / 'model.joblib'} is not a rating model")
     return model
