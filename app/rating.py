@@ -4,6 +4,7 @@ that loads the bundled model and words its result."""
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 from typing import Any
 
 from reviewgpt.rating.artifact import ArtifactError, default_model, read_metrics
@@ -15,12 +16,18 @@ from .render import escape
 log = logging.getLogger(__name__)
 
 
+@lru_cache(maxsize=1)
+def _model_version() -> str:
+    """The bundled model's version, read once per process as the model is."""
+    return read_metrics().get("version", "")
+
+
 def rate(review: str) -> dict[str, Any]:
     """{rating, low, high, p_accept, calibrated, reason, label, model}; never raises for a missing
     or unloadable model: it says so in `reason` and the review stands without a rating."""
     try:
         r = default_model().rate([without_own_rating(review)])[0].to_dict()
-        return {**r, "label": LABEL, "model": read_metrics().get("version", "")}
+        return {**r, "label": LABEL, "model": _model_version()}
     except (ArtifactError, ImportError) as e:  # no model, another scikit-learn, vaderSentiment missing
         log.warning("no calibrated rating: %s", e)
         return {"rating": None, "low": None, "high": None, "p_accept": None, "calibrated": False,

@@ -192,6 +192,7 @@ def test_verdict_area_names_the_calibrated_and_the_models_own_rating(held_out):
     run = SimpleNamespace(local=local, gpt=gpt, partial=False)
     rate_run(run)
     assert local.rating["own_rating"] == 3.0 and local.rating["rating"] == rate(text)["rating"]
+    assert local.rating["model"] == read_metrics()["version"]  # the bundled model's, named with its rating
     assert gpt.rating["calibrated"] is False and gpt.rating["own_rating"] is None
     md = ratings_markdown(run)
     c = local.rating
