@@ -140,7 +140,8 @@ class ReviewService:
                             "every word under them is the model's. " if self._guided() else "")
                          + "Set `REVIEWGPT_BASE_MODEL` / `REVIEWGPT_ADAPTER` on a GPU machine for the real 8B reviewer.")
         if self.engine:
-            lines += [f"Note: {n}" for n in self.engine.info.notes if "BASE model" in n]
+            # the base model without its adapter, and which decode step runs when an AOT package was asked for
+            lines += [f"Note: {n}" for n in self.engine.info.notes if "BASE model" in n or n.startswith("Decoding:")]
         if self.load_error:
             lines.append(f"**Local model not loaded:** {self.load_error}")
         if self.gpt_error:

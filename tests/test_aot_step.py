@@ -135,3 +135,13 @@ def test_a_shared_object_asking_for_an_executable_stack_is_cleared(tmp_path):
     assert aot_step.clear_exec_stack(lib) is True
     assert stack_flags() == "RW"
     assert aot_step.clear_exec_stack(lib) is False  # nothing left to clear
+
+
+def test_the_page_says_which_decode_step_runs_when_a_package_was_asked_for(marker_model_dir, tmp_path):
+    from app.service import ReviewService
+    from app.settings import AppSettings
+
+    service = ReviewService(AppSettings(base_model=str(marker_model_dir), demo=False, aot_package=str(tmp_path)))
+    service.load()
+    assert "Decoding: eager generate(), no ahead-of-time compiled step" in service.banner()
+    assert "holds no package" in service.banner()
