@@ -15,7 +15,6 @@ their own flags: `python -m eval TOOL --help` (TOOLS below).
 
 import argparse
 import importlib
-import importlib.util
 import logging
 import sys
 
@@ -26,9 +25,7 @@ from reviewgpt.compare.evaluation.stages import generate, judge
 
 
 # Subcommands owned by their own module (eval/<name>.py with `main(argv)`), e.g. `python -m eval ground`.
-TOOLS: tuple[str, ...] = tuple(
-    name for name in ("ground", "rate", "scorecard") if importlib.util.find_spec(f"eval.{name}") is not None
-)
+TOOLS = ("ground", "rate", "scorecard")
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
