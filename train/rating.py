@@ -23,10 +23,11 @@ from sklearn.pipeline import make_pipeline
 
 from reviewgpt.rating import metrics as M
 from reviewgpt.rating.artifact import DEFAULT_DIR, save
-from reviewgpt.rating.data import SPLIT_SEED, TEST_FRAC, RatedReview, data_manifest, read_rated_reviews
+from reviewgpt.rating.data import (SPLIT_SEED, TEST_FRAC, RatedReview, data_manifest, is_held_out,
+                                   read_rated_reviews)
 from reviewgpt.rating.gate import GateConfig, ReviewGate, paper_passages
 from reviewgpt.rating.model import RatingModel, RatingModelConfig
-from reviewgpt.training.data.papers import read_iclr2017, split_of
+from reviewgpt.training.data.papers import read_iclr2017
 
 log = logging.getLogger(__name__)
 NOT_REVIEWS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "rating" / "not_reviews.jsonl"
@@ -90,8 +91,7 @@ def build(data: str | Path, out: str | Path, config: RatingModelConfig | None = 
 
     papers = {p.id: p for p in read_iclr2017(data)}
     def passages(split_name: str) -> list[str]:
-        return [s for pid, p in papers.items()
-                if (split_of(pid, SPLIT_SEED, 0.0, TEST_FRAC) == "test") == (split_name == "test")
+        return [s for pid, p in papers.items() if is_held_out(pid) == (split_name == "test")
                 for s in paper_passages([x.text for x in p.document.sections], GateConfig().passage_words)]
     model.gate = ReviewGate().fit(texts, passages("train"), groups)
 

@@ -28,7 +28,12 @@ class RatedReview:
 
     @property
     def split(self) -> str:
-        return "test" if split_of(self.paper_id, SPLIT_SEED, 0.0, TEST_FRAC) == "test" else "train"
+        return "test" if is_held_out(self.paper_id) else "train"
+
+
+def is_held_out(paper_id: str) -> bool:
+    """Whether a paper is in the held-out part (its reviews measured on, never fitted on)."""
+    return split_of(paper_id, SPLIT_SEED, 0.0, TEST_FRAC) == "test"
 
 
 def parse_rating(label: str) -> int | None:
