@@ -135,10 +135,13 @@ def list_html(state: EvidenceState) -> str:
         return "<p>The reviews' points will be traced to the paper when they are written.</p>"
     parts = []
     for name, evs in state.reviews.items():
+        parts.append(f"<h4>{html.escape(name)}</h4>")
+        if not evs:
+            parts.append("<p class='ev-summary'>No items to trace (no numbered items under the aspect headers).</p>")
+            continue
         c = counts(evs)
-        parts.append(f"<h4>{html.escape(name)}</h4><p class='ev-summary'>{len(evs)} items: {c['verified']} verified, "
-                     f"{c['related']} related, {c['not_found']} not found.</p>")
-        parts.append("<ol>" + "".join(_item(e) for e in evs) + "</ol>" if evs else "<p>No items.</p>")
+        parts.append(f"<p class='ev-summary'>{len(evs)} items: {c['verified']} verified, {c['related']} related, "
+                     f"{c['not_found']} not found.</p><ol>" + "".join(_item(e) for e in evs) + "</ol>")
     return "".join(parts)
 
 
@@ -156,6 +159,7 @@ class EvidenceSection:
     """The components; `outputs` is what every handler below returns, in this order."""
 
     items: gr.HTML
+    viewer: gr.Column  # the page viewer: shown only when there is a PDF (a pasted paper has no pages)
     page_label: gr.Markdown
     page: gr.Image
     highlighted: gr.File
@@ -166,12 +170,12 @@ class EvidenceSection:
 
     @property
     def outputs(self) -> list[Any]:
-        return [self.items, self.page_label, self.page, self.highlighted]
+        return [self.items, self.viewer, self.page_label, self.page, self.highlighted]
 
 
 def view(state: EvidenceState) -> tuple:
     """What the section shows for a state (the `outputs` order)."""
-    return (list_html(state), _page_label(state), _page_image(state),
+    return (list_html(state), gr.update(visible=bool(state.pdf)), _page_label(state), _page_image(state),
             gr.update(value=state.highlighted, visible=bool(state.highlighted)))
 
 
@@ -190,7 +194,7 @@ def build() -> EvidenceSection:
                     pasted = gr.Textbox(label="Paste a review (## aspect headers, numbered items; quote the paper "
                                               "in double quotes)", lines=6, elem_id="pasted-review")
                     check = gr.Button("Check against the paper", size="sm", elem_id="check-review")
-            with gr.Column(scale=3, min_width=300):
+            with gr.Column(scale=3, min_width=300, visible=False) as viewer:
                 with gr.Row():
                     prev = gr.Button("◀ Previous", size="sm", elem_id="page-prev", min_width=90)
                     page_label = gr.Markdown("No PDF", elem_id="page-label")
@@ -199,7 +203,7 @@ def build() -> EvidenceSection:
                                 buttons=["fullscreen"])
                 highlighted = gr.File(label="The PDF with the highlights", elem_id="highlighted-pdf",
                                       visible=False, interactive=False)
-    return EvidenceSection(items, page_label, page, highlighted, pasted, check, prev, nxt)
+    return EvidenceSection(items, viewer, page_label, page, highlighted, pasted, check, prev, nxt)
 
 
 def wire(section: EvidenceSection, state: gr.State, get: Any, schema: gr.Radio) -> None:

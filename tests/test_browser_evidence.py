@@ -38,7 +38,7 @@ def test_evidence_marks_pages_and_highlights(open_page, openai_server, width, he
     page = open_page(width, height)
     upload(page, PDF)
     page.wait_for_function("document.querySelector('#status').innerText.includes('Parsed')")
-    page.wait_for_function(f"document.querySelector('{LABEL}').innerText.includes('of 6')")
+    page.wait_for_function(f"document.querySelector('{LABEL}')?.innerText.includes('of 6')")
     page.get_by_label("4 aspects").check()
     generate_and_wait(page)
     page.wait_for_function("document.querySelectorAll('#evidence-list .ev-item').length >= 4")
@@ -55,10 +55,10 @@ def test_evidence_marks_pages_and_highlights(open_page, openai_server, width, he
 
     # clicking an item opens its page
     page.locator("#evidence-list .ev-item", has_text="Spacing").click()
-    page.wait_for_function(f"document.querySelector('{LABEL}').innerText.includes('Page 2 of 6')")
+    page.wait_for_function(f"document.querySelector('{LABEL}')?.innerText.includes('Page 2 of 6')")
     shot(page, f"evidence-{width}.png")
     page.locator("#evidence-list .ev-item", has_text="Accessibility").click()
-    page.wait_for_function(f"document.querySelector('{LABEL}').innerText.includes('Page 1 of 6')")
+    page.wait_for_function(f"document.querySelector('{LABEL}')?.innerText.includes('Page 1 of 6')")
     page.locator("#evidence").screenshot(path=f"test-artifacts/evidence-section-{width}.png")
     # the section fits the viewport's width (nothing to scroll sideways)
     assert page.evaluate("document.documentElement.scrollWidth") <= width + 1
@@ -76,7 +76,7 @@ def test_evidence_marks_pages_and_highlights(open_page, openai_server, width, he
 def test_a_pasted_review_is_checked_against_the_paper(open_page):  # noqa: F811
     page = open_page()
     upload(page, PDF)
-    page.wait_for_function(f"document.querySelector('{LABEL}').innerText.includes('of 6')")
+    page.wait_for_function(f"document.querySelector('{LABEL}')?.innerText.includes('of 6')")
     page.get_by_text("Check a review of your own").click()
     page.locator("#pasted-review textarea").fill(
         "## Potential reasons for rejection\n"
@@ -86,7 +86,7 @@ def test_a_pasted_review_is_checked_against_the_paper(open_page):  # noqa: F811
     item = _items(page)[0]
     assert item.startswith("✗ Not found") and "Closest text (p. 1" in item, item
     page.locator("#evidence-list .ev-item").first.click()
-    page.wait_for_function(f"document.querySelector('{LABEL}').innerText.includes('Page 1 of 6')")
+    page.wait_for_function(f"document.querySelector('{LABEL}')?.innerText.includes('Page 1 of 6')")
 
 
 def test_a_pasted_paper_is_grounded_without_pages(open_page, openai_server):  # noqa: F811
@@ -102,3 +102,5 @@ def test_a_pasted_paper_is_grounded_without_pages(open_page, openai_server):  # 
     items = _items(page)
     assert any(t.startswith("✓ Verified quote · no page") and "Scope" in t for t in items), items
     assert any(t.startswith("✗ Not found") and "Invented" in t for t in items), items
+    # no PDF, no page viewer: not an empty image box with page buttons that do nothing
+    assert not page.locator("#page-label").is_visible() and not page.locator("#evidence-page").is_visible()
