@@ -1,9 +1,9 @@
 """The page's evidence section: each review item with its mark (verified / related / not found) and
 page, and the paper itself with the located spans highlighted; clicking an item opens its page.
 
-The paper is indexed once per upload (reviewgpt.grounding, ~0.15 s for 15 pages); the reviews are
-grounded when a run ends (before its downloads are written, so the JSON carries the anchors) and a
-review the user pastes is grounded on request. The viewer shows one page of a highlighted copy of the
+The paper is indexed once per upload (reviewgpt.grounding: 0.17 s best, 0.27 s median for 15 pages,
+benchmarks/results/ground.md); the reviews are grounded when a run ends (before its downloads are
+written, so the JSON carries the anchors) and a review the user pastes is grounded on request. The viewer shows one page of a highlighted copy of the
 PDF (PyMuPDF draws the annotations and renders the page): no PDF.js from a CDN, so it works offline.
 """
 
