@@ -39,7 +39,7 @@ from rapidfuzz import fuzz
 
 from reviewgpt.format.review_format import Review, ReviewItem, render
 from reviewgpt.format.schema import SEVEN_ASPECT
-from reviewgpt.grounding import PaperIndex, ground_item, ground_review
+from reviewgpt.grounding import PaperIndex, counts, ground_item, ground_review
 from reviewgpt.grounding.fold import fold_words
 from reviewgpt.grounding.pages import Word
 from reviewgpt.grounding.quotes import pieces, quoted_spans
@@ -265,7 +265,7 @@ def speed(pdf: Path, iclr: Path, repeat: int, seed: int) -> dict:
         evs = ground_review(index, review, "7")
         t_ground.append(time.perf_counter() - t)
     total = [a + b for a, b in zip(t_index, t_ground)]
-    statuses = {s: sum(e.status == s for e in evs) for s in ("verified", "related", "not_found")}
+    statuses = counts(evs)
     return dict(pdf=pdf.name, pages=document.page_count, items=len(evs), statuses=statuses,
                 index_s=dict(best=min(t_index), median=statistics.median(t_index)),
                 ground_s=dict(best=min(t_ground), median=statistics.median(t_ground)),
@@ -282,7 +282,7 @@ def markdown(res: dict) -> str:
     q = res["quotes"]
     lines = ["# Grounding on real PDFs (issue #23)", "",
              f"`python -m benchmarks.bench_ground --repeat {res['repeat']}`, {res['date']}. PDFs: "
-             + ", ".join(f"`{p}`" for p in res["pdfs"]) + ". Sampling seed 0.", ""]
+             + ", ".join(f"`{p}`" for p in res["pdfs"]) + f". Sampling seed {res['seed']}.", ""]
     lines += ["## Verbatim quotes sampled from the PDFs", "",
               "| kind | quotes | verified | on the right page | of them on several pages | breaks without body text "
               "across (not sampled) |", "|---|---|---|---|---|---|"]
@@ -330,7 +330,7 @@ def main(argv: list[str] | None = None) -> None:
     pdfs = [f for p in args.pdfs for f in (sorted(p.glob("*.pdf")) if p.is_dir() else [p]) if f.exists()]
     # the speed case: the issue's 15-page paper (the longest paper among the defaults)
     paper = next((p for p in pdfs if p.name == "2302.07302v1.pdf"), None) or max(pdfs, key=lambda p: extract(p).page_count)
-    res = dict(date=time.strftime("%Y-%m-%d", time.gmtime()), repeat=args.repeat, pdfs=[p.name for p in pdfs], quotes=measure_quotes(pdfs, args.per_kind, args.seed),
+    res = dict(date=time.strftime("%Y-%m-%d", time.gmtime()), repeat=args.repeat, seed=args.seed, pdfs=[p.name for p in pdfs], quotes=measure_quotes(pdfs, args.per_kind, args.seed),
                human=measure_human(args.iclr), speed=speed(paper, args.iclr, args.repeat, args.seed))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(res, indent=1, ensure_ascii=False))
