@@ -31,18 +31,18 @@ def ground_item(index: PaperIndex, aspect: str, number: int, item: ReviewItem) -
                     return make(status="not_found", quote=q)
                 span, score = near
                 return make(status="not_found", quote=q, passage=span.text, score=score,
-                                score_kind="fuzzy", page=span.page, boxes=span.boxes)
+                            score_kind="fuzzy", page=span.page, boxes=span.boxes)
             found.append(hit)
         boxes = [b for f in found for b in f.boxes]
         return make(status="verified", quote=" | ".join(quotes),
-                        passage=" | ".join(f.text for f in found), score=100.0, score_kind="exact",
-                        page=boxes[0].page if boxes else None, boxes=boxes)
+                    passage=" | ".join(f.text for f in found), score=100.0, score_kind="exact",
+                    page=boxes[0].page if boxes else None, boxes=boxes)
     rel = index.related(text)
     if rel is None:
         return make(status="not_found")
     _, span, score = rel
     return make(status="related", passage=span.text, score=score, score_kind="bm25",
-                    page=span.page, boxes=span.boxes)
+                page=span.page, boxes=span.boxes)
 
 
 def ground_review(index: PaperIndex, review: str, schema: ReviewSchema | str | int) -> list[Evidence]:
