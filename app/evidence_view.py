@@ -230,7 +230,7 @@ def wire(section: EvidenceSection, state: gr.State, get: Any, schema: gr.Radio) 
         if not (review or "").strip():
             gr.Warning("Paste a review first.")
             return view(st)
-        evs = ground(st, "Your review", review, guess_schema(review))
+        evs = ground(st, "Your review", review)  # its schema: the one its headers name
         if not evs:
             gr.Warning(f"No review items found: write ## headers naming the {aspects}-aspect criteria and numbered items.")
         _highlight(st)
