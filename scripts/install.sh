@@ -13,7 +13,8 @@ if ! python3 -c "import torch" >/dev/null 2>&1; then
   fi
 fi
 case "${1:-app}" in
-  dev) python3 -m pip install -r requirements-dev.txt ;;
+  # dev: also llama.cpp's GGUF converter, which the export test runs (train/gguf_converter.py fetches it once)
+  dev) python3 -m pip install -r requirements-dev.txt && python3 -m train.gguf_converter ;;
   train) python3 -m pip install -r requirements-train.txt ;;
   *) python3 -m pip install -r requirements.txt ;;
 esac
