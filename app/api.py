@@ -19,7 +19,7 @@ from reviewgpt.grounding import PaperIndex, counts, ground_review
 from reviewgpt.prepare.model_input import ModelInput
 
 from .rating import rate as rate_review
-from .service import Paper, ReviewService, read_paper
+from .service import Paper, ReviewService, UnknownPaperId, read_paper
 
 
 def _path(file: Any) -> str:
@@ -36,13 +36,16 @@ def _text(paper_text: str | None) -> str:
 
 
 def _input(service: ReviewService, paper_text: str | None, aspects: str) -> ModelInput:
-    """What the models read: parse's text as the page reads the PDF, other text cut at the end."""
-    return service.prepare(service.paper_for(_text(paper_text)), aspects)
+    """What the models read: parse's text or id as the page reads the PDF, other text cut at the end."""
+    try:
+        return service.prepare(service.paper_for(_text(paper_text)), aspects)
+    except UnknownPaperId as e:
+        raise gr.Error(str(e)) from None
 
 
-def paper_dict(paper: Paper, mi: ModelInput) -> dict[str, Any]:
+def paper_dict(paper: Paper, mi: ModelInput, paper_id: str = "") -> dict[str, Any]:
     d = paper.document
-    return {"title": d.title, "abstract": d.abstract, "pages": d.page_count, "file": paper.filename,
+    return {"id": paper_id, "title": d.title, "abstract": d.abstract, "pages": d.page_count, "file": paper.filename,
             "pdf_sha256": paper.sha256, "sections": [s.heading for s in d.sections], "text": d.to_text(),
             "warnings": d.warnings,
             "hidden_text": [{"page": h.page, "text": h.text, "reason": h.reason} for h in d.hidden_text],
@@ -60,7 +63,8 @@ def endpoints(service: ReviewService) -> list[tuple[Any, str]]:
             aspects: "7" or "4": the review schema whose prompt budget is reported.
 
         Returns:
-            title, abstract, pages, sections, text (the whole parsed paper), warnings, hidden_text
+            id (pass it, or the text, as paper_text to review, gpt4_review or judge: the models then read the
+            paper exactly as the page does), title, abstract, pages, sections, text (the whole parsed paper), warnings, hidden_text
             (text a human cannot see, left out of the model input), pdf_sha256, budget (what the
             models will read) and model_input (its token counts and what was cut).
         """
@@ -68,8 +72,8 @@ def endpoints(service: ReviewService) -> list[tuple[Any, str]]:
             paper = read_paper(_path(pdf_file), service.ingest)
         except PDFError as e:
             raise gr.Error(str(e)) from None
-        service.remember(paper.document)  # its "text" passed back reads as the page reads the PDF
-        return paper_dict(paper, service.prepare(paper.document, aspects))
+        paper_id = service.remember(paper.document)  # its "text" or "id" passed back reads as the page reads the PDF
+        return paper_dict(paper, service.prepare(paper.document, aspects), paper_id)
 
     def review(paper_text: str, aspects: str = "7", suppression: float = RECIPE_SUPPRESSION,
                temperature: float = GenerationConfig.temperature,
@@ -77,7 +81,7 @@ def endpoints(service: ReviewService) -> list[tuple[Any, str]]:
         """The fine-tuned model's structured review of a paper (streamed: each update is the review so far).
 
         Args:
-            paper_text: the paper as text: the "text" that parse returns is read as the page reads the
+            paper_text: the paper: the "id" or the "text" that parse returns is read as the page reads the
                 PDF (same sections kept and left out); other text is cut at the end of the budget.
             aspects: "7" or "4" review aspects.
             suppression: 0..1, how strongly the empty-item marker <No related terms> is discouraged (default: the recipe's strength).
@@ -110,7 +114,8 @@ def endpoints(service: ReviewService) -> list[tuple[Any, str]]:
         """The GPT-4 baseline's review of the same paper text, in the same format (streamed).
 
         Args:
-            paper_text: the paper as text; fitted to the same budget as for the fine-tuned model.
+            paper_text: the paper: parse's "id" or "text" (read as the page reads the PDF), or other text;
+                fitted to the same budget as for the fine-tuned model.
             aspects: "7" or "4".
             temperature: sampling temperature.
         """
@@ -126,7 +131,8 @@ def endpoints(service: ReviewService) -> list[tuple[Any, str]]:
         """Pairwise verdict on two reviews of the paper, asked in both orders.
 
         Args:
-            paper_text: the paper as text (the judge reads the same budgeted text as the reviewers).
+            paper_text: the paper: parse's "id" or "text", or other text (the judge reads the same budgeted
+                text as the reviewers).
             review_a: the first review.
             review_b: the second review.
             aspects: "7" or "4".

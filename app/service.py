@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 from reviewgpt.compare.judge import PairwiseJudge, Verdict
 from reviewgpt.config import RECIPE_MAX_PROMPT_TOKENS, EngineConfig, GenerationConfig, IngestConfig
-from reviewgpt.errors import ModelLoadError, OpenAIConfigError
+from reviewgpt.errors import ModelLoadError, OpenAIConfigError, ReviewGPTError
 from reviewgpt.generate.engine import get_engine
 from reviewgpt.generate.marker_probe import MarkerReport
 from reviewgpt.ingest import extract
@@ -65,6 +65,11 @@ def _public(ref: str | None) -> str | None:
 
 
 PARSED_KEPT = 64  # parsed papers remembered for API callers (oldest forgotten first)
+PARSED_ID_PREFIX, PARSED_ID_HEX = "parsed:", 16  # /parse's id: "parsed:" + the first 16 hex of its text's sha256
+
+
+class UnknownPaperId(ReviewGPTError):
+    """A /parse id that this service does not hold (never parsed here, forgotten, or the app restarted)."""
 
 
 class ReviewService:
@@ -108,6 +113,11 @@ class ReviewService:
         return local_label(self.engine, self.is_demo)
 
     @property
+    def can_run(self) -> bool:
+        """At least one side can write a review (the page's Generate is enabled)."""
+        return self.engine is not None or self._chat is not None
+
+    @property
     def gpt_label(self) -> ModelLabel:
         oa = self.settings.openai
         return gpt_label(oa.reviewer_model, oa.resolved_base_url(), self._chat is not None)
@@ -149,15 +159,26 @@ class ReviewService:
         return "\n\n".join(lines)
 
     # ----------------------------------------------------------------- what the models read
-    def remember(self, doc: Document) -> None:
-        """A paper the API parsed and handed out as text (`/parse`'s "text"): a later call with exactly
-        that text reads the Document, with the page's section policy, not a plain cut of the text."""
-        self._parsed[hashlib.sha256(doc.to_text().encode()).hexdigest()] = doc
+    def remember(self, doc: Document) -> str:
+        """A paper the API parsed and handed out (`/parse`'s "text" and "id"): a later call with exactly
+        that text, or with the id, reads the Document with the page's section policy, not a plain cut of
+        the text. Returns the id."""
+        key = hashlib.sha256(doc.to_text().encode()).hexdigest()
+        self._parsed[key] = doc
         while len(self._parsed) > PARSED_KEPT:
             self._parsed.pop(next(iter(self._parsed)))
+        return PARSED_ID_PREFIX + key[:PARSED_ID_HEX]
 
     def paper_for(self, text: str) -> Document | str:
-        """The Document `text` was parsed from, if this service handed it out; else the text."""
+        """The Document `text` (or the id `text` names) was parsed from, if this service handed it out;
+        else the text. An id this service no longer (or never) knew is an error, not a paper."""
+        ref = text.strip()
+        if ref.startswith(PARSED_ID_PREFIX) and len(ref) == len(PARSED_ID_PREFIX) + PARSED_ID_HEX:
+            doc = next((d for k, d in self._parsed.items() if k.startswith(ref[len(PARSED_ID_PREFIX):])), None)
+            if doc is None:
+                raise UnknownPaperId(f"No parsed paper with the id {ref} here (the app keeps the last {PARSED_KEPT} "
+                                     "parsed papers, and forgets them when it restarts): call parse again.")
+            return doc
         return self._parsed.get(hashlib.sha256(text.encode()).hexdigest(), text)
 
     def prepare(self, paper: Document | str, schema: str, edited: bool = False) -> ModelInput:

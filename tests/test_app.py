@@ -7,6 +7,7 @@ import time
 
 from pathlib import Path
 
+import gradio as gr
 import pytest
 import yaml
 from gradio_client import Client, handle_file
@@ -263,6 +264,22 @@ def test_parse_text_passed_back_reads_as_the_page_reads_the_pdf(model_dirs):
     assert api.to_dict() == page.to_dict() and api.text == page.text and api.source == "parsed"
     other = _input(service, doc.to_text() + " ", "4")
     assert other.source == "text" and not other.budget.dropped_sections
+    # issue #26 item 5: parse's id reads exactly what the page reads; an unknown id is an error, not a paper
+    paper_id = service.remember(doc)
+    by_id = _input(service, paper_id, "4")
+    assert by_id.to_dict() == page.to_dict() and by_id.text == page.text and by_id.source == "parsed"
+    with pytest.raises(gr.Error, match="call parse again"):
+        _input(service, "parsed:" + "0" * 16, "4")
+
+
+def test_review_takes_the_parse_id_over_the_api(client):
+    """parse -> id -> /review reads what parse -> text -> /review reads: same model input, same review."""
+    paper = client.predict(handle_file(str(EXAMPLE_PDFS[1])), "4", api_name="/parse")
+    assert paper["id"].startswith("parsed:")
+    by_id = client.predict(paper["id"], "4", 0.95, 0.0, 3, api_name="/review")
+    by_text = client.predict(paper["text"], "4", 0.95, 0.0, 3, api_name="/review")
+    assert by_id["model_input"] == by_text["model_input"] == paper["model_input"]
+    assert by_id["review"] == by_text["review"] and by_id["review"].strip()
 
 
 def test_the_status_line_says_nothing_failed_when_both_sides_are_off():
