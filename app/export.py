@@ -24,6 +24,12 @@ def slug(title: str, limit: int = 60) -> str:
     return (s[:limit].rstrip("-") or "paper")
 
 
+def settings_tag(run: Run) -> str:
+    """The run's settings in a file name, so two runs' downloads differ: '7aspect-s0.95-t0.7-seed0'."""
+    st = run.settings
+    return f"{st.schema}aspect-s{st.suppression:g}-t{st.temperature:g}-seed{st.seed}"
+
+
 def provenance(run: Run, models: dict[str, Any], app_version: str) -> dict[str, Any]:
     """What a download records about its run."""
     mi = run.model_input
@@ -50,7 +56,7 @@ def _front_matter(meta: dict[str, Any]) -> str:
 def export_run(run: Run, models: dict[str, Any], app_version: str, folder: Path | None = None) -> list[str]:
     folder = folder or Path(tempfile.mkdtemp(prefix="review-"))
     meta = provenance(run, models, app_version)
-    name = slug(run.paper_title or Path(run.pdf_name or "").stem)
+    name = f"{slug(run.paper_title or Path(run.pdf_name or '').stem)}-{settings_tag(run)}"
     tag = "-PARTIAL" if run.partial else ""  # stopped before the end: the text is incomplete
     note = ("> **Partial:** the run was stopped before it finished; this is what had been written.\n\n"
             if tag else "")

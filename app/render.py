@@ -40,11 +40,12 @@ def _p(x: float | None) -> str:
 
 
 def stats(report: ParseReport, markers: Any | None = None) -> str:
-    """Per aspect: items, empty / missing, and (local model) P(empty) before -> after suppression."""
+    """Per aspect: items, empty / missing, and (local model) the chance of an empty aspect without -> with
+    the slider (the marker report's P(empty) before -> after suppression)."""
     by_name = {m.criterion: m for m in markers.aspects} if markers is not None else {}
     head = ["| aspect | items | state |", "|---|---|---|"]
     if markers is not None:
-        head = ["| aspect | items | state | P(empty) before → after |", "|---|---|---|---|"]
+        head = ["| aspect | items | state | chance of an empty aspect: without → with the slider |", "|---|---|---|---|"]
     rows = []
     for c in report.criteria:
         state = "missing" if not c.present else ("empty" if c.empty else "")
@@ -58,8 +59,8 @@ def stats(report: ParseReport, markers: Any | None = None) -> str:
     n = len(report.criteria)
     summary = f"**{empty} of {n} aspects empty** (marker), {missing} missing."
     if markers is not None:
-        summary += (f" Suppression {markers.strength:g}: P(empty) is the model's probability of starting "
-                    f"{escape(EMPTY_MARKER)} right after the aspect's header, before and after the penalty.")
+        summary += (f" Slider at {markers.strength:g}: the chance that the model starts {escape(EMPTY_MARKER)} "
+                    "right after each aspect's header, without and with the slider.")
     extra = ("\n\nUnknown sections: " + ", ".join(cell(h) for h, _ in report.unknown_sections)
              if report.unknown_sections else "")
     return summary + "\n\n" + "\n".join(head + rows) + extra

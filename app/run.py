@@ -91,6 +91,9 @@ class Run:
     started_at: str = field(default_factory=now)
     finished_at: str | None = None
     files: list[str] = field(default_factory=list)
+    number: int = 0  # its number in the browser session's run history (app/history.py); 0: an API run
+    human_reviews: list[str] = field(default_factory=list)  # the paper's human reviews given to the judge
+    human_reviews_source: str = ""  # where they came from: "pasted", the uploaded file's name
     stop: threading.Event = field(default_factory=threading.Event, repr=False)
     finished: threading.Event = field(default_factory=threading.Event, repr=False)
 

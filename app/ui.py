@@ -18,15 +18,26 @@ from reviewgpt.config import RECIPE_SUPPRESSION, GenerationConfig
 from reviewgpt.errors import PDFError
 from reviewgpt.format.review_format import parse
 
-from . import api, evidence_view, rating, render
+from . import api, compare_view, evidence_view, history, rating, render
 from .export import export_run
 from .preview import first_page
 from .run import Run, RunPhase, finish
 from .service import Paper, ReviewService, read_paper
 from .settings import EXAMPLES_DIR
 
-SUPPRESSION_HELP = ("How strongly to discourage the empty-item marker <No related terms>: the chance of starting "
-                    f"it is multiplied by (1 - strength). 0 = off; {RECIPE_SUPPRESSION} = the recipe's setting.")
+SLIDER_LABEL = "Fewer empty aspects"
+SLIDER_HELP = ("How strongly to discourage the model from writing '<No related terms>' (nothing to say) under an "
+               f"aspect. 0 = not at all; {RECIPE_SUPPRESSION} = the recipe's setting. Raise it if aspects come out empty.")
+# the developers' account, behind a closed toggle (issue #26: the controls speak the reader's words)
+SLIDER_DETAILS = (
+    "**How the slider works.** At every word it writes, the model has some chance of starting the marker "
+    "`<No related terms>`. The slider's strength *s* multiplies that chance by (1 - *s*) and spreads the rest "
+    "over the other words, so a chance *p* becomes (1 - *s*) *p* / (1 - *s p*): at *s* = 0.95, 0.62 becomes 0.08. "
+    "*s* = 0 changes nothing; *s* = 1 never starts the marker.\n\n"
+    "**\"Chance of an empty aspect\"** under the fine-tuned model's review is, per aspect, that chance right after "
+    "the aspect's header, without and with the slider (P(empty) before → after suppression in the API's `markers` "
+    "and the JSON download), read from the same numbers the model drew its words from.")
+AS_WRITTEN = "Each review as written (copy buttons, counts per aspect)"
 ASPECTS = [("7 aspects", "7"), ("4 aspects", "4")]
 GPU_QUEUE = "gpu"  # every event that runs the local model shares one slot: the GPU writes one review at a time
 
@@ -59,6 +70,8 @@ class Session:
     run: Run | None = None
     queued: bool = False  # Generate pressed, run not started yet (waiting for the GPU slot)
     evidence: evidence_view.EvidenceState = field(default_factory=evidence_view.EvidenceState)
+    history: list[Run] = field(default_factory=list)  # finished runs, with their settings (app/history.py)
+    runs_started: int = 0  # numbers the runs of this session
 
 
 def build(service: ReviewService) -> gr.Blocks:
@@ -78,29 +91,43 @@ def build(service: ReviewService) -> gr.Blocks:
                 with gr.Row():
                     aspects = gr.Radio(ASPECTS, value="7", label="Review type", elem_id="aspects", min_width=150)
                     suppression = gr.Slider(0.0, 1.0, value=RECIPE_SUPPRESSION, step=0.05,
-                                            label="Suppression strength", info=SUPPRESSION_HELP,
+                                            label=SLIDER_LABEL, info=SLIDER_HELP,
                                             elem_id="suppression", min_width=220)
+                with gr.Accordion("How the slider works", open=False, elem_id="slider-details"):
+                    gr.Markdown(SLIDER_DETAILS)
                 with gr.Row():
-                    go = gr.Button("Generate reviews", variant="primary", elem_id="generate")
+                    # neither side can run (no local model, no GPT key): nothing to press; the banner says why
+                    go = gr.Button("Generate reviews", variant="primary", elem_id="generate",
+                                   interactive=service.can_run)
                     stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
                 status = gr.Markdown("Upload a PDF to start.", elem_id="status")
-        with gr.Row(equal_height=False):
-            with gr.Column(elem_classes="review-col", min_width=300):
-                gr.Markdown(render.column_title(local), elem_id="local-title")
-                local_md = gr.Markdown(elem_id="local-review", min_height=80)  # whole: no inner scroll hides aspects
-                local_raw = gr.Textbox(visible="hidden", elem_id="local-raw")
-                local_copy = gr.Button("Copy review", size="sm", elem_id="local-copy", elem_classes="copy-btn")
-                local_stats = gr.Markdown(elem_id="local-stats", elem_classes="stats")
-            with gr.Column(elem_classes="review-col", min_width=300):
-                gr.Markdown(render.column_title(gpt), elem_id="gpt-title")
-                gpt_md = gr.Markdown(elem_id="gpt-review", min_height=80)
-                gpt_raw = gr.Textbox(visible="hidden", elem_id="gpt-raw")
-                gpt_copy = gr.Button("Copy review", size="sm", elem_id="gpt-copy", elem_classes="copy-btn")
-                gpt_stats = gr.Markdown(elem_id="gpt-stats", elem_classes="stats")
+        # once a run ends: both reviews aligned by aspect (app/compare_view.py); while it runs, the two
+        # columns stream below, folded away when it ends
+        comparison = gr.HTML(elem_id="comparison", elem_classes="cmp-view", visible=False)
+        with gr.Accordion(AS_WRITTEN, open=True, elem_id="as-written") as as_written:
+            with gr.Row(equal_height=False):
+                with gr.Column(elem_classes="review-col", min_width=300):
+                    gr.Markdown(render.column_title(local), elem_id="local-title")
+                    local_md = gr.Markdown(elem_id="local-review", min_height=80)  # whole: no inner scroll hides aspects
+                    local_raw = gr.Textbox(visible="hidden", elem_id="local-raw")
+                    local_copy = gr.Button("Copy review", size="sm", elem_id="local-copy", elem_classes="copy-btn")
+                    local_stats = gr.Markdown(elem_id="local-stats", elem_classes="stats")
+                with gr.Column(elem_classes="review-col", min_width=300):
+                    gr.Markdown(render.column_title(gpt), elem_id="gpt-title")
+                    gpt_md = gr.Markdown(elem_id="gpt-review", min_height=80)
+                    gpt_raw = gr.Textbox(visible="hidden", elem_id="gpt-raw")
+                    gpt_copy = gr.Button("Copy review", size="sm", elem_id="gpt-copy", elem_classes="copy-btn")
+                    gpt_stats = gr.Markdown(elem_id="gpt-stats", elem_classes="stats")
         verdict = gr.Markdown(elem_id="verdict", elem_classes="stats")
         evidence = evidence_view.build()
-        files = gr.File(label="Downloads (named after the paper; each records the run)", file_count="multiple",
-                        interactive=False, elem_id="downloads", visible=False)
+        files = gr.File(label="Downloads (named after the paper and the run's settings; each records the run)",
+                        file_count="multiple", interactive=False, elem_id="downloads", visible=False)
+        with gr.Accordion("Runs in this session: compare any two", open=False, elem_id="history") as hist_box:
+            hist_table = gr.Markdown(history.table([]), elem_id="history-table", elem_classes="stats")
+            with gr.Row():
+                hist_a = gr.Dropdown([], label="Run", elem_id="history-a", min_width=200)
+                hist_b = gr.Dropdown([], label="side by side with run", elem_id="history-b", min_width=200)
+            hist_view = gr.HTML(elem_id="history-compare", elem_classes="cmp-view")
         with gr.Accordion("Paper text the models read (editable) and first page", open=False):
             with gr.Row():
                 text = gr.Textbox(label="Extracted text: fix a bad parse here (your edit is used and recorded)",
@@ -116,8 +143,9 @@ def build(service: ReviewService) -> gr.Blocks:
         if examples:
             gr.Examples([[str(p)] for p in examples], inputs=[pdf], label="Example papers")
 
-        results = [local_md, local_raw, local_stats, gpt_md, gpt_raw, gpt_stats, verdict, files]
-        cleared = ("", "", "", "", "", "", "", gr.update(value=None, visible=False))
+        results = [local_md, local_raw, local_stats, gpt_md, gpt_raw, gpt_stats, verdict, files, comparison, as_written]
+        cleared = ("", "", "", "", "", "", "", gr.update(value=None, visible=False), gr.update(value="", visible=False),
+                   gr.update(open=True))
 
         # ------------------------------------------------------------ upload
         def stop_current(s: Session) -> None:
@@ -181,9 +209,12 @@ def build(service: ReviewService) -> gr.Blocks:
                 v = render.escape(run.verdict_note)
             if not run.phase.active:  # each side's calibrated rating beside the verdict (issue #24)
                 v = "\n\n".join(x for x in (v, rating.ratings_markdown(run)) if x)
+            # the run ended with a review: the aligned view is the page's view, the columns fold away
+            aligned = compare_view.aligned(run) if not run.phase.active else ""
             return (column(run.local), run.local.text, stats(run.local, run.local.markers),
                     column(run.gpt), run.gpt.text, stats(run.gpt), v,
-                    gr.update(value=run.files or None, visible=bool(run.files)), run.status())
+                    gr.update(value=run.files or None, visible=bool(run.files)),
+                    gr.update(value=aligned, visible=bool(aligned)), gr.update(open=not aligned), run.status())
 
         def on_queue(s: Session):
             """Runs at once (no queue): clears the old results and says the run is waiting for the GPU."""
@@ -213,7 +244,8 @@ def build(service: ReviewService) -> gr.Blocks:
             title = s.paper.title if s.paper else re.sub(r"^title:\s*", "", paper_text.strip().splitlines()[0], flags=re.I)[:120]
             run = service.new_run(mi, strength, temp, None if seed_value is None else int(seed_value), title,
                                   s.paper.filename if s.paper else None, s.paper.sha256 if s.paper else None)
-            s.run = run
+            s.runs_started += 1
+            run.number, s.run = s.runs_started, run
             try:
                 for r in service.execute(run):
                     if s.run is not run:
@@ -222,6 +254,7 @@ def build(service: ReviewService) -> gr.Blocks:
                         evidence_view.ground_run(r, s.evidence)  # before the export: the JSON carries it
                         rating.rate_run(r)  # likewise
                         r.files = export_run(r, service.models(), service.version)
+                        history.keep(s.history, r)
                         if any(side.error and not side.off for side in (r.local, r.gpt)):
                             gr.Warning(r.status())  # a failure during the run; a side that is off is in the banner
                     yield outputs_for(r)
@@ -236,6 +269,26 @@ def build(service: ReviewService) -> gr.Blocks:
                                  concurrency_id=GPU_QUEUE, concurrency_limit=1, show_progress_on=[local_md, gpt_md])
         generated.then(lambda s: evidence_view.refresh(s.evidence), [session], evidence.outputs,
                        api_visibility="private", queue=False)
+
+        # ------------------------------------------------------------ run history (app/history.py)
+        def on_history(s: Session):
+            """After each run: the table, the two pickers (the run before vs the latest) and their comparison."""
+            runs = s.history
+            numbers = [r.number for r in runs]
+            a, b = (numbers[-2], numbers[-1]) if len(runs) >= 2 else (None, None)
+            choices = history.choices(runs)
+            opened = gr.update(open=True) if len(runs) == 2 else gr.update()  # the first time two can be compared
+            return (history.table(runs), gr.update(choices=choices, value=a), gr.update(choices=choices, value=b),
+                    history.compare(runs, a, b), opened)
+
+        generated.then(on_history, [session], [hist_table, hist_a, hist_b, hist_view, hist_box],
+                       api_visibility="private", queue=False)
+
+        def on_pick(a: int | None, b: int | None, s: Session) -> str:
+            return history.compare(s.history, a, b)
+
+        for picker in (hist_a, hist_b):
+            picker.input(on_pick, [hist_a, hist_b, session], [hist_view], api_visibility="private", queue=False)
 
         # ------------------------------------------------------------ stop
         def on_stop(s: Session):
@@ -276,5 +329,5 @@ def build(service: ReviewService) -> gr.Blocks:
 
 def launch(demo: gr.Blocks, mcp_server: bool = True, **kwargs: Any):
     """Queue (the GPU slot is per event, see GPU_QUEUE), the page's CSS, and the MCP server."""
-    return demo.queue(default_concurrency_limit=4).launch(css=CSS + evidence_view.CSS, mcp_server=mcp_server,
+    return demo.queue(default_concurrency_limit=4).launch(css=CSS + evidence_view.CSS + compare_view.CSS, mcp_server=mcp_server,
                                                           show_error=True, **kwargs)

@@ -127,6 +127,13 @@ def generate_and_wait(page) -> str:
     return page.locator("#status").inner_text()
 
 
+def show_columns(page) -> None:
+    """Open the folded "Each review as written" section (a finished run shows the aligned view instead)."""
+    if not page.locator("#local-review").is_visible():
+        page.get_by_text("Each review as written").click()
+        page.locator("#local-review").wait_for()
+
+
 def downloads(page) -> dict[str, bytes]:
     """Every file in the Downloads box, fetched as the browser would (name -> content)."""
     out = {}
@@ -153,6 +160,7 @@ def test_every_header_and_marker_of_the_download_is_visible(open_page, openai_se
     set_number(page, "suppression", 0)
     advanced(page, temperature=1.0, seed=0)
     status = generate_and_wait(page)
+    show_columns(page)
     shot(page, "marker-badges.png", full=True)
     files = downloads(page)
     local_md = body_of(next(v for k, v in files.items() if k.endswith("local-review.md")))
@@ -203,10 +211,11 @@ def test_a_long_review_is_shown_whole_not_cut_inside_a_box(open_page, openai_ser
     paste_paper(page, MARKER_PAPER)
     page.get_by_label("7 aspects").check()
     generate_and_wait(page)
+    show_columns(page)
     shot(page, "long-review.png", full=True)
     headers = page.locator("#gpt-review h2").all_inner_texts()
     assert len(headers) == 7, headers  # precondition: the long review is on the page
-    for column in ("local-review", "gpt-review"):
+    for column in ("local-review", "gpt-review", "comparison"):  # comparison: the aligned view (issue #26)
         assert page.evaluate(CLIPPED_HEADERS, column) == [], column
 
 
@@ -381,6 +390,7 @@ def test_stop_copy_and_full_aspect_names(open_page, openai_server):
     paste_paper(page, MARKER_PAPER)
     generate_and_wait(page)
     local = next(v for k, v in downloads(page).items() if k.endswith("local-review.md"))
+    show_columns(page)
     page.locator("#local-copy").click()
     assert page.evaluate("navigator.clipboard.readText()") == body_of(local).split("\n", 1)[-1].strip() or \
         page.evaluate("navigator.clipboard.readText()").strip() in body_of(local)
