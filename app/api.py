@@ -18,6 +18,7 @@ from reviewgpt.errors import PDFError, ReviewGPTError
 from reviewgpt.grounding import PaperIndex, counts, ground_review
 from reviewgpt.prepare.model_input import ModelInput
 
+from .human_reviews import HumanReviews, split_pasted
 from .rating import rate as rate_review
 from .service import Paper, ReviewService, UnknownPaperId, read_paper
 
@@ -127,7 +128,7 @@ def endpoints(service: ReviewService) -> list[tuple[Any, str]]:
         except ReviewGPTError as e:
             raise gr.Error(str(e)) from None
 
-    def judge(paper_text: str, review_a: str, review_b: str, aspects: str = "7") -> dict:
+    def judge(paper_text: str, review_a: str, review_b: str, aspects: str = "7", human_reviews: str = "") -> dict:
         """Pairwise verdict on two reviews of the paper, asked in both orders.
 
         Args:
@@ -136,14 +137,19 @@ def endpoints(service: ReviewService) -> list[tuple[Any, str]]:
             review_a: the first review.
             review_b: the second review.
             aspects: "7" or "4".
+            human_reviews: optional: the paper's human reviews, separated by a line of ---; the judge compares
+                against them (its ground truth), as on the page.
 
         Returns:
-            winner ("A", "B", "tie" or "no verdict"), consistent (both orders agree), rationale, aspects.
+            winner ("A", "B", "tie" or "no verdict"), consistent (both orders agree), rationale, aspects,
+            human_reviews (given, count, sha256).
         """
         try:
             if not (review_a or "").strip() or not (review_b or "").strip():
                 raise gr.Error("Both reviews are needed: review_a or review_b is empty.")
-            return service.judge(_input(service, paper_text, aspects), review_a, review_b).to_dict()
+            human = HumanReviews(split_pasted(human_reviews or ""), "pasted")
+            verdict = service.judge(_input(service, paper_text, aspects), review_a, review_b, human.texts or None)
+            return {**verdict.to_dict(), "human_reviews": human.record()}
         except ReviewGPTError as e:
             raise gr.Error(str(e)) from None
 

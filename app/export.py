@@ -14,6 +14,7 @@ import yaml
 from reviewgpt.format.review_format import parse
 from reviewgpt.grounding import counts
 
+from .human_reviews import describe as describe_human
 from .rating import ratings_markdown
 from .render import verdict as verdict_markdown
 from .run import Run
@@ -44,6 +45,7 @@ def provenance(run: Run, models: dict[str, Any], app_version: str) -> dict[str, 
                      "max_new_tokens": run.settings.max_new_tokens},
         "model_input": {**mi.to_dict(), "summary": mi.summary(),
                         "budget_tokens": b.budget if b else None},
+        "human_reviews": run.human.record(),  # given to the judge or not; the texts are in the JSON
         "started_at": run.started_at, "finished_at": run.finished_at,
         "app_version": app_version,
     }
@@ -75,11 +77,12 @@ def export_run(run: Run, models: dict[str, Any], app_version: str, folder: Path 
         p = folder / f"{name}-verdict{tag}.md"
         ratings = ratings_markdown(run)  # each side's calibrated rating, side by side (issue #24)
         p.write_text(_front_matter(meta) + verdict_markdown(run.verdict, run.local.label, run.gpt.label) + "\n"
-                     + (f"\n{ratings}\n" if ratings else ""))
+                     + f"\n{describe_human(run.human)}\n" + (f"\n{ratings}\n" if ratings else ""))
         files.append(p)
     data = {**meta,
             "local": _side(run.local, run.settings.schema), "gpt": _side(run.gpt, run.settings.schema),
-            "verdict": run.verdict.to_dict() if run.verdict else None, "verdict_note": run.verdict_note}
+            "verdict": run.verdict.to_dict() if run.verdict else None, "verdict_note": run.verdict_note,
+            "human_reviews": {**run.human.record(), "texts": run.human.texts}}
     p = folder / f"{name}-results{tag}.json"
     p.write_text(json.dumps(data, indent=2, ensure_ascii=False))
     files.append(p)

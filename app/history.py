@@ -23,7 +23,7 @@ def settings_of(run: Run) -> dict[str, str]:
             "fewer empty aspects (slider)": f"{s.suppression:g}", "seed": str(s.seed),
             "temperature": f"{s.temperature:g}", "length (tokens)": str(s.max_new_tokens),
             "fine-tuned model": "off" if run.local.off else "on", "GPT side": "off" if run.gpt.off else "on",
-            "human reviews for the judge": str(len(getattr(run, "human_reviews", []) or [])),
+            "human reviews for the judge": str(len(run.human.texts)),
             "status": run.phase.value}
 
 

@@ -24,6 +24,7 @@ from reviewgpt.compare.judge import Verdict
 from reviewgpt.errors import ReviewGPTError
 from reviewgpt.prepare.model_input import ModelInput
 
+from .human_reviews import HumanReviews
 from .labels import ModelLabel
 
 log = logging.getLogger(__name__)
@@ -92,8 +93,7 @@ class Run:
     finished_at: str | None = None
     files: list[str] = field(default_factory=list)
     number: int = 0  # its number in the browser session's run history (app/history.py); 0: an API run
-    human_reviews: list[str] = field(default_factory=list)  # the paper's human reviews given to the judge
-    human_reviews_source: str = ""  # where they came from: "pasted", the uploaded file's name
+    human: HumanReviews = field(default_factory=HumanReviews)  # the paper's human reviews, for the judge
     stop: threading.Event = field(default_factory=threading.Event, repr=False)
     finished: threading.Event = field(default_factory=threading.Event, repr=False)
 

@@ -30,6 +30,7 @@ from reviewgpt.remote.openai_client import NO_KEY_MESSAGE, OpenAIChat
 from reviewgpt.reviewer import Reviewer
 
 from . import gpu
+from .human_reviews import HumanReviews
 from .labels import ModelLabel, gpt_label, local_label
 from .run import Run, RunSettings, Side, drive
 from .settings import AppSettings
@@ -215,12 +216,13 @@ class ReviewService:
 
     # ----------------------------------------------------------------- a run of the page
     def new_run(self, mi: ModelInput, suppression: float, temperature: float, seed: int | None,
-                paper_title: str, pdf_name: str | None, pdf_sha256: str | None) -> Run:
+                paper_title: str, pdf_name: str | None, pdf_sha256: str | None,
+                human: HumanReviews | None = None) -> Run:
         seed = seed if seed is not None and seed >= 0 else random.randrange(2**31)
         max_new = self.engine.config.max_new_tokens if self.engine else 0
         return Run(paper_title, pdf_name, pdf_sha256, mi,
                    RunSettings(mi.schema, suppression, temperature, seed, max_new),
-                   Side(self.local_label), Side(self.gpt_label))
+                   Side(self.local_label), Side(self.gpt_label), human=human or HumanReviews())
 
     @property
     def busy(self) -> bool:
@@ -248,7 +250,7 @@ class ReviewService:
             unavailable["local"] = self.load_error or "the local model is not loaded"
         if self._chat:
             gpt = lambda: self.stream_gpt(run.model_input, s.temperature)  # noqa: E731
-            judge = lambda a, b: self.judge(run.model_input, a, b)  # noqa: E731
+            judge = lambda a, b: self.judge(run.model_input, a, b, run.human.texts or None)  # noqa: E731
         else:
             unavailable["gpt"] = unavailable["judge"] = self.gpt_error or NO_KEY_MESSAGE
         yield from drive(run, local, gpt, judge, unavailable)

@@ -18,7 +18,7 @@ from reviewgpt.config import RECIPE_SUPPRESSION, GenerationConfig
 from reviewgpt.errors import PDFError
 from reviewgpt.format.review_format import parse
 
-from . import api, compare_view, evidence_view, history, rating, render
+from . import api, compare_view, evidence_view, history, human_reviews, rating, render
 from .export import export_run
 from .preview import first_page
 from .run import Run, RunPhase, finish
@@ -133,6 +133,15 @@ def build(service: ReviewService) -> gr.Blocks:
                 text = gr.Textbox(label="Extracted text: fix a bad parse here (your edit is used and recorded)",
                                   lines=12, max_lines=12, elem_id="paper-text", scale=3)
                 preview = gr.Image(label="First page", type="pil", interactive=False, height=300, scale=1)
+        with gr.Accordion("The paper's human reviews (optional): the judge compares against them", open=False,
+                          elem_id="human-box"):
+            with gr.Row():
+                human_text = gr.Textbox(label="Paste the reviews, separated by a line of ---", lines=6, max_lines=12,
+                                        elem_id="human-text", scale=3)
+                human_file = gr.File(label="or an OpenReview forum export (JSON) or a text file",
+                                     file_types=[".json", ".txt", ".md"], type="filepath", elem_id="human-file",
+                                     height=110, scale=1)
+            human_info = gr.Markdown(human_reviews.describe(human_reviews.HumanReviews()), elem_id="human-info")
         with gr.Accordion("Advanced", open=False):
             with gr.Row():
                 temperature = gr.Slider(0.0, 1.5, value=GenerationConfig.temperature, step=0.05, label="Sampling temperature (0 = greedy)",
@@ -158,21 +167,22 @@ def build(service: ReviewService) -> gr.Blocks:
             stop_current(s)  # a run in flight belongs to the old paper
             s.paper, s.shown_text = None, ""
             if not path:
-                return ("", "", "", None, "Upload a PDF to start.") + cleared
+                return ("", "", "", None, "Upload a PDF to start.") + cleared + ("", None)
             try:
                 paper = read_paper(api._path(path), service.ingest)
             except PDFError as e:
                 gr.Warning(str(e), title="Could not read this PDF")
                 msg = f"<div class='upload-error'><b>Could not read this file.</b> {render.escape(str(e))}</div>"
-                return (msg, "", "", None, "Upload another PDF.") + cleared
+                return (msg, "", "", None, "Upload another PDF.") + cleared + ("", None)
             s.paper, s.shown_text = paper, paper.document.to_text()
             mi = service.prepare(paper.document, schema)
             hidden = (" Hidden text was found and left out of what the models read (see the warning)."
                       if paper.document.hidden_text else "")
             return ("", render.paper_info(paper.document, mi, paper.filename), s.shown_text,
-                    first_page(api._path(path)), f"Parsed.{hidden} Press Generate.") + cleared
+                    first_page(api._path(path)), f"Parsed.{hidden} Press Generate.") + cleared + ("", None)
 
-        upload_outputs = [upload_msg, info, text, preview, status, *results]
+        # a new paper: the previous paper's human reviews go with it (they would judge the wrong paper)
+        upload_outputs = [upload_msg, info, text, preview, status, *results, human_text, human_file]
 
         def on_info(schema: str, paper_text: str, s: Session):
             """What the models will read, said again when the schema or the text changes (an edit)."""
@@ -203,8 +213,9 @@ def build(service: ReviewService) -> gr.Blocks:
                     return ""
                 return render.stats(parse(side.text, schema).report, markers)
 
-            if run.verdict is not None:
-                v = render.verdict(run.verdict, run.local.label, run.gpt.label)
+            if run.verdict is not None:  # and what the judge was given to compare against
+                v = (render.verdict(run.verdict, run.local.label, run.gpt.label)
+                     + f"\n\n*{render.escape(human_reviews.describe(run.human))}*")
             else:
                 v = render.escape(run.verdict_note)
             if not run.phase.active:  # each side's calibrated rating beside the verdict (issue #24)
@@ -227,7 +238,7 @@ def build(service: ReviewService) -> gr.Blocks:
                               "is free.",)
 
         def on_generate(s: Session, paper_text: str, schema: str, strength: float, temp: float,
-                        seed_value: float | None) -> Iterator[tuple]:
+                        seed_value: float | None, human_pasted: str, human_path: str | None) -> Iterator[tuple]:
             if not s.queued:  # "A run is already going", or the queued press was stopped / superseded:
                 yield (gr.update(),) * (len(results) + 1)  # the page as it is (an event with no output blanks it)
                 return
@@ -236,6 +247,12 @@ def build(service: ReviewService) -> gr.Blocks:
                 gr.Warning("Upload a PDF (or paste the paper text) first.")
                 yield cleared + ("**Upload a PDF (or paste the paper text) first.**",)
                 return
+            try:
+                human = human_reviews.read(human_pasted, human_path)
+            except (human_reviews.HumanReviewsError, OSError) as e:
+                gr.Warning(str(e), title="Could not read the human reviews")
+                yield cleared + (f"**Could not read the human reviews:** {render.escape(str(e))}",)
+                return
             if s.paper is not None and paper_text == s.shown_text:
                 mi = service.prepare(s.paper.document, schema)
             else:  # the user edited the parsed text (or pasted a paper): honoured, recorded as an edit
@@ -243,7 +260,7 @@ def build(service: ReviewService) -> gr.Blocks:
             # Pasted text: its first line, without the "Title: " label that Document.to_text() writes
             title = s.paper.title if s.paper else re.sub(r"^title:\s*", "", paper_text.strip().splitlines()[0], flags=re.I)[:120]
             run = service.new_run(mi, strength, temp, None if seed_value is None else int(seed_value), title,
-                                  s.paper.filename if s.paper else None, s.paper.sha256 if s.paper else None)
+                                  s.paper.filename if s.paper else None, s.paper.sha256 if s.paper else None, human)
             s.runs_started += 1
             run.number, s.run = s.runs_started, run
             try:
@@ -261,7 +278,17 @@ def build(service: ReviewService) -> gr.Blocks:
             finally:
                 run.stop.set()  # also on a closed tab: the model stops writing
 
-        gen_inputs = [session, text, aspects, suppression, temperature, seed]
+        gen_inputs = [session, text, aspects, suppression, temperature, seed, human_text, human_file]
+
+        def on_human(pasted: str, path: str | None) -> str:
+            """How many human reviews the judge will get, said as soon as they are given."""
+            try:
+                return human_reviews.describe(human_reviews.read(pasted, path))
+            except (human_reviews.HumanReviewsError, OSError) as e:
+                return f"⚠️ {render.escape(str(e))}"
+
+        human_text.change(on_human, [human_text, human_file], [human_info], api_visibility="private", queue=False)
+        human_file.change(on_human, [human_text, human_file], [human_info], api_visibility="private", queue=False)
         pressed = go.click(on_queue, [session], [*results, status], queue=False, api_visibility="private")
         # Stop and a new upload end a run through its phase (no `cancels`: a cancelled generator's last
         # output could still land after the page was cleared).

@@ -176,3 +176,24 @@ def test_generate_is_off_when_neither_side_can_run(browser, monkeypatch, tmp_pat
     finally:
         ctx.close()
         demo.close()
+
+
+def test_the_papers_human_reviews_go_to_the_judge_and_into_the_downloads(open_page, openai_server):
+    from .test_human_reviews import FIXTURE, ICLR
+
+    page = open_page()
+    paste_paper(page, MARKER_PAPER)
+    page.get_by_label("4 aspects").check()
+    page.get_by_text("The paper's human reviews").click()
+    page.locator("#human-text textarea").fill(f"{ICLR[0]}\n---\n{ICLR[1]}")
+    page.wait_for_function("document.querySelector('#human-info').innerText.includes('2 human reviews (pasted')")
+    page.locator("#human-file input[type=file]").set_input_files(str(FIXTURE))  # a file wins over the box
+    page.wait_for_function(f"document.querySelector('#human-info').innerText.includes('3 human reviews (from {FIXTURE.name}')")
+    generate_and_wait(page)
+    assert f"compares against 3 human reviews (from {FIXTURE.name}" in page.locator("#verdict").inner_text()
+    judge = [r["body"]["messages"][1]["content"] for r in openai_server.state.requests
+             if "meta-reviewer" in r["body"]["messages"][0]["content"]]
+    assert len(judge) == 2 and all("[Human reviews: ground truth]" in p and ICLR[2] in p for p in judge)
+    data, files = local_json(page)
+    assert data["human_reviews"]["count"] == 3 and data["human_reviews"]["texts"] == ICLR
+    assert "given: true" in next(v for k, v in files.items() if k.endswith("verdict.md")).decode()
