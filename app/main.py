@@ -38,11 +38,13 @@ def main(argv: list[str] | None = None) -> None:
     on_spaces = bool(os.environ.get("SPACE_ID"))
     host = args.host or os.environ.get("GRADIO_SERVER_NAME") or ("0.0.0.0" if on_spaces else "127.0.0.1")
 
+    from app import rating
     from app.service import ReviewService
     from app.ui import build, launch
 
     service = ReviewService(settings)
     service.load()  # the model goes to the GPU now, at start-up (on ZeroGPU too)
+    rating.load()  # the calibrated rating model too, not on the first review (issue #24)
     launch(build(service), mcp_server=args.mcp, server_name=host, server_port=args.port)
 
 

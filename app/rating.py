@@ -22,6 +22,19 @@ def _model_version() -> str:
     return read_metrics().get("version", "")
 
 
+def load() -> str:
+    """Load the model (and the sentiment lexicon its features read) now, at start-up, so the first
+    review's rating does not wait for it; '' when it loaded, else why not (the app starts anyway and
+    each rating says why it is missing)."""
+    try:
+        default_model().predict_point(["The paper is clearly written."])
+        _model_version()
+        return ""
+    except (ArtifactError, ImportError) as e:
+        log.warning("no calibrated rating: %s", e)
+        return str(e)
+
+
 def rate(review: str) -> dict[str, Any]:
     """{rating, low, high, p_accept, calibrated, reason, label, model}; never raises for a missing
     or unloadable model: it says so in `reason` and the review stands without a rating."""

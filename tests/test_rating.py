@@ -200,3 +200,25 @@ def test_verdict_area_names_the_calibrated_and_the_models_own_rating(held_out):
     assert f"| calibrated rating, ICLR 1-10 | {shown} | not calibrated |" in md
     assert "| rating the model wrote itself | 3.0 | - |" in md
     assert "GPT-4o baseline: not calibrated, too short to rate" in md
+
+
+def test_app_start_loads_the_rating_model_before_serving(monkeypatch):
+    """`python -m app` loads the rating model at start-up, not on the first review's rating."""
+    import app.service
+    import app.ui
+    from app.main import main
+
+    class Service:
+        def __init__(self, settings):
+            pass
+
+        def load(self):
+            pass
+
+    seen = []
+    monkeypatch.setattr(app.service, "ReviewService", Service)
+    monkeypatch.setattr(app.ui, "build", lambda service: "blocks")
+    monkeypatch.setattr(app.ui, "launch", lambda blocks, **kw: seen.append(default_model.cache_info().currsize))
+    default_model.cache_clear()
+    main([])
+    assert seen == [1]  # the model was in memory when the server started
