@@ -17,8 +17,25 @@ class ModelLabel:
     short: str  # in sentences: "the fine-tuned Llama"
 
 
+# Llama 3.1 8B's architecture as its config.json states it (3.0 8B: 8,192 positions, no llama3 rope scaling)
+LLAMA31_8B_CONFIG = {"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32, "intermediate_size": 14336,
+                     "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256,
+                     "max_position_embeddings": 131072}
+BY_NAME = "size read from the model's name: its config is not visible here"
+
+
 def _is_llama31_8b(name: str) -> bool:
     return bool(re.search(r"llama-?3\.1-?8b", name.lower()))
+
+
+def is_llama31_8b(engine: Reviewer) -> tuple[bool, bool]:
+    """(is it Llama 3.1 8B, was that read from the model's name). The loaded model's config decides; a
+    model on an inference server has none here, so its name is the last resort (and the label says so)."""
+    cfg = getattr(getattr(engine, "model", None), "config", None)
+    if cfg is not None:
+        return all(getattr(cfg, k, None) == v for k, v in LLAMA31_8B_CONFIG.items()), False
+    base = engine.info.base_model or ""
+    return _is_llama31_8b(base) or base == DEFAULT_BASE_MODEL, True
 
 
 def local_label(engine: Reviewer | None, is_demo: bool) -> ModelLabel:
@@ -30,7 +47,9 @@ def local_label(engine: Reviewer | None, is_demo: bool) -> ModelLabel:
         return ModelLabel("Demo-scale model (pipeline only)", detail, "the demo model")
     base = info.base_model or ""
     adapter = info.adapter
-    if _is_llama31_8b(base) or base == DEFAULT_BASE_MODEL:
+    is_8b, by_name = is_llama31_8b(engine)
+    if is_8b:
+        detail = f"{detail} · {BY_NAME}" if by_name else detail
         if adapter:
             return ModelLabel("Fine-tuned Llama 3.1 8B (LoRA)", detail, "the fine-tuned Llama")
         return ModelLabel("Llama 3.1 8B Instruct (base model, not fine-tuned)", detail, "the base Llama")

@@ -179,6 +179,23 @@ def test_labels_in_words_a_user_knows():
 
     tuned = local_label(Engine("meta-llama/Llama-3.1-8B-Instruct", "me/reviewer-lora"), is_demo=False)
     assert tuned.title == "Fine-tuned Llama 3.1 8B (LoRA)" and "nf4" in tuned.detail and "nf4" not in tuned.title
+    assert "size read from the model's name" in tuned.detail  # no config to read (a served model): said so
+    # issue #26: a loaded model's config decides, not its folder's name
+    from types import SimpleNamespace
+
+    from app.labels import LLAMA31_8B_CONFIG
+
+    def loaded(base, **config):
+        e = Engine(base, "me/reviewer-lora")
+        e.model = SimpleNamespace(config=SimpleNamespace(**config))
+        return local_label(e, is_demo=False)
+
+    tiny = loaded("/models/Llama-3.1-8B-Instruct", model_type="llama", hidden_size=64, num_hidden_layers=2)
+    assert tiny.title == "Fine-tuned Llama-3.1-8B-Instruct (LoRA)"  # its folder, by name: not called "Llama 3.1 8B"
+    real = loaded("/models/my-merged-checkpoint", **LLAMA31_8B_CONFIG)
+    assert real.title == "Fine-tuned Llama 3.1 8B (LoRA)" and "model's name" not in real.detail
+    llama3_0 = loaded("/models/Llama-3.1-8B", **{**LLAMA31_8B_CONFIG, "max_position_embeddings": 8192})
+    assert "3.1 8B" not in llama3_0.title
     assert "not fine-tuned" in local_label(Engine("meta-llama/Llama-3.1-8B-Instruct", None), False).title
     assert local_label(Engine("x", "y"), is_demo=True).title == "Demo-scale model (pipeline only)"
     assert gpt_label("gpt-4o", None, True).title == "GPT-4o baseline"
