@@ -72,7 +72,9 @@ def norm(s: str) -> str:
 
 
 def words(s: str) -> Counter[str]:
-    return Counter(re.findall(r"[^\W_]+", unicodedata.normalize("NFKC", s).lower()))
+    """Runs of letters and runs of digits: a footnote mark counts the same glued to its word
+    ("1OpenReview", as MuPDF's plain text has it) or set apart ("1 OpenReview")."""
+    return Counter(re.findall(r"\d+|[^\W\d_]+", unicodedata.normalize("NFKC", s).lower()))
 
 
 def page_words(case: Case) -> Counter[str]:

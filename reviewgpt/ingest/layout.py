@@ -46,6 +46,7 @@ class Block:
     bbox: Box
     lines: list[Line] = field(default_factory=list)
     table_cell: bool = False
+    figure: bool = False  # text drawn inside a figure (figures.py): set apart like a caption, never a heading
 
     @property
     def text(self) -> str:
@@ -264,6 +265,7 @@ def reading_order(blocks: list[Block], width: float) -> list[Block]:
     right. A one-column page is all full-width or all-left blocks, so it reads top to bottom."""
     ordered: list[Block] = []
     band: list[Block] = []
+    rows = _author_rows(blocks, width)
 
     def flush() -> None:
         ordered.extend(sorted((b for b in band if column_of(b, width) == "L"), key=lambda b: b.bbox[1]))
@@ -271,7 +273,13 @@ def reading_order(blocks: list[Block], width: float) -> list[Block]:
         band.clear()
 
     for b in sorted(blocks, key=lambda b: (b.bbox[1], b.bbox[0])):
-        if column_of(b, width) == "F":
+        if id(b) in rows:
+            if not any(id(o) in rows for o in ordered):  # the author rows, at their first block: each
+                flush()  # column's stack (an author's name, department, e-mail) before the next column's
+                members = [o for o in blocks if id(o) in rows]
+                for side in ("L", "R"):
+                    ordered.extend(sorted((o for o in members if column_of(o, width) == side), key=lambda o: o.bbox[1]))
+        elif column_of(b, width) == "F":
             flush()
             ordered.append(b)
         else:
@@ -280,12 +288,41 @@ def reading_order(blocks: list[Block], width: float) -> list[Block]:
     return ordered
 
 
+def _centered(b: Block) -> bool:
+    mid = (b.bbox[0] + b.bbox[2]) / 2
+    return all(abs((ln.bbox[0] + ln.bbox[2]) / 2 - mid) <= 0.3 * ln.size for ln in b.lines)
+
+
+def _author_rows(blocks: list[Block], width: float) -> set[int]:
+    """Author blocks set side by side under the title (IEEE's "Name / Department / University /
+    e-mail" stacks): centered blocks of page 1, one in each column, with the same top, above any
+    paragraph of either column. The ids of the blocks of such rows."""
+    if not blocks or blocks[0].page != 1:
+        return set()
+    paragraphs = [b for b in blocks if len(b.lines) >= 2 and not _centered(b) and column_of(b, width) != "F"]
+    top = min((b.bbox[1] for b in paragraphs), default=float("inf"))
+    cands = [b for b in blocks if b.bbox[3] <= top and _centered(b) and column_of(b, width) != "F"]
+    rows: set[int] = set()
+    for a in cands:
+        if column_of(a, width) != "L":
+            continue
+        mates = [b for b in cands if column_of(b, width) == "R" and abs(b.bbox[1] - a.bbox[1]) <= 0.5 * a.size
+                 and abs(len(b.lines) - len(a.lines)) <= 1]
+        if mates:
+            rows.update(id(b) for b in [a, *mates])
+    if rows:  # only two stacks side by side: a third author in the middle (ACM) is read as before
+        top, bottom = min(b.bbox[1] for b in blocks if id(b) in rows), max(b.bbox[3] for b in blocks if id(b) in rows)
+        if any(id(b) not in rows and b.bbox[1] < bottom and b.bbox[3] > top for b in blocks):
+            return set()
+    return rows
+
+
 def _merge_number_labels(blocks: list[Block]) -> list[Block]:
     """"3.2" and "Results" set apart on one baseline (MuPDF makes two blocks): one block."""
     out: list[Block] = []
     for b in sorted(blocks, key=lambda b: (round(b.bbox[1]), b.bbox[0])):
         prev = out[-1] if out else None
-        if (prev and len(prev.lines) == 1 and _LABEL.fullmatch(prev.lines[0].text)
+        if (prev and len(prev.lines) == 1 and _LABEL.fullmatch(prev.lines[0].text) and prev.figure == b.figure
                 and abs(prev.bbox[1] - b.bbox[1]) < 2 and 0 <= b.bbox[0] - prev.bbox[2] < 40):
             first = b.lines[0]
             label = prev.lines[0]
@@ -297,6 +334,26 @@ def _merge_number_labels(blocks: list[Block]) -> list[Block]:
             continue
         out.append(b)
     return out
+
+
+def _join_drop_caps(blocks: list[Block]) -> list[Block]:
+    """A drop cap (IEEE journals' "P" two lines high, then "ARAMETER-EFFICIENT fine-tuning...") is
+    the first letter of the line that starts just right of it, at its top."""
+    firsts = [b.lines[0] for b in blocks]
+    for b in blocks:
+        for cap in list(b.lines):
+            if not (len(cap.text) == 1 and cap.text.isupper()):
+                continue
+            word = next((ln for ln in firsts if ln is not cap and cap.size >= 2 * ln.size
+                         and cap.bbox[2] - 1 <= ln.bbox[0] <= cap.bbox[2] + 0.8 * cap.size
+                         and cap.bbox[1] - 2 <= ln.bbox[1] < (cap.bbox[1] + cap.bbox[3]) / 2), None)
+            if word is not None:
+                word.text = cap.text + word.text
+                word.bbox = (cap.bbox[0], *word.bbox[1:])
+                b.lines.remove(cap)
+                if b.lines:
+                    b.refit()
+    return [b for b in blocks if b.lines]
 
 
 def _mark_table_cells(blocks: list[Block], width: float) -> None:
@@ -318,12 +375,21 @@ def _mark_table_cells(blocks: list[Block], width: float) -> None:
                 break
 
 
+def _numbered_styled(ln: Line) -> bool:
+    """A numbered line set as IEEE sets headings: in capitals ("III. METHOD", small capitals) or in
+    italics ("A. Problem Setup")."""
+    return bool(_NUMBERED.match(ln.text)) and (ln.italic or ln.text.isupper())
+
+
 def _split_headings(block: Block) -> list[Block]:
     """Bold runs of 1-3 lines inside a block (a heading that MuPDF merged with the paragraph
-    before or after it, or two headings in a row) become blocks of their own."""
+    before or after it, or two headings in a row) become blocks of their own; so does a numbered
+    line in capitals or italics set in another style than the line before or after it."""
     pieces: list[list[Line]] = [[block.lines[0]]]
     for prev, ln in zip(block.lines, block.lines[1:]):
-        if ln.bold != prev.bold or (ln.bold and (_NUMBERED.match(ln.text) or _LABEL.fullmatch(ln.text))):
+        restyled = (ln.bold, ln.italic) != (prev.bold, prev.italic) and (
+            _numbered_styled(ln) or _numbered_styled(prev))
+        if ln.bold != prev.bold or (ln.bold and (_NUMBERED.match(ln.text) or _LABEL.fullmatch(ln.text))) or restyled:
             pieces.append([ln])
         else:
             pieces[-1].append(ln)
@@ -331,8 +397,9 @@ def _split_headings(block: Block) -> list[Block]:
         return [block]
     out: list[Block] = []
     for piece in pieces:
-        heading_like = piece[0].bold and len(piece) <= 3 and not piece[-1].text.endswith((",", ";"))
-        if out and not heading_like and not out[-1].lines[0].bold:
+        heading_like = ((piece[0].bold or _numbered_styled(piece[0])) and len(piece) <= 3
+                        and not piece[-1].text.endswith((",", ";")))
+        if out and not heading_like and not (out[-1].lines[0].bold or _numbered_styled(out[-1].lines[0])):
             out[-1].lines.extend(piece)  # plain text stays one block
         elif out and not heading_like and out[-1].lines[0].bold and len(out[-1].lines) > 3:
             out[-1].lines.extend(piece)
@@ -356,8 +423,9 @@ _NAMED = re.compile(
     r"limitations|future work|keywords|index terms|ccs concepts|ethics statement|ethical considerations|"
     r"broader impacts?|impact statement|reproducibility( statement)?|data availability|author contributions|"
     r"conflicts? of interest|funding|supplementary material)\b.{0,60}$", re.I)
-_CAPTION = re.compile(r"^(?:figure|fig\.|table|tab\.|algorithm|listing|scheme|chart|plate)\s*[A-Z]?\d+[a-z]?\s*[.:|—–-]",
-                      re.I)
+# "Figure 3:", "Tab. 2.", and IEEE's "TABLE IV" (capitals and a roman numeral, its title on the next line)
+_CAPTION = re.compile(r"^(?:(?:figure|fig\.|table|tab\.|algorithm|listing|scheme|chart|plate)"
+                      r"\s*[A-Z]?\d+[a-z]?\s*[.:|—–-]|(?-i:TABLE\s+[IVXLC]{1,6})\b)", re.I)
 _THEOREM = re.compile(r"^(theorem|lemma|remark|corollary|definition|conjecture|axiom|example|proof|proposition|"
                       r"claim|assumption|note|hypothesis|observation|problem|exercise|step|case)\b", re.I)
 _REFERENCES = re.compile(r"^(?:\d+\.?\s*)?(references|bibliography|literature cited|works cited)\s*$", re.I)
@@ -366,7 +434,7 @@ _ABSTRACT = re.compile(r"^abstract\s*[:.—–-]?\s*", re.I)
 
 def _heading_kind(b: Block, body: float, bold_is_style: bool) -> str | None:
     """"numbered", "named" or "styled" when the block is a heading, else None."""
-    if len(b.lines) > 3 or b.table_cell:
+    if len(b.lines) > 3 or b.table_cell or b.figure:
         return None
     text = b.text.strip()
     if re.fullmatch(r"abstract[.:]?", text, re.I):  # set in any size (small capitals, 6 pt)
@@ -408,7 +476,7 @@ def _heading_kind(b: Block, body: float, bold_is_style: bool) -> str | None:
     return None
 
 
-_FIGURE_CAPTION = re.compile(r"^(?:figure|fig\.)\s*\d+", re.I)
+FIGURE_CAPTION = re.compile(r"^(?:figure|fig\.)\s*\d+", re.I)
 
 
 def _in_figure(b: Block, after: list[Block]) -> bool:
@@ -416,7 +484,7 @@ def _in_figure(b: Block, after: list[Block]) -> bool:
     two blocks on the page: text drawn in the figure."""
     if _NUMBERED.match(b.text) and not re.match(r"^[A-Z]\s+\(", b.text):
         return False
-    return any(a.page == b.page and _FIGURE_CAPTION.match(a.text) for a in after)
+    return any(a.page == b.page and FIGURE_CAPTION.match(a.text) for a in after)
 
 
 def _tabular(b: Block) -> bool:
@@ -432,7 +500,8 @@ def _merge_heading_runs(blocks: list[Block], body: float, bold_is_style: bool) -
     out: list[Block] = []
     for b in blocks:
         prev = out[-1] if out else None
-        if prev is not None and prev.page == b.page and 0 <= b.bbox[1] - prev.bbox[3] < 0.8 * b.size:
+        if (prev is not None and prev.page == b.page and 0 <= b.bbox[1] - prev.bbox[3] < 0.8 * b.size
+                and not (prev.figure or b.figure)):
             lone_number = len(prev.lines) == 1 and _LABEL.fullmatch(prev.lines[0].text)
             goes_on = not prev.lines[-1].text.endswith(".") or b.lines[0].text[:1].islower()
             styled_pair = (len(prev.lines) + len(b.lines) <= 3 and abs(prev.size - b.size) < 0.6
@@ -457,7 +526,7 @@ def _is_aside(b: Block, body: float, page_height: float) -> bool:
     """Captions, footnotes and small print (figure labels, table cells, reference lists): kept,
     but never inside a sentence of the body text."""
     text = b.text
-    if _CAPTION.match(text):
+    if b.figure or _CAPTION.match(text):
         return True
     if b.size <= body - 1.5:
         return True
@@ -484,6 +553,9 @@ def _continues(prev_line: Line, next_line: Line, right: float) -> bool:
     return full and bool(re.search(r"[a-z,;]$", prev)) and not nxt.startswith(("•", "-", "–", "∗", "*"))
 
 
+_LIST_ITEM = re.compile(r"^(?:[•◦▪‣∙·–—*-]|\(?(?:\d{1,2}|[a-z]|[ivx]{1,4})[.)])\s")
+
+
 def _paragraphs(b: Block) -> list[list[Line]]:
     """Split a block where a sentence ends and the next line starts a new paragraph (indented, or
     the ending line is short)."""
@@ -496,7 +568,11 @@ def _paragraphs(b: Block) -> list[list[Line]]:
         short = prev.bbox[2] < right - 2 * prev.size
         indent = ln.bbox[0] > left + 0.7 * ln.size
         gap = ln.bbox[1] - prev.bbox[3] > 0.9 * ln.size
-        if (ends and (short or indent)) or gap:
+        # The text after a list item starts left of the item's marker ("• a release of the data." /
+        # "The rest of the paper ...").
+        after_item = (_LIST_ITEM.match(paras[-1][0].text) is not None
+                      and ln.bbox[0] < paras[-1][0].bbox[0] - 0.5 * ln.size)
+        if (ends and (short or indent or after_item)) or gap:
             paras.append([ln])
         else:
             paras[-1].append(ln)
@@ -516,7 +592,7 @@ _MASTHEAD = re.compile(r"^(?:the\s+)?(?:journal|proceedings|transactions|annals|
 
 def _title_blocks(ordered: list[Block], body: float, sizes: list[tuple[float, float]]) -> list[Block]:
     """The largest text in the top 60% of page 1 (above body size), with same-size blocks after it."""
-    first = [b for b in ordered if b.page == 1 and b.bbox[1] < 0.6 * sizes[0][1]
+    first = [b for b in ordered if b.page == 1 and b.bbox[1] < 0.6 * sizes[0][1] and not b.figure
              and sum(c.isalpha() for c in b.text) >= 4 and len(b.lines) <= 4
              and not _NAMED.match(b.text) and not re.match(r"^\d+(\.\d+)*\.?\s", b.text)]
     if not first:
@@ -541,11 +617,11 @@ def assemble(pages: list[list[Block]], sizes: list[tuple[float, float]], cfg: In
     strip_running_lines(pages, sizes)
     ordered: list[Block] = []
     for blocks, (w, _) in zip(pages, sizes):
-        blocks = _merge_number_labels(blocks)
+        blocks = _merge_number_labels(_join_drop_caps(blocks))
         _mark_table_cells(blocks, w)
         page_blocks: list[Block] = []
         for b in reading_order(blocks, w):
-            page_blocks.extend(_split_headings(b) if not b.table_cell else [b])
+            page_blocks.extend(_split_headings(b) if not (b.table_cell or b.figure) else [b])
         ordered.extend(page_blocks)
     body = body_size(ordered)
     body_chars = [ln for b in ordered for ln in b.lines if abs(ln.size - body) < 0.6]
@@ -608,9 +684,10 @@ def assemble(pages: list[list[Block]], sizes: list[tuple[float, float]], cfg: In
             bodies.append(paras)
             continue
         if _is_aside(b, body, sizes[b.page - 1][1]):
-            if not (open_aside and _continues(open_aside[-1], b.lines[0], aside_right[0])):
-                close_aside()
-            open_aside.extend(b.lines)
+            for n, note in enumerate(_paragraphs(b)):  # two footnotes in one block are two notes
+                if not (n == 0 and open_aside and _continues(open_aside[-1], note[0], aside_right[0])):
+                    close_aside()
+                open_aside.extend(note)
             aside_right[0] = col_right.get((b.page, column_of(b, sizes[b.page - 1][0])), b.bbox[2])
             continue
         for k, para in enumerate(_paragraphs(b)):

@@ -19,7 +19,9 @@ from reviewgpt.errors import (CorruptPDFError, EmptyPDFError, EncryptedPDFError,
                               ScannedPDFError)
 from reviewgpt.ingest import hidden_text as guard
 from reviewgpt.ingest.document import Document, HiddenSpan
-from reviewgpt.ingest.layout import Block, Line, assemble, clean_text, column_of, is_bold, is_italic, join_lines
+from reviewgpt.ingest.figures import set_apart_figure_text
+from reviewgpt.ingest.layout import (FIGURE_CAPTION, Block, Line, assemble, clean_text, column_of, is_bold, is_italic,
+                                     join_lines)
 
 __all__ = ["extract", "join_lines"]
 
@@ -152,6 +154,11 @@ def _image_cover(page: pymupdf.Page) -> float:
     return best
 
 
+def _graphics(page: pymupdf.Page) -> list[tuple[float, float, float, float]]:
+    """Boxes of what the page draws other than text: paths, images, shadings."""
+    return [tuple(r) for kind, r in page.get_bboxlog() if kind.startswith(("fill-", "stroke-")) and "text" not in kind]
+
+
 def _ocr_dict(page: pymupdf.Page, cfg: IngestConfig) -> dict:
     tp = page.get_textpage_ocr(flags=_OCR_FLAGS, language=cfg.ocr_language, dpi=cfg.ocr_dpi, full=True,
                                tessdata=cfg.ocr_tessdata)
@@ -254,13 +261,16 @@ class _PageReader:
 def _join_spans(spans: list[dict]) -> str:
     """A line's spans as text. A superscript or subscript (a mark, a footnote number) set apart
     from the next word by a visible gap gets a space ("Θ⋆ with", not "Θ⋆with"): PDFs place that
-    gap by position, not by a space character."""
+    gap by position, not by a space character. So does the raised mark that opens a footnote
+    ("1 OpenReview publishes...", not "1OpenReview"), which is set against its first word."""
     out = ""
     prev: dict | None = None
     for sp in spans:
-        if (prev is not None and out and not out[-1].isspace() and sp["text"][:1].isalnum()
-                and min(prev["size"], sp["size"]) <= 0.8 * max(prev["size"], sp["size"])
-                and sp["bbox"][0] - prev["bbox"][2] >= 0.12 * max(prev["size"], sp["size"])):
+        small = prev is not None and min(prev["size"], sp["size"]) <= 0.8 * max(prev["size"], sp["size"])
+        note_mark = (prev is not None and out == prev["text"] and len(out.strip()) <= 3 and prev["size"] < sp["size"]
+                     and prev["origin"][1] < sp["origin"][1] - 0.15 * sp["size"])
+        if (prev is not None and out and not out[-1].isspace() and sp["text"][:1].isalnum() and small
+                and (sp["bbox"][0] - prev["bbox"][2] >= 0.12 * max(prev["size"], sp["size"]) or note_mark)):
             out += " "
         out += sp["text"]
         prev = sp
@@ -385,6 +395,8 @@ def extract(source: bytes | str | Path, config: IngestConfig | None = None) -> D
                         reader.layer_pages.pop()
                 except Exception:  # PyMuPDF/MuPDF: no Tesseract or no language data
                     no_ocr_pages.append(pno)
+            if any(FIGURE_CAPTION.match(b.text) for b in blocks):  # the drawings are read only where a figure is
+                blocks = set_apart_figure_text(blocks, _graphics(page), abs(page.rect))
             pages.append(blocks)
             r = page.rect * page.derotation_matrix if page.rotation else page.rect
             sizes.append((abs(r.width), abs(r.height)))
