@@ -72,6 +72,7 @@ class Session:
     evidence: evidence_view.EvidenceState = field(default_factory=evidence_view.EvidenceState)
     history: list[Run] = field(default_factory=list)  # finished runs, with their settings (app/history.py)
     runs_started: int = 0  # numbers the runs of this session
+    upload_error: str | None = None  # the last upload could not be read: why
 
 
 def build(service: ReviewService) -> gr.Blocks:
@@ -165,13 +166,13 @@ def build(service: ReviewService) -> gr.Blocks:
 
         def on_pdf(path: str | None, schema: str, s: Session):
             stop_current(s)  # a run in flight belongs to the old paper
-            s.paper, s.shown_text = None, ""
+            s.paper, s.shown_text, s.upload_error = None, "", None
             if not path:
                 return ("", "", "", None, "Upload a PDF to start.") + cleared + ("", None)
             try:
                 paper = read_paper(api._path(path), service.ingest)
             except PDFError as e:
-                gr.Warning(str(e), title="Could not read this PDF")
+                s.upload_error = str(e)  # said as an error toast titled "Upload failed" (upload_failed, below)
                 msg = f"<div class='upload-error'><b>Could not read this file.</b> {render.escape(str(e))}</div>"
                 return (msg, "", "", None, "Upload another PDF.") + cleared + ("", None)
             s.paper, s.shown_text = paper, paper.document.to_text()
@@ -340,6 +341,13 @@ def build(service: ReviewService) -> gr.Blocks:
             return evidence_view.view(s.evidence)
 
         uploaded.then(on_paper_evidence, [pdf, session], evidence.outputs, api_visibility="private")
+
+        def upload_failed(s: Session) -> None:
+            """A file that could not be read: an error toast titled as one (gr.Warning would say "Warning")."""
+            if s.upload_error:
+                raise gr.Error(s.upload_error, title="Upload failed")
+
+        uploaded.then(upload_failed, [session], None, api_visibility="private")  # queued: its error is a toast
         evidence_view.wire(evidence, session, lambda s: s.evidence, aspects)
 
         # ------------------------------------------------------------ copy buttons (the raw review text)

@@ -17,7 +17,7 @@ from .conftest import MARKER_PAPER
 from .support.openai_server import Step
 from .test_app import _free_port
 from .test_browser import (ARTIFACTS, advanced, browser, downloads, generate_and_wait, marker_app,  # noqa: F401
-                           open_page, paste_paper, set_number)
+                           open_page, paste_paper, set_number, upload, TOAST)
 
 pytestmark = pytest.mark.browser
 SHOTS = ARTIFACTS / "page26"
@@ -197,3 +197,23 @@ def test_the_papers_human_reviews_go_to_the_judge_and_into_the_downloads(open_pa
     data, files = local_json(page)
     assert data["human_reviews"]["count"] == 3 and data["human_reviews"]["texts"] == ICLR
     assert "given: true" in next(v for k, v in files.items() if k.endswith("verdict.md")).decode()
+
+
+def test_an_unreadable_upload_is_an_error_and_a_table_sheet_is_said_not_to_be_a_paper(open_page, tmp_path):
+    from .test_paper_check import table_sheet
+
+    page = open_page()
+    bad = tmp_path / "broken.pdf"
+    bad.write_bytes(b"not really a pdf")
+    upload(page, bad)
+    toast = page.locator(TOAST).first
+    toast.wait_for()
+    box = page.locator("[data-testid='toast-body']").first
+    # gradio 6 titles a raised gr.Error "Error" (it shows no custom title); a gr.Warning was titled "Warning"
+    assert box.inner_text().startswith("Error") and "not a PDF" in box.inner_text()
+    assert "Warning" not in box.inner_text()
+    upload(page, table_sheet(tmp_path / "results-table.pdf"))
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Parsed')")
+    info = page.locator("#paper-info").inner_text()
+    assert "does not look like a research paper" in info and "1 page" in info
+    shot(page, "table-sheet-warning-1366.png")
