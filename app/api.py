@@ -61,7 +61,9 @@ def endpoints(service: ReviewService) -> list[tuple[Any, str]]:
         """Parse a paper PDF into text.
 
         Args:
-            pdf_file: the paper as a PDF file (an http(s) URL, a base64 data URL, or an upload).
+            pdf_file: the paper as a PDF file: a public http(s) URL, a base64 data URL (for a file on the
+                caller's machine; Gradio refuses loopback and private URLs), or an upload (the upload tool is
+                Gradio's helper `gradio upload-mcp <app url> <folder>`, run beside the MCP client).
             aspects: "7" or "4": the review schema whose prompt budget is reported.
 
         Returns:

@@ -51,6 +51,38 @@ def test_tools_parse_and_review_over_mcp(app_url):  # noqa: F811
     assert result["settings"]["seed"] == 1
 
 
+
+def test_review_over_mcp_takes_parses_id_and_a_loopback_url_is_refused_by_gradio(app_url):  # noqa: F811
+    """Issue #26: the id that parse returns reads as its text does; a 127.0.0.1 URL is refused by Gradio's
+    SSRF guard (the README says so and names the data: URL instead)."""
+    import http.server
+    import threading
+
+    pdf = "data:application/pdf;base64," + base64.b64encode(EXAMPLE_PDFS[1].read_bytes()).decode()
+    folder = str(EXAMPLE_PDFS[1].parent)
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=folder))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    local_url = f"http://127.0.0.1:{server.server_port}/{EXAMPLE_PDFS[1].name}"
+
+    async def steps(session):
+        paper = _json(await session.call_tool("parse", {"pdf_file": pdf, "aspects": "4"}))
+        args = {"aspects": "4", "suppression": 0.95, "temperature": 0.0, "seed": 2}
+        by_id = _json(await session.call_tool("review", {"paper_text": paper["id"], **args}))
+        by_text = _json(await session.call_tool("review", {"paper_text": paper["text"], **args}))
+        refused = await session.call_tool("parse", {"pdf_file": local_url, "aspects": "4"})
+        return paper, by_id, by_text, refused
+
+    try:
+        paper, by_id, by_text, refused = _call(app_url, steps)
+    finally:
+        server.shutdown()
+    assert paper["id"].startswith("parsed:")
+    assert by_id["model_input"] == by_text["model_input"] == paper["model_input"]
+    assert by_id["review"] == by_text["review"]
+    assert refused.isError and "Hostname 127.0.0.1 failed validation" in refused.content[0].text  # Gradio's guard
+
+
 def test_rate_tool_and_endpoint(app_url):  # noqa: F811
     """The calibrated rating over MCP and through gradio_client: the same numbers as `eval rate`."""
     import json
