@@ -10,7 +10,8 @@ drawings (`Page.cluster_drawings`) with a figure caption ("Fig. 3", "Figure 3") 
 between it and its caption), with at least 4 characters and 2 letters. A body line is a horizontal
 line of four words or more outside every figure. A figure line counts as "in the body" when the
 parser's output has it (case and spacing as on the page) inside a paragraph that also holds a body
-line of the same page: figure text mixed into the prose instead of set apart after it.
+line of the same page (a caption is not such a paragraph): figure text mixed into the prose instead
+of set apart after it.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def count(path: Path, show: bool = False) -> tuple[int, int]:
                 for t in [x[1]] if len(re.findall(r"[^\W\d_]{2,}", t)) >= 4]
         for t in fig:
             n_fig += 1
-            hit = next((p for p in paragraphs if t in p and any(bt in p for bt in body)), None)
+            hit = next((p for p in paragraphs if t in p and not _CAPTION.match(p) and any(bt in p for bt in body)), None)
             if hit is not None:
                 n_mixed += 1
                 if show:

@@ -10,7 +10,7 @@ interrupt, with the caption).
 
 from __future__ import annotations
 
-from reviewgpt.ingest.layout import FIGURE_CAPTION, Block, Box
+from reviewgpt.ingest.layout import FIGURE_CAPTION, Block, Box, column_of, two_columns
 
 # The figure's graphics end at most this far above its caption (axis titles and tick labels, which
 # are text, sit in between).
@@ -33,12 +33,18 @@ def _touches(a: Box, b: Box, pad: float) -> bool:
     return a[0] - pad <= b[2] and b[0] - pad <= a[2] and a[1] - pad <= b[3] and b[1] - pad <= a[3]
 
 
-def figure_regions(captions: list[Box], graphics: list[Box], page_area: float) -> list[Box]:
+def figure_regions(captions: list[Block], graphics: list[Box], page: tuple[float, float],
+                   two_column_page: bool = False) -> list[Box]:
     """For each figure caption, the box of the graphics drawn just above it (grown over everything
-    touching them), stretched down to the caption."""
-    shapes = [g for g in graphics if _area(g) < 0.5 * page_area]  # not a page background
+    touching them, and over what stands beside them in the caption's column: the page's width on
+    a one-column page), stretched down to the caption. `page`: its width and height."""
+    width, height = page
+    shapes = [g for g in graphics if _area(g) < 0.5 * width * height]  # not a page background
     regions = []
-    for cap in captions:
+    for block in captions:
+        cap = block.bbox
+        side = column_of(block, width) if two_column_page else "F"
+        col = (0.0, width / 2 + 10) if side == "L" else (width / 2 - 10, width) if side == "R" else (0.0, width)
         seeds = [g for g in shapes if cap[1] - CAPTION_REACH_PT <= g[3] <= cap[1] + 3
                  and min(g[2], cap[2]) - max(g[0], cap[0]) > 0]
         if not seeds:
@@ -47,22 +53,25 @@ def figure_regions(captions: list[Box], graphics: list[Box], page_area: float) -
         for g in seeds[1:]:
             region = _union(region, g)
         grown = True
-        while grown:  # a few passes: each adds what touches the region so far
-            grown = False
+        while grown:  # a few passes: each adds what touches the region so far, or what stands beside it
+            grown = False  # above the caption (sub-figures side by side)
             for g in shapes:
-                if g[3] <= cap[1] + 3 and _touches(region, g, TOUCH_PT) and _union(region, g) != region:
+                beside = g[1] >= region[1] - TOUCH_PT and col[0] <= g[0] and g[2] <= col[1]
+                if (g[3] <= cap[1] + 3 and (beside or _touches(region, g, TOUCH_PT))
+                        and _union(region, g) != region):
                     region, grown = _union(region, g), True
         if region[3] - region[1] >= 10 and region[2] - region[0] >= 20:
             regions.append((region[0], region[1], region[2], max(region[3], cap[1])))
     return regions
 
 
-def set_apart_figure_text(blocks: list[Block], graphics: list[Box], page_area: float) -> list[Block]:
-    """The page's blocks with the lines inside a figure split off into blocks marked `figure`."""
-    captions = [b.bbox for b in blocks if FIGURE_CAPTION.match(b.text)]
+def set_apart_figure_text(blocks: list[Block], graphics: list[Box], page: tuple[float, float]) -> list[Block]:
+    """The page's blocks with the lines inside a figure split off into blocks marked `figure`.
+    `page`: its width and height."""
+    captions = [b for b in blocks if FIGURE_CAPTION.match(b.text)]
     if not captions or not graphics:
         return blocks
-    regions = figure_regions(captions, graphics, page_area)
+    regions = figure_regions(captions, graphics, page, two_columns(blocks, page[0]))
     if not regions:
         return blocks
 

@@ -356,16 +356,21 @@ def _join_drop_caps(blocks: list[Block]) -> list[Block]:
     return [b for b in blocks if b.lines]
 
 
+def two_columns(blocks: list[Block], width: float) -> bool:
+    """Is the page set in two columns (a few lines of text in each)?"""
+    chars: Counter[str] = Counter()
+    for b in blocks:
+        chars[column_of(b, width)] += sum(len(ln.text) for ln in b.lines)
+    return chars["L"] > 300 and chars["R"] > 300
+
+
 def _mark_table_cells(blocks: list[Block], width: float) -> None:
     """A block with another block beside it in the same column is a table cell (or a figure label)."""
     cols = [column_of(b, width) for b in blocks]
-    chars = Counter()
-    for b, c in zip(blocks, cols):
-        chars[c] += sum(len(ln.text) for ln in b.lines)
-    two_columns = chars["L"] > 300 and chars["R"] > 300
+    two = two_columns(blocks, width)
     for i, a in enumerate(blocks):
         for j, b in enumerate(blocks):
-            if i == j or (two_columns and {cols[i], cols[j]} == {"L", "R"}):
+            if i == j or (two and {cols[i], cols[j]} == {"L", "R"}):
                 continue
             overlap = min(a.bbox[3], b.bbox[3]) - max(a.bbox[1], b.bbox[1])
             lower = min(a.bbox[3] - a.bbox[1], b.bbox[3] - b.bbox[1])
@@ -648,6 +653,7 @@ def assemble(pages: list[list[Block]], sizes: list[tuple[float, float]], cfg: In
 
     open_aside: list[Line] = []
     aside_right = [0.0]
+    aside_figure = [False]  # the open aside is a figure's own text
 
     def close_aside() -> None:
         if open_aside:
@@ -684,11 +690,15 @@ def assemble(pages: list[list[Block]], sizes: list[tuple[float, float]], cfg: In
             bodies.append(paras)
             continue
         if _is_aside(b, body, sizes[b.page - 1][1]):
-            for n, note in enumerate(_paragraphs(b)):  # two footnotes in one block are two notes
-                if not (n == 0 and open_aside and _continues(open_aside[-1], note[0], aside_right[0])):
+            # Two footnotes in one block are two notes; a figure's own text never runs on into a caption
+            # or note, nor they into it.
+            same_kind = aside_figure[0] == b.figure
+            for n, note in enumerate(_paragraphs(b)):
+                if not (n == 0 and same_kind and open_aside and _continues(open_aside[-1], note[0], aside_right[0])):
                     close_aside()
                 open_aside.extend(note)
             aside_right[0] = col_right.get((b.page, column_of(b, sizes[b.page - 1][0])), b.bbox[2])
+            aside_figure[0] = b.figure
             continue
         for k, para in enumerate(_paragraphs(b)):
             if not (k == 0 and open_para and _continues(open_para[-1], para[0], open_right[0])):

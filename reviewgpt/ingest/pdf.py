@@ -396,7 +396,7 @@ def extract(source: bytes | str | Path, config: IngestConfig | None = None) -> D
                 except Exception:  # PyMuPDF/MuPDF: no Tesseract or no language data
                     no_ocr_pages.append(pno)
             if any(FIGURE_CAPTION.match(b.text) for b in blocks):  # the drawings are read only where a figure is
-                blocks = set_apart_figure_text(blocks, _graphics(page), abs(page.rect))
+                blocks = set_apart_figure_text(blocks, _graphics(page), (page.rect.width, page.rect.height))
             pages.append(blocks)
             r = page.rect * page.derotation_matrix if page.rotation else page.rect
             sizes.append((abs(r.width), abs(r.height)))
