@@ -18,7 +18,7 @@ from reviewgpt.config import RECIPE_SUPPRESSION, GenerationConfig
 from reviewgpt.errors import PDFError
 from reviewgpt.format.review_format import parse
 
-from . import api, compare_view, evidence_view, history, human_reviews, rating, render
+from . import api, compare_view, evidence_view, history, human_reviews, mcp_json, rating, render
 from .export import export_run
 from .preview import first_page
 from .run import Run, RunPhase, finish
@@ -172,7 +172,7 @@ def build(service: ReviewService) -> gr.Blocks:
             try:
                 paper = read_paper(api._path(path), service.ingest)
             except PDFError as e:
-                s.upload_error = str(e)  # said as an error toast titled "Upload failed" (upload_failed, below)
+                s.upload_error = str(e)  # said as an error toast (upload_failed, below)
                 msg = f"<div class='upload-error'><b>Could not read this file.</b> {render.escape(str(e))}</div>"
                 return (msg, "", "", None, "Upload another PDF.") + cleared + ("", None)
             s.paper, s.shown_text = paper, paper.document.to_text()
@@ -364,5 +364,7 @@ def build(service: ReviewService) -> gr.Blocks:
 
 def launch(demo: gr.Blocks, mcp_server: bool = True, **kwargs: Any):
     """Queue (the GPU slot is per event, see GPU_QUEUE), the page's CSS, and the MCP server."""
+    if mcp_server:
+        mcp_json.install()  # tool results as JSON, not Python reprs
     return demo.queue(default_concurrency_limit=4).launch(css=CSS + evidence_view.CSS + compare_view.CSS, mcp_server=mcp_server,
                                                           show_error=True, **kwargs)

@@ -1,9 +1,9 @@
 """The app's MCP server (Gradio's, at /gradio_api/mcp/) through a real MCP client (the `mcp` package):
 list the tools, parse a PDF, review its text."""
 
-import ast
 import asyncio
 import base64
+import json
 
 import pytest
 
@@ -28,7 +28,7 @@ def _call(url: str, steps):
 
 def _json(result) -> dict:
     assert not result.isError, result.content
-    return ast.literal_eval(result.content[0].text)  # Gradio's MCP server writes a dict as its Python repr
+    return json.loads(result.content[0].text)  # JSON (app/mcp_json.py; Gradio's own server writes a Python repr)
 
 
 def test_tools_parse_and_review_over_mcp(app_url):  # noqa: F811
