@@ -1,0 +1,100 @@
+"""Does torch's AOTInductor loader run on this machine, and with which build setting? (issue #25)
+
+    python -m benchmarks.aot_loader_probe [--device cuda] [--variants baseline no-pch bsymbolic]
+
+On the H200 machine (torch 2.11.0+cu130, Ubuntu 24.04, g++ 13.3) `aoti_load_package` died with SIGSEGV
+on every package, a single CPU Linear included: inside the generated model's constructor, in
+`torch::aot_inductor::parse_device_str`'s `std::regex` (aoti_runtime/model_base.h), compiled into the
+package's wrapper.so by the machine's g++. The same torch with Debian's g++ 12.2 loads it. This script
+builds a one-Linear package per build variant (in parallel, each with its own inductor cache), loads
+each in a child process with a native backtrace on SIGSEGV, and prints one line per variant as it
+goes, plus the C++ runtime the loading process maps (a second libstdc++ is one suspect), so the next
+GPU session answers the question in one call:
+
+- baseline: torch's defaults.
+- no-pch: `aot_inductor.precompile_headers=False` (experimental in torch's config).
+- bsymbolic: the wrapper linked with `-Wl,-Bsymbolic` (its own std::regex instantiations, not
+  libtorch_cpu's exported weak ones), through a `CXX` wrapper script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+BUILD = textwrap.dedent("""
+    import sys, torch, torch._inductor, torch._inductor.config as c
+    path, device, no_pch = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+    if no_pch:
+        c.aot_inductor.precompile_headers = False
+    m = torch.nn.Linear(64, 64).to(device)
+    x = torch.randn(4, 64, device=device)
+    torch._inductor.aoti_compile_and_package(torch.export.export(m, (x,)), package_path=path)
+""")
+LOAD = textwrap.dedent("""
+    import sys, torch, torch._inductor
+    maps = {l.split()[-1] for l in open("/proc/self/maps") if "libstdc++" in l}
+    print("libstdc++ mapped:", sorted(maps), flush=True)
+    c = torch._inductor.aoti_load_package(sys.argv[1])
+    print("loaded and ran:", tuple(c(torch.randn(4, 64, device=sys.argv[2])).shape), flush=True)
+""")
+# A SIGSEGV handler preloaded into the loading process: the native frames (faulthandler gives Python's).
+SEGV_C = r"""
+#include <execinfo.h>
+#include <signal.h>
+#include <unistd.h>
+static void on_segv(int s) { void* b[48]; int n = backtrace(b, 48); backtrace_symbols_fd(b, n, 2); _exit(139); }
+__attribute__((constructor)) static void install(void) { signal(SIGSEGV, on_segv); }
+"""
+VARIANTS = {"baseline": (False, False), "no-pch": (True, False), "bsymbolic": (False, True),
+            "no-pch+bsymbolic": (True, True)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    args = p.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="aoti-probe-"))
+    (work / "segv.c").write_text(SEGV_C)
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(work / "libsegv.so"), str(work / "segv.c")], check=True)
+    wrapper = work / "cxx" / "g++"  # named g++ so inductor still treats it as GCC
+    wrapper.parent.mkdir()
+    # only where it links the shared object (inductor also preprocesses and precompiles headers)
+    wrapper.write_text('#!/bin/sh\ncase " $* " in *" -shared "*) exec g++ "$@" -Wl,-Bsymbolic;; esac\nexec g++ "$@"\n')
+    wrapper.chmod(0o755)
+    print(subprocess.run(["g++", "--version"], capture_output=True, text=True).stdout.splitlines()[0], flush=True)
+    t0 = time.time()
+    builds = {}
+    for name in args.variants:
+        no_pch, symbolic = VARIANTS[name]
+        env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(work / f"cache-{name}")}
+        if symbolic:
+            env["CXX"] = str(wrapper)
+        builds[name] = subprocess.Popen([sys.executable, "-c", BUILD, str(work / f"{name}.pt2"), args.device,
+                                         "1" if no_pch else "0"], env=env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True)
+    for name, proc in builds.items():
+        out, _ = proc.communicate()
+        if proc.returncode:
+            print(f"{name}: build failed ({proc.returncode}):", *[l for l in out.splitlines() if "error" in l.lower()][:6], sep="\n  ", flush=True)
+            continue
+        env = {**os.environ, "LD_PRELOAD": str(work / "libsegv.so")}
+        load = subprocess.run([sys.executable, "-c", LOAD, str(work / f"{name}.pt2"), args.device], env=env,
+                              capture_output=True, text=True, timeout=300)
+        verdict = "LOADS" if load.returncode == 0 else f"CRASH (exit {load.returncode})"
+        print(f"{name}: {verdict} [{time.time() - t0:.0f} s]", flush=True)
+        print(textwrap.indent(load.stdout.strip(), "  "), flush=True)
+        if load.returncode:
+            frames = [line for line in load.stderr.splitlines() if "(" in line and ")[" in line]
+            print(textwrap.indent("\n".join(frames[:12]), "  "), flush=True)
+
+
+if __name__ == "__main__":
+    main()
