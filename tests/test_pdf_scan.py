@@ -59,3 +59,17 @@ def test_scan_without_a_layer_is_ocred_in_column_order():
     doc = extract(d.tobytes(), IngestConfig(ocr_dpi=150))
     assert doc.ocr_pages == [1]
     _in_column_order(doc.to_text())
+
+
+def test_extract_tells_its_progress_page_by_page_and_which_pages_it_ocrs():
+    """Issue #26: the page shows progress while a scan is OCRed; extract says, before each page, how far it
+    is and whether the next page is a scan, then once at the end."""
+    src = pymupdf.open(SCAN)
+    d = pymupdf.open()
+    d.insert_pdf(pymupdf.open(SOURCE), from_page=0, to_page=0)  # a text page, then a scanned one
+    page = d.new_page(width=src[0].rect.width, height=src[0].rect.height)
+    page.insert_image(page.rect, pixmap=src[0].get_pixmap(dpi=150, colorspace=pymupdf.csGRAY))
+    calls = []
+    doc = extract(d.tobytes(), IngestConfig(ocr_dpi=150), on_page=lambda *a: calls.append(a))
+    assert doc.ocr_pages == [2]
+    assert calls == [(0, 2, False), (1, 2, True), (2, 2, False)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Callable
 
 import pymupdf
 
@@ -350,8 +351,14 @@ def _upright(bbox: tuple, direction: tuple[float, float], rect: pymupdf.Rect) ->
     return (y0, rect.width - x1, y1, rect.width - x0)
 
 
-def extract(source: bytes | str | Path, config: IngestConfig | None = None) -> Document:
-    """Read a paper PDF into a Document, or raise a typed PDFError with a user-facing message."""
+PageProgress = Callable[[int, int, bool], None]  # (pages read so far, pages, the next page is scanned: OCR)
+
+
+def extract(source: bytes | str | Path, config: IngestConfig | None = None,
+            on_page: PageProgress | None = None) -> Document:
+    """Read a paper PDF into a Document, or raise a typed PDFError with a user-facing message.
+    `on_page` is told before each page is read and once at the end (a progress bar: a scanned page is
+    OCRed, seconds where a text page takes milliseconds)."""
     cfg = config or IngestConfig()
     data, skipped = _skip_leading_junk(_read_source(source, cfg))
     doc = _open(data, cfg)
@@ -381,6 +388,8 @@ def extract(source: bytes | str | Path, config: IngestConfig | None = None) -> D
                           or any(s.get("alpha", 255) == 0 for s in spans))
             cover = _image_cover(page) if maybe_scan else 0.0
             scan = cover >= SCAN_COVER
+            if on_page is not None:
+                on_page(i, doc.page_count, scan)
             blocks = reader.read(page, data_dict, pno, check=without_text is not None, scan=scan, ocr=scan)
             if reader.layer_pages[-1:] == [pno]:
                 blocks = _plain(blocks)
@@ -410,6 +419,8 @@ def extract(source: bytes | str | Path, config: IngestConfig | None = None) -> D
             for pno, text in guard.hidden_layer_text(data, [p.get_text() for p in doc]):
                 reader.hidden.append(HiddenSpan(pno, clean_text(text), guard.HIDDEN_LAYER))
         n_pages = doc.page_count
+        if on_page is not None:
+            on_page(n_pages, n_pages, False)
         meta_title = clean_text((doc.metadata or {}).get("title", "") or "").strip()
         repaired = doc.is_repaired
     finally:
