@@ -72,7 +72,8 @@ def count(path: Path, show: bool = False) -> tuple[int, int]:
                 for t in [x[1]] if len(re.findall(r"[^\W\d_]{2,}", t)) >= 4]
         for t in fig:
             n_fig += 1
-            hit = next((p for p in paragraphs if t in p and not _CAPTION.match(p) and any(bt in p for bt in body)), None)
+            hit = next((p for p in paragraphs
+                        if t in p and not _CAPTION.match(p) and any(bt in p for bt in body)), None)
             if hit is not None:
                 n_mixed += 1
                 if show:

@@ -107,10 +107,11 @@ def _pixels(page: pymupdf.Page, dpi: int) -> np.ndarray:
     return np.frombuffer(pix.samples, dtype=np.uint8).reshape(pix.height, pix.width, pix.n)
 
 
-def _drawn_under_text(page: pymupdf.Page, boxes: list[Box]) -> bool:
+def _drawn_under_text(drawn: list[tuple[str, Box]], boxes: list[Box]) -> bool:
     """Does anything but text (paths, images, shadings) touch a text box? MuPDF's log of what the
-    page draws answers without rendering; only then is the text-removed page worth rendering."""
-    other = np.array([r for kind, r in page.get_bboxlog() if "text" not in kind], dtype=np.float32).reshape(-1, 4)
+    page draws (`drawn`: Page.get_bboxlog()) answers without rendering; only then is the
+    text-removed page worth rendering."""
+    other = np.array([r for kind, r in drawn if "text" not in kind], dtype=np.float32).reshape(-1, 4)
     if not len(other):
         return False
     b = np.array(boxes, dtype=np.float32).reshape(-1, 4)
@@ -142,8 +143,9 @@ def _cheap_reason(p: SpanProbe, page_box: Box, cfg: IngestConfig) -> str | None:
 
 
 def classify_page(page: pymupdf.Page, without_text: TextRemoved | None, spans: list[SpanProbe],
-                  cfg: IngestConfig) -> list[str | None]:
-    """Per span: why it is invisible, or None if a reader sees it."""
+                  cfg: IngestConfig, drawn: list[tuple[str, Box]] | None = None) -> list[str | None]:
+    """Per span: why it is invisible, or None if a reader sees it. `drawn`: the page's
+    get_bboxlog(), when the caller has it already."""
     r = page.rect
     # Text boxes are in unrotated page space; the rendering is of the page as shown.
     w, h = (r.height, r.width) if page.rotation % 180 else (r.width, r.height)
@@ -156,7 +158,7 @@ def classify_page(page: pymupdf.Page, without_text: TextRemoved | None, spans: l
     if not todo or without_text is None:
         return reasons
     with_px = _pixels(page, cfg.guard_dpi)
-    if _drawn_under_text(page, [spans[i].bbox for i in todo]):
+    if _drawn_under_text(page.get_bboxlog() if drawn is None else drawn, [spans[i].bbox for i in todo]):
         without_px = _pixels(without_text.page(page.number), cfg.guard_dpi)
     else:  # nothing but text where the text is: without it the page is blank there
         without_px = np.full_like(with_px, 255)

@@ -155,9 +155,9 @@ def _image_cover(page: pymupdf.Page) -> float:
     return best
 
 
-def _graphics(page: pymupdf.Page) -> list[tuple[float, float, float, float]]:
-    """Boxes of what the page draws other than text: paths, images, shadings."""
-    return [tuple(r) for kind, r in page.get_bboxlog() if kind.startswith(("fill-", "stroke-")) and "text" not in kind]
+def _graphics(drawn: list) -> list[tuple[float, float, float, float]]:
+    """Boxes of what a page draws other than text (paths, images, shadings), from its get_bboxlog()."""
+    return [tuple(r) for kind, r in drawn if kind.startswith(("fill-", "stroke-")) and "text" not in kind]
 
 
 def _ocr_dict(page: pymupdf.Page, cfg: IngestConfig) -> dict:
@@ -177,9 +177,10 @@ class _PageReader:
         self.layer_pages: list[int] = []  # scans whose own OCR text layer was read
 
     def read(self, page: pymupdf.Page, data: dict, pno: int, check: bool, scan: bool = False,
-             ocr: bool = False) -> list[Block]:
+             ocr: bool = False, drawn: list | None = None) -> list[Block]:
         """`scan`: the page is an image that may carry its own OCR layer; `ocr`: `data` is OCR output
-        (ours, or the layer's), whose blocks may hold both columns."""
+        (ours, or the layer's), whose blocks may hold both columns; `drawn`: the page's
+        get_bboxlog(), read once for the guard and the figures."""
         lines = [ln for b in data["blocks"] if b.get("type") == 0 for ln in b["lines"]]
         spans = [(ln, s) for ln in lines for s in ln["spans"] if s["text"].strip()]
         reasons: list[str | None] = [None] * len(spans)
@@ -187,7 +188,7 @@ class _PageReader:
             probes = [guard.SpanProbe(tuple(s["bbox"]), s["text"], s["size"], s.get("alpha", 255),
                                       abs(ln["dir"][1]) > 0.7, s.get("color", 0))
                       for ln, s in spans]
-            reasons = guard.classify_page(page, self.without_text, probes, self.cfg)
+            reasons = guard.classify_page(page, self.without_text, probes, self.cfg, drawn)
             if scan:
                 reasons = self._ocr_layer(page, probes, reasons, pno)
         dropped = {id(s) for (_, s), why in zip(spans, reasons) if why and self.cfg.drop_hidden_text}
@@ -390,7 +391,9 @@ def extract(source: bytes | str | Path, config: IngestConfig | None = None,
             scan = cover >= SCAN_COVER
             if on_page is not None:
                 on_page(i, doc.page_count, scan)
-            blocks = reader.read(page, data_dict, pno, check=without_text is not None, scan=scan, ocr=scan)
+            drawn = page.get_bboxlog() if without_text is not None else None  # the guard reads it on most pages
+            blocks = reader.read(page, data_dict, pno, check=without_text is not None, scan=scan, ocr=scan,
+                                 drawn=drawn)
             if reader.layer_pages[-1:] == [pno]:
                 blocks = _plain(blocks)
             n_chars = sum(len(ln.text) for b in blocks for ln in b.lines)
@@ -405,7 +408,8 @@ def extract(source: bytes | str | Path, config: IngestConfig | None = None,
                 except Exception:  # PyMuPDF/MuPDF: no Tesseract or no language data
                     no_ocr_pages.append(pno)
             if any(FIGURE_CAPTION.match(b.text) for b in blocks):  # the drawings are read only where a figure is
-                blocks = set_apart_figure_text(blocks, _graphics(page), (page.rect.width, page.rect.height))
+                blocks = set_apart_figure_text(blocks, _graphics(page.get_bboxlog() if drawn is None else drawn),
+                                               (page.rect.width, page.rect.height))
             pages.append(blocks)
             r = page.rect * page.derotation_matrix if page.rotation else page.rect
             sizes.append((abs(r.width), abs(r.height)))
