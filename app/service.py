@@ -24,6 +24,7 @@ from reviewgpt.generate.engine import get_engine
 from reviewgpt.generate.marker_probe import MarkerReport
 from reviewgpt.ingest import extract
 from reviewgpt.ingest.document import Document
+from reviewgpt.ingest.pdf import PageProgress
 from reviewgpt.prepare.model_input import ModelInput, prepare
 from reviewgpt.remote.gpt_reviewer import GPTReviewer
 from reviewgpt.remote.openai_client import NO_KEY_MESSAGE, OpenAIChat
@@ -51,10 +52,10 @@ class Paper:
         return self.document.title or Path(self.filename).stem
 
 
-def read_paper(path: str | Path, ingest: IngestConfig) -> Paper:
-    """Raise a PDFError (user-facing message) or return the parsed paper."""
+def read_paper(path: str | Path, ingest: IngestConfig, on_page: PageProgress | None = None) -> Paper:
+    """Raise a PDFError (user-facing message) or return the parsed paper (`on_page`: see extract)."""
     data = Path(path).read_bytes()
-    return Paper(extract(data, ingest), Path(path).name, hashlib.sha256(data).hexdigest())
+    return Paper(extract(data, ingest, on_page), Path(path).name, hashlib.sha256(data).hexdigest())
 
 
 def _public(ref: str | None) -> str | None:

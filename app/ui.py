@@ -18,7 +18,7 @@ from reviewgpt.config import RECIPE_SUPPRESSION, GenerationConfig
 from reviewgpt.errors import PDFError
 from reviewgpt.format.review_format import parse
 
-from . import api, compare_view, evidence_view, history, human_reviews, mcp_json, rating, render
+from . import api, compare_view, evidence_view, history, human_reviews, mcp_json, rating, render, upload_progress
 from .export import export_run
 from .preview import first_page
 from .run import Run, RunPhase, finish
@@ -164,13 +164,13 @@ def build(service: ReviewService) -> gr.Blocks:
                 finish(s.run, RunPhase.STOPPED)
             s.run, s.queued = None, False
 
-        def on_pdf(path: str | None, schema: str, s: Session):
+        def on_pdf(path: str | None, schema: str, s: Session, progress: gr.Progress = gr.Progress()):
             stop_current(s)  # a run in flight belongs to the old paper
             s.paper, s.shown_text, s.upload_error = None, "", None
             if not path:
                 return ("", "", "", None, "Upload a PDF to start.") + cleared + ("", None)
             try:
-                paper = read_paper(api._path(path), service.ingest)
+                paper = read_paper(api._path(path), service.ingest, upload_progress.reporter(progress))
             except PDFError as e:
                 s.upload_error = str(e)  # said as an error toast (upload_failed, below)
                 msg = f"<div class='upload-error'><b>Could not read this file.</b> {render.escape(str(e))}</div>"
@@ -331,7 +331,9 @@ def build(service: ReviewService) -> gr.Blocks:
             return "Stopping..."
 
         stop_btn.click(on_stop, [session], [status], queue=False, api_visibility="private")
-        uploaded = pdf.change(on_pdf, [pdf, aspects, session], upload_outputs, api_visibility="private")
+        # the reading bar (pages, OCR, time left) on the status line, not over every cleared output
+        uploaded = pdf.change(on_pdf, [pdf, aspects, session], upload_outputs, api_visibility="private",
+                              show_progress_on=[status])
 
         # ------------------------------------------------------------ evidence (reviewgpt.grounding)
         def on_paper_evidence(path: str | None, s: Session):

@@ -217,3 +217,33 @@ def test_an_unreadable_upload_is_an_error_and_a_table_sheet_is_said_not_to_be_a_
     info = page.locator("#paper-info").inner_text()
     assert "does not look like a research paper" in info and "1 page" in info
     shot(page, "table-sheet-warning-1366.png")
+
+
+def test_a_scanned_upload_shows_which_page_is_ocred_and_the_time_left(open_page, tmp_path):
+    """Two scanned pages (about ten seconds of OCR each on 2 cores): the bar says which page is read by OCR
+    and, from the second page on, the time left at the pace measured in this upload."""
+    import pymupdf
+
+    from .test_pdf_scan import SCAN
+
+    src = pymupdf.open(SCAN)
+    scan = pymupdf.open()
+    for _ in range(2):
+        page = scan.new_page(width=src[0].rect.width, height=src[0].rect.height)
+        page.insert_image(page.rect, pixmap=src[0].get_pixmap(dpi=150, colorspace=pymupdf.csGRAY))
+    scan.save(tmp_path / "scanned.pdf")
+    page = open_page()
+    page.evaluate("""() => { window.__said = [];
+        new MutationObserver(() => window.__said.push(document.body.innerText))
+            .observe(document.body, {subtree: true, childList: true, characterData: true}); }""")
+    upload(page, tmp_path / "scanned.pdf")
+    page.wait_for_function("document.body.innerText.includes('Reading page 2 of 2 by OCR')")
+    shot(page, "ocr-progress-1366.png")
+    bar = page.locator("#status").get_by_text(re.compile("Reading page 2 of 2 by OCR")).first
+    assert bar.is_visible() and bar.bounding_box()["height"] > 5  # on screen, on the status line
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Parsed')")
+    said = "\n".join(page.evaluate("window.__said"))
+    assert "Reading page 1 of 2 by OCR" in said
+    assert re.search(r"Reading page 2 of 2 by OCR \(a scanned page takes seconds\); about \d+ s left at the pace so far",
+                     said)
+    assert "read by OCR" in page.locator("#paper-info").inner_text()  # the ingest warning, once read
