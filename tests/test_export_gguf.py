@@ -1,5 +1,5 @@
-"""train.export_gguf on the bundled demo model: the adapter merged, llama.cpp's own converter run on it
-(fetched by scripts/install.sh dev), the GGUF read back with the converter's gguf reader."""
+"""train.export_gguf on the bundled demo model (the README's command): the adapter merged, llama.cpp's own
+converter run on it (fetched by scripts/install.sh dev), the GGUF read back with the converter's gguf reader."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from train.export_gguf import LLAMA3_PRE, convert, export, llama3_tokenizer_problems
+from train.export_gguf import LLAMA3_PRE, convert, llama3_tokenizer_problems
 from train.gguf_converter import converter_dir
 
 from .conftest import ROOT
+from .support.readme_commands import readme_line, run, user_layout
 
 DEMO = ROOT / "assets" / "demo-model"
 
@@ -33,8 +34,12 @@ def gguf_reader():
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    out = tmp_path_factory.mktemp("gguf")
-    return export(str(DEMO / "base"), str(DEMO / "adapter"), out, "f32", "demo-model"), out
+    """The README's export of the demo model, run as written in a folder with the checkout's assets/."""
+    work = user_layout(tmp_path_factory.mktemp("user") / "repo", "assets")
+    argv = readme_line("python -m train.export_gguf --bundled assets/demo-model")
+    out = work / argv[argv.index("--out") + 1]
+    assert run(argv, work).strip() == str(out.relative_to(work) / "demo-model-f32.gguf")
+    return out / "demo-model-f32.gguf", out
 
 
 def _field(reader, key):
