@@ -2,6 +2,7 @@
 
 import pymupdf
 
+from benchmarks.score_pdf import load_cases
 from reviewgpt.ingest import extract
 
 from .pdf_cases import LOREM
@@ -36,3 +37,16 @@ def test_table_sheet_caption_is_not_an_abstract():
     doc = extract(d.tobytes())
     assert not doc.abstract.startswith("Table 1")
     assert "Table 1: Accuracy of the three models" in doc.to_text()
+
+
+def test_real_journal_masthead_and_section_running_heads():
+    # nwejm sample article: "North-Western European Journal of Mathematics" and the journal's logo
+    # above the title; odd pages carry the current section's name as running head ("Introduction"
+    # over pages 3 and 5, "Acknowledgments" over page 13 only, above the heading itself).
+    case = next(c for c in load_cases() if c.name == "nwejm-masthead")
+    doc = extract(case.pdf)
+    assert doc.title == "Article’s Title (English)"
+    headings = [s.heading for s in doc.sections if s.heading]
+    assert headings.count("Introduction") == 1 and headings.count("Acknowledgments") == 1
+    intro = "\n\n".join(s.text for s in doc.sections if s.heading == "Introduction")
+    assert "\n\nIntroduction\n\n" not in f"\n\n{intro}\n\n"  # the running head is not a paragraph of it

@@ -188,6 +188,7 @@ def strip_running_lines(pages: list[list[Block]], sizes: list[tuple[float, float
         return near_edge(ln, h, reach=1.5)
 
     counts: Counter[str] = Counter()
+    everywhere = Counter(key(ln.text) for blocks in pages for b in blocks for ln in b.lines)
     for blocks, (_, h) in zip(pages, sizes):
         counts.update({key(ln.text) for b in blocks for ln in b.lines if near_edge_wide(ln, h)})
     threshold = max(2, math.ceil(0.25 * len(pages)))
@@ -229,8 +230,14 @@ def strip_running_lines(pages: list[list[Block]], sizes: list[tuple[float, float
             def running(ln: Line) -> bool:
                 if near_edge_wide(ln, h) and counts[key(ln.text)] >= threshold:
                     return True
+                # A plain line in the margin (no heading's weight, number or capitals) repeated is
+                # a running head naming the current section: "Introduction" over pages 3 and 5, or
+                # over a section's only odd page, repeating the section's heading.
+                plain = not (ln.bold or ln.text.isupper() or _NUMBERED.match(ln.text))
+                section_head = plain and (counts[key(ln.text)] >= 2 or (
+                    ln.bbox[3] < edge * h and len(ln.text.split()) <= 6 and everywhere[key(ln.text)] >= 2))
                 return near_edge(ln, h) and in_margin and bool(
-                    _PAGE_NUMBER.match(ln.text) or _beside(ln, rows)
+                    _PAGE_NUMBER.match(ln.text) or _beside(ln, rows) or section_head
                     or not own_number and offsets[numbered.get(id(ln), -10**6)] >= 2)
 
             keep = [ln for ln in b.lines if not running(ln)]
