@@ -79,3 +79,26 @@ def test_journal_drop_cap_and_running_header():
     paras = paragraphs(doc)
     assert any(p.startswith("A. Lovelace is with the Department") and p.endswith("ada@example.org).") for p in paras)
     assert "Manuscript received April 19, 2024; revised August 16, 2024." in paras
+
+
+def test_section_and_italic_subsection_in_one_block_are_two_headings():
+    # An earlier build of ieee-journal.pdf had MuPDF put "III. METHOD" (small capitals) and the italic
+    # "A. Problem Setup" just below it into one block; built here with the same fonts and spacing.
+    import pymupdf
+
+    from .pdf_cases import LOREM
+
+    d = pymupdf.open()
+    page = d.new_page()
+    page.insert_text((150, 60), "A Paper in the IEEE Journal Style", fontsize=22, fontname="tiro")
+    page.insert_text((72, 100), "I. INTRODUCTION", fontsize=10, fontname="tiro")
+    page.insert_textbox(pymupdf.Rect(72, 106, 540, 200), LOREM * 2, fontsize=10, fontname="tiro")
+    page.insert_text((250, 220), "III. M", fontsize=10, fontname="tiro")
+    page.insert_text((250 + pymupdf.get_text_length("III. M", "tiro", 10), 220), "ETHOD", fontsize=8, fontname="tiro")
+    page.insert_text((72, 235), "A. Problem Setup", fontsize=10, fontname="tiit")
+    page.insert_textbox(pymupdf.Rect(72, 241, 540, 400), LOREM * 2, fontsize=10, fontname="tiro")
+    texts = [" ".join("".join(s["text"] for s in ln["spans"]) for ln in b["lines"])
+             for b in page.get_text("dict")["blocks"]]
+    assert "III. METHOD A. Problem Setup" in texts  # one block, as MuPDF read the earlier build
+    doc = extract(d.tobytes())
+    assert [s.heading for s in doc.sections if s.heading] == ["I. INTRODUCTION", "III. METHOD", "A. Problem Setup"]
