@@ -173,18 +173,3 @@ def test_bundled_demo_model_reads_2048_tokens_fits_in_git_and_writes_the_layout(
     assert fitted.budget.prompt_tokens > 2000  # the fixture paper is long enough to fill the budget
     text = engine.generate(fitted.text, "7", GenerationConfig(max_new_tokens=24, do_sample=False, suppression=0.0))
     assert text.startswith("## How to evaluate the idea of the paper")
-
-
-def test_the_readme_cpu_smoke_config_trains_and_saves_an_adapter(data_dir, tmp_path):
-    """train/configs/cpu-smoke.yaml (the README's CPU command) runs as written on the bundled demo
-    base, only the data and output folders pointed here: 4 steps, an adapter the engine loads."""
-    smoke = Path(__file__).resolve().parents[1] / "train/configs/cpu-smoke.yaml"
-    args = parse_args(["--config", str(smoke), "--train_file", str(data_dir / "train.jsonl"),
-                       "--eval_file", str(data_dir / "val.jsonl"), "--output_dir", str(tmp_path / "run")])
-    assert args[1].max_steps == 4 and args[1].use_cpu and args[2].load_in_4bit is False
-    final = train(*args)
-    state = json.load(open(tmp_path / "run" / "checkpoint-4" / "trainer_state.json"))
-    assert state["global_step"] == 4 and all(h["loss"] > 0 for h in state["log_history"] if "loss" in h)
-    engine = load_engine(EngineConfig(base_model=str(args[2].model_name_or_path), adapter=str(final),
-                                      max_prompt_tokens=2048, local_files_only=True))
-    assert engine.info.adapter == str(final) and not any("BASE model" in n for n in engine.info.notes)

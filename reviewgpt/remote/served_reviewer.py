@@ -78,6 +78,9 @@ class ServerDialect:
 # replaces the chain), dynatemp_range 0 are off; repeat_last_n -1 is the slot's context; `samplers` is
 # the chain, only what it names runs (adaptive-p too), by default ...;top_p;min_p;xtc;temperature;
 # GET /props has default_generation_settings.n_ctx, a slot's context).
+# llama-cpp-python's server (python -m llama_cpp.server) reads top_k, min_p, repeat_penalty, the penalties, seed
+# and logit_bias of these and ignores the rest (it has no DRY, XTC or top-n-sigma; typical-p stays 1); its order
+# is fixed, top-p before temperature, and it has no /props (measured: benchmarks/results/llamacpp_served.md).
 SERVERS: dict[str, ServerDialect] = {
     # Unchanged from before the presets for every field it sent then (stored eval reviews are keyed by
     # the settings); top_k, min_p and repetition_penalty 1.0 are vLLM's own defaults, sent so that a
