@@ -52,8 +52,8 @@ SEGV_C = r"""
 static void on_segv(int s) { void* b[48]; int n = backtrace(b, 48); backtrace_symbols_fd(b, n, 2); _exit(139); }
 __attribute__((constructor)) static void install(void) { signal(SIGSEGV, on_segv); }
 """
-VARIANTS = {"baseline": (False, False), "no-pch": (True, False), "bsymbolic": (False, True),
-            "no-pch+bsymbolic": (True, True)}
+VARIANTS = {"baseline": (False, ""), "no-pch": (True, ""), "bsymbolic": (False, "-Wl,-Bsymbolic"),
+            "no-pch+bsymbolic": (True, "-Wl,-Bsymbolic"), "static": (False, "-Wl,-Bsymbolic -static-libstdc++")}
 
 
 def main() -> None:
@@ -64,18 +64,17 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="aoti-probe-"))
     (work / "segv.c").write_text(SEGV_C)
     subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(work / "libsegv.so"), str(work / "segv.c")], check=True)
-    wrapper = work / "cxx" / "g++"  # named g++ so inductor still treats it as GCC
-    wrapper.parent.mkdir()
-    # only where it links the shared object (inductor also preprocesses and precompiles headers)
-    wrapper.write_text('#!/bin/sh\ncase " $* " in *" -shared "*) exec g++ "$@" -Wl,-Bsymbolic;; esac\nexec g++ "$@"\n')
-    wrapper.chmod(0o755)
     print(subprocess.run(["g++", "--version"], capture_output=True, text=True).stdout.splitlines()[0], flush=True)
     t0 = time.time()
     builds = {}
     for name in args.variants:
-        no_pch, symbolic = VARIANTS[name]
+        no_pch, flags = VARIANTS[name]
         env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(work / f"cache-{name}")}
-        if symbolic:
+        if flags:  # only where it links the shared object (inductor also preprocesses, precompiles headers)
+            wrapper = work / f"cxx-{name}" / "g++"  # named g++ so inductor still treats it as GCC
+            wrapper.parent.mkdir()
+            wrapper.write_text(f'#!/bin/sh\ncase " $* " in *" -shared "*) exec g++ "$@" {flags};; esac\nexec g++ "$@"\n')
+            wrapper.chmod(0o755)
             env["CXX"] = str(wrapper)
         builds[name] = subprocess.Popen([sys.executable, "-c", BUILD, str(work / f"{name}.pt2"), args.device,
                                          "1" if no_pch else "0"], env=env, stdout=subprocess.PIPE,
@@ -93,7 +92,7 @@ def main() -> None:
         print(textwrap.indent(load.stdout.strip(), "  "), flush=True)
         if load.returncode:
             frames = [line for line in load.stderr.splitlines() if "(" in line and ")[" in line]
-            print(textwrap.indent("\n".join(frames[:12]), "  "), flush=True)
+            print(textwrap.indent("\n".join(frames[:12] or load.stderr.strip().splitlines()[-3:]), "  "), flush=True)
 
 
 if __name__ == "__main__":

@@ -55,6 +55,7 @@ def measure_step(spawned_at: float, eager_tokens: int) -> list[dict]:
     engine = load_engine(config())
     engine._fast.bind()  # what the first generation does, here in the main thread
     loaded = time.time()
+    print("notes:", engine.info.notes, "| launch:", engine._fast.launch, flush=True)
     text = engine.prepare(corpus_texts(1)[0], "7").text
     first = None
     for _ in engine.stream(text, "7", GenerationConfig(max_new_tokens=2, ignore_eos=True)):
@@ -64,7 +65,7 @@ def measure_step(spawned_at: float, eager_tokens: int) -> list[dict]:
             "new_tokens": NEW_TOKENS, "copy_tb_s": round(bandwidth / 1e12, 3)}
     aot = {**base, "config": "bf16 + LoRA merged, AOT step", "ships": "ZeroGPU (app, a package built ahead)",
            "off": None, "cold_start_s": round(first - spawned_at, 1), "load_s": round(loaded - spawned_at, 1),
-           "package_load_s": round(engine._fast.load_s, 2), **measure(engine, [text], NEW_TOKENS, bandwidth)}
+           "package_load_s": round(engine._fast.load_s, 2), "launch": engine._fast.launch, **measure(engine, [text], NEW_TOKENS, bandwidth)}
     aot["check"] = check(engine, [engine.prompt_ids(text, "7")], steps=32)
     eager_engine = ReviewEngine(engine.model, engine.tokenizer, engine.info, replace(engine.config, aot_package=None))
     eager = {**base, "config": "bf16 + LoRA merged, eager generate()", "ships": "ZeroGPU without a package",
@@ -92,7 +93,9 @@ def main() -> None:
     print(f"package built: export {key['export_s']} s, compile {key['compile_s']} s, {key['device_name']}", flush=True)
     spawned = time.time()
     done = subprocess.run([sys.executable, "-m", "benchmarks.bench_aot", "measure", "--spawned-at", str(spawned),
-                           "--eager-tokens", str(args.eager_tokens)], check=True, stdout=subprocess.PIPE, text=True)
+                           "--eager-tokens", str(args.eager_tokens)], stdout=subprocess.PIPE, text=True)
+    print(*[line for line in done.stdout.splitlines() if not line.startswith("{")], sep="\n", flush=True)
+    done.check_returncode()
     rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     rows[0].update(export_s=key["export_s"], compile_s=key["compile_s"])
     for row in rows:

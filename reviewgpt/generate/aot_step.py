@@ -56,6 +56,12 @@ INDUCTOR_OPTIONS: dict[str, Any] = {
     "always_keep_tensor_constants": True,
     "joint_graph_constant_folding": False,
 }
+# Build work-arounds for torch's loader, '+'-separated (issue #25: on the H200 machine, torch 2.11 +
+# Ubuntu 24.04's g++ 13.3, every AOTI package crashed in its constructor's std::regex):
+# no-pch: no precompiled headers; bsymbolic: the wrapper .so binds its own C++ template instances
+# (-Wl,-Bsymbolic) rather than libtorch's exported ones. (Linking libstdc++ in statically as well breaks
+# the loader's error handling on a machine where the default loads: benchmarks/aot_loader_probe.py.)
+BUILD_FIXES = [f for f in os.environ.get("REVIEWGPT_AOT_BUILD", "bsymbolic").split("+") if f and f != "baseline"]
 
 
 def _step_source_hash() -> str:
@@ -182,7 +188,7 @@ def build(engine: Any, folder: str | Path, batch: int = 1) -> Path:
     t2 = time.perf_counter()
     meta = {**asdict(key), "arch": arch, "device_name": torch.cuda.get_device_name(engine.device)
             if engine.device.type == "cuda" else "cpu", "base_model_source": engine.config.base_model,
-            "adapter_source": engine.config.adapter, "export_s": round(t1 - t0, 1), "compile_s": round(t2 - t1, 1)}
+            "adapter_source": engine.config.adapter, "build_fixes": BUILD_FIXES, "export_s": round(t1 - t0, 1), "compile_s": round(t2 - t1, 1)}
     (out / KEY_FILE).write_text(json.dumps(meta, indent=1) + "\n")
     log.info("ahead-of-time decode step: exported in %.0f s, compiled in %.0f s -> %s", t1 - t0, t2 - t1, out)
     return out
@@ -197,13 +203,32 @@ def _compile(program: torch.export.ExportedProgram, path: Path) -> None:
 
     args, kwargs = program.example_inputs
     options = {**INDUCTOR_OPTIONS, "aot_inductor.package": True,
-               "aot_inductor.package_constants_on_disk_format": "pickle_weights"}
+               "aot_inductor.package_constants_on_disk_format": "pickle_weights", **_build_fix_options()}
     artifacts = torch._inductor.aot_compile(program.module(), args, kwargs, options=options)
     files = [a for a in artifacts if isinstance(a, str)]
     for f in files:
         if f.endswith(".so"):
             clear_exec_stack(Path(f))
     package_aoti(str(path), files)
+
+
+def _build_fix_options() -> dict[str, Any]:
+    """Inductor options for BUILD_FIXES; link flags go through a `g++` wrapper script (inductor has no
+    link-flag option; it reads the compiler from `cpp.cxx`), added only where it links the .so."""
+    unknown = set(BUILD_FIXES) - {"no-pch", "bsymbolic"}
+    if unknown:
+        raise ValueError(f"REVIEWGPT_AOT_BUILD: unknown {sorted(unknown)} (no-pch, bsymbolic)")
+    options: dict[str, Any] = {}
+    if "no-pch" in BUILD_FIXES:
+        options["aot_inductor.precompile_headers"] = False
+    if "bsymbolic" in BUILD_FIXES:
+        import tempfile
+
+        wrapper = Path(tempfile.mkdtemp(prefix="reviewgpt-cxx-")) / "g++"  # named g++: inductor takes it for GCC
+        wrapper.write_text('#!/bin/sh\ncase " $* " in *" -shared "*) exec g++ "$@" -Wl,-Bsymbolic;; esac\nexec g++ "$@"\n')
+        wrapper.chmod(0o755)
+        options["cpp.cxx"] = (None, str(wrapper))
+    return options
 
 
 def clear_exec_stack(path: Path) -> bool:
@@ -273,6 +298,7 @@ class AotDecoder(_FastDecoder):
         self._runner: Any = None
         self._failed: str | None = None  # why the package cannot run here: tried once, not at every generation
         self.load_s: float | None = None
+        self.launch: str | None = None  # how a step's kernels are launched, once bound
 
     def bind(self) -> None:
         if self._runner is not None:
@@ -303,11 +329,12 @@ class AotDecoder(_FastDecoder):
         if missing:
             raise RuntimeError(f"the package wants tensors this model lacks: {missing[:3]}")
         compiled.load_constants({n: tensors[n] for n in names}, check_full_update=True, user_managed=True)
-        step = compiled
+        step, self.launch = compiled, "the package's kernel launches"
         if device.type == "cuda" and CUDA_GRAPH:
             try:
-                step = _cuda_graph(compiled, device)
+                step, self.launch = _cuda_graph(compiled, device), "one CUDA graph a token"
             except Exception as e:  # still ahead of time, one launch a kernel
+                _repair_cuda_generator(device)
                 fallback("CUDA graph of the ahead-of-time step", "the package's kernel launches",
                          f"{type(e).__name__}: {e}")
         self._runner = step
@@ -354,7 +381,23 @@ def _cuda_graph(compiled: Any, device: torch.device) -> Any:
         for _ in range(2):
             compiled()
     torch.cuda.current_stream(device).wait_stream(stream)
+    torch.cuda.synchronize(device)
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
+    # relaxed: the default mode's capture failed on the H200 (likely AOTInductor's model container querying
+    # and waiting on its last run's CUDA event before a run, which that mode forbids); relaxed captured it
+    with torch.cuda.graph(graph, capture_error_mode="relaxed"):
         compiled()
     return graph.replay
+
+
+def _repair_cuda_generator(device: torch.device) -> None:
+    """A capture that failed half-way leaves the default CUDA generator marked as capturing, and every
+    later random op on the GPU (eager sampling included) raises "Offset increment outside graph capture
+    encountered unexpectedly" (seen on the H200): give it a fresh state with the same seed."""
+    try:
+        gen = torch.cuda.default_generators[device.index or 0]
+        fresh = torch.Generator(device)
+        fresh.manual_seed(gen.initial_seed())
+        gen.graphsafe_set_state(fresh.graphsafe_get_state())
+    except Exception as e:  # noqa: BLE001 - the fall-back note below still says what happened
+        log.warning("could not reset the CUDA generator after a failed capture: %s", e)
