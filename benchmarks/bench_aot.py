@@ -65,7 +65,7 @@ def measure_step(spawned_at: float, eager_tokens: int) -> list[dict]:
             "new_tokens": NEW_TOKENS, "copy_tb_s": round(bandwidth / 1e12, 3)}
     aot = {**base, "config": "bf16 + LoRA merged, AOT step", "ships": "ZeroGPU (app, a package built ahead)",
            "off": None, "cold_start_s": round(first - spawned_at, 1), "load_s": round(loaded - spawned_at, 1),
-           "package_load_s": round(engine._fast.load_s, 2), "launch": engine._fast.launch, **measure(engine, [text], NEW_TOKENS, bandwidth)}
+           "package_load_s": round(engine._fast.load_s, 2), "launch": engine._fast.launch, **engine._fast.load_parts, **measure(engine, [text], NEW_TOKENS, bandwidth)}
     aot["check"] = check(engine, [engine.prompt_ids(text, "7")], steps=32)
     eager_engine = ReviewEngine(engine.model, engine.tokenizer, engine.info, replace(engine.config, aot_package=None))
     eager = {**base, "config": "bf16 + LoRA merged, eager generate()", "ships": "ZeroGPU without a package",
