@@ -116,6 +116,22 @@ def test_a_package_that_crashes_the_loader_leaves_eager_decoding(package, marker
     assert len(tries) == 1  # tried once, not at every generation
 
 
+def test_the_packaged_step_is_linked_to_bind_its_own_symbols(package, tmp_path):
+    """The build fix for torch 2.11's loader (a SIGSEGV on the H200 machine's g++ 13.3 without it):
+    the package's .so carries DT_FLAGS SYMBOLIC, read back by binutils' readelf."""
+    import zipfile
+
+    folder, built = package
+    assert json.loads((built / aot_step.KEY_FILE).read_text())["build_fixes"] == ["bsymbolic"]
+    with zipfile.ZipFile(built / aot_step.PACKAGE) as z:
+        libs = [n for n in z.namelist() if n.endswith(".so")]
+        assert libs
+        z.extractall(tmp_path, libs)
+    for lib in libs:
+        out = subprocess.run(["readelf", "-dW", str(tmp_path / lib)], capture_output=True, text=True, check=True).stdout
+        assert "SYMBOLIC" in out, out
+
+
 def test_a_shared_object_asking_for_an_executable_stack_is_cleared(tmp_path):
     """clear_exec_stack on a real library linked with -z execstack, read back by binutils' readelf."""
     import shutil
