@@ -10,7 +10,9 @@ decode tok/s ((N - 1) x batch tokens over the time beyond that), peak GiB, which
 bandwidth limit: the bytes a step must read (every weight once, the K/V cache at the mean position)
 over the device-to-device copy bandwidth measured here. `--ablate` reruns the shipped compiled
 configurations with kernel choices off (EngineConfig fields: `--ablate few_row_kernels,batched_step@8`
-turns both off at batch 8); `--check` runs check_decode.check on each configuration's engine.
+turns both off at batch 8); `--check` runs check_decode.check on each configuration's engine;
+`--profile 65` lists the largest kernels of a decode step (a 65-token generation's kernel time less a
+one-token generation's).
 """
 
 from __future__ import annotations
@@ -107,6 +109,21 @@ def measure(engine: ReviewEngine, texts: list[str], new_tokens: int, bandwidth: 
             "limit_tok_s": round(limit, 1), "prompt_tokens": prompt}
 
 
+def kernel_profile(engine: ReviewEngine, texts: list[str], tokens: int, top: int = 12) -> list[dict[str, Any]]:
+    """The GPU kernels of one decode step: CUDA time per kernel name of a `tokens`-token generation
+    minus that of a one-token generation (the prefill), over tokens - 1 steps; the `top` largest."""
+    def kernel_us(n: int) -> dict[str, float]:
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+            timed(engine, texts, n)
+        return {e.key: e.device_time_total for e in prof.key_averages()}
+
+    one, many = kernel_us(1), kernel_us(tokens)
+    per_step = {k: (v - one.get(k, 0.0)) / (tokens - 1) for k, v in many.items()}
+    total = sum(v for v in per_step.values() if v > 0)
+    ranked = sorted(per_step.items(), key=lambda kv: -kv[1])[:top]
+    return [{"kernel": k[:100], "us_per_step": round(v, 1), "share": round(v / total, 3)} for k, v in ranked]
+
+
 def variant(engine: ReviewEngine, off: list[str]) -> ReviewEngine:
     """The same loaded model with these kernel choices off (a new engine: its decoders compile anew)."""
     from reviewgpt.generate import attention
@@ -127,7 +144,8 @@ def restore(engine: ReviewEngine, off: list[str]) -> None:
 
 
 def run(configs: list, out: str | None, ablate: list[str] = (), check_steps: int = 0, time_it: bool = True,
-        new_tokens: int = NEW_TOKENS, checkpoint: str = "/tmp/llama8b-random") -> list[dict[str, Any]]:
+        new_tokens: int = NEW_TOKENS, checkpoint: str = "/tmp/llama8b-random", profile_tokens: int = 0
+        ) -> list[dict[str, Any]]:
     from benchmarks.check_decode import check
 
     base = build(checkpoint)
@@ -171,6 +189,10 @@ def run(configs: list, out: str | None, ablate: list[str] = (), check_steps: int
                     row.update(measure(eng, texts_b, new_tokens, bandwidth))
                 except Exception as e:  # a configuration that fails is a row that says so, not the end of the run
                     row["error"] = f"{type(e).__name__}: {e}"
+            if profile_tokens and not off:
+                row["profile"] = kernel_profile(eng, texts_b, profile_tokens)
+                for k in row["profile"]:
+                    print(f"  {k['us_per_step']:9.1f} us {k['share']:6.1%}  {k['kernel']}", flush=True)
             if check_steps and not off:
                 prompts = [eng.prompt_ids(t, "7") for t in texts_b]
                 row["check"] = check(eng, prompts, steps=check_steps)
@@ -204,9 +226,12 @@ def main() -> None:
                    help="rerun the compiled configurations of that batch with these EngineConfig knobs off")
     p.add_argument("--check", type=int, default=0, metavar="STEPS", help="also run check_decode for STEPS tokens")
     p.add_argument("--new-tokens", type=int, default=NEW_TOKENS)
+    p.add_argument("--profile", type=int, default=0, metavar="TOKENS",
+                   help="also profile the kernels of a TOKENS-token generation (per decode step, prefill taken out)")
     args = p.parse_args()
     configs = [CONFIGS[i] for i in args.only] if args.only else CONFIGS
-    run(configs, args.out, ablate=args.ablate, check_steps=args.check, new_tokens=args.new_tokens)
+    run(configs, args.out, ablate=args.ablate, check_steps=args.check, new_tokens=args.new_tokens,
+        profile_tokens=args.profile)
 
 
 if __name__ == "__main__":
