@@ -188,7 +188,8 @@ def build(engine: Any, folder: str | Path, batch: int = 1) -> Path:
     t2 = time.perf_counter()
     meta = {**asdict(key), "arch": arch, "device_name": torch.cuda.get_device_name(engine.device)
             if engine.device.type == "cuda" else "cpu", "base_model_source": engine.config.base_model,
-            "adapter_source": engine.config.adapter, "build_fixes": BUILD_FIXES, "export_s": round(t1 - t0, 1), "compile_s": round(t2 - t1, 1)}
+            "adapter_source": engine.config.adapter, "build_fixes": BUILD_FIXES, "export_s": round(t1 - t0, 1),
+            "compile_s": round(t2 - t1, 1)}
     (out / KEY_FILE).write_text(json.dumps(meta, indent=1) + "\n")
     log.info("ahead-of-time decode step: exported in %.0f s, compiled in %.0f s -> %s", t1 - t0, t2 - t1, out)
     return out
@@ -222,10 +223,15 @@ def _build_fix_options() -> dict[str, Any]:
     if "no-pch" in BUILD_FIXES:
         options["aot_inductor.precompile_headers"] = False
     if "bsymbolic" in BUILD_FIXES:
+        import shlex
         import tempfile
 
+        from torch._inductor import config
+
+        cxx = shlex.quote(config.cpp.cxx[1] or "g++")  # the compiler inductor would have run (CXX or g++)
         wrapper = Path(tempfile.mkdtemp(prefix="reviewgpt-cxx-")) / "g++"  # named g++: inductor takes it for GCC
-        wrapper.write_text('#!/bin/sh\ncase " $* " in *" -shared "*) exec g++ "$@" -Wl,-Bsymbolic;; esac\nexec g++ "$@"\n')
+        wrapper.write_text(f'#!/bin/sh\ncase " $* " in *" -shared "*) exec {cxx} "$@" -Wl,-Bsymbolic;; esac\n'
+                           f'exec {cxx} "$@"\n')
         wrapper.chmod(0o755)
         options["cpp.cxx"] = (None, str(wrapper))
     return options
