@@ -18,8 +18,8 @@ from reviewgpt.errors import PDFError, ReviewGPTError
 from reviewgpt.grounding import PaperIndex, counts, ground_review
 from reviewgpt.prepare.model_input import ModelInput
 
+from . import paper_check
 from .human_reviews import HumanReviews, split_pasted
-from .paper_check import not_a_paper
 from .rating import rate as rate_review
 from .service import Paper, ReviewService, UnknownPaperId, read_paper
 
@@ -49,7 +49,7 @@ def paper_dict(paper: Paper, mi: ModelInput, paper_id: str = "") -> dict[str, An
     d = paper.document
     return {"id": paper_id, "title": d.title, "abstract": d.abstract, "pages": d.page_count, "file": paper.filename,
             "pdf_sha256": paper.sha256, "sections": [s.heading for s in d.sections], "text": d.to_text(),
-            "warnings": d.warnings + ([odd] if (odd := not_a_paper(d)) else []),
+            "warnings": paper_check.warnings(d),
             "hidden_text": [{"page": h.page, "text": h.text, "reason": h.reason} for h in d.hidden_text],
             "budget": mi.summary(), "model_input": mi.to_dict()}
 

@@ -21,3 +21,8 @@ def not_a_paper(doc: Document) -> str | None:
              f"{headings or 'no'} section heading{'s' if headings != 1 else ''}")
     return (f"This does not look like a research paper ({shape}). The models will review it anyway; "
             "read their reviews with that in mind.")
+
+
+def warnings(doc: Document) -> list[str]:
+    """What the page and /parse warn about a document: the parser's warnings, then not_a_paper's."""
+    return doc.warnings + ([odd] if (odd := not_a_paper(doc)) else [])

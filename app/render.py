@@ -13,8 +13,8 @@ from reviewgpt.format.schema import EMPTY_MARKER
 from reviewgpt.ingest.document import Document
 from reviewgpt.prepare.model_input import ModelInput
 
+from . import paper_check
 from .labels import ModelLabel
-from .paper_check import not_a_paper
 
 _ESCAPED_MARKER = html.escape(EMPTY_MARKER)
 BADGE = (f'<span class="empty-badge" title="The model wrote the empty-item marker: it found nothing to say '
@@ -107,7 +107,7 @@ def paper_info(doc: Document, model_input: ModelInput | None, filename: str = ""
                 items = "".join(f"<li>{escape(s)}</li>" for s in b.dropped_sections)
                 lines.append(f"<details><summary>Sections left out ({len(b.dropped_sections)})</summary>"
                              f"<ul>{items}</ul></details>")
-    for w in doc.warnings + ([odd] if (odd := not_a_paper(doc)) else []):
+    for w in paper_check.warnings(doc):
         lines.append(f"⚠️ {escape(w)}")
     return "\n\n".join(lines)
 
