@@ -4,8 +4,9 @@
 
 The demo model (assets/demo-model: a tiny Llama + LoRA, fp32, its engine.yaml: 2,048-token prompt
 budget, 640 new tokens, schema guide on) writes a 7-aspect review of real PDFs read by the app's
-parser (tests/fixtures/pdfs), suppression 0.95, T 0.6, top-p 0.9. Per paper: prefill s (a one-token
-generation) and decode tok/s over the rest (ignore_eos, so every run writes the same number of tokens).
+parser (tests/fixtures/pdfs), timed as bench_decode times the GPU (the recipe's sampling: suppression
+0.95, T 0.6, top-p 0.9): per paper, prefill s (a one-token generation) and decode tok/s over the rest
+(ignore_eos, so every run writes the same number of tokens).
 With the schema guide (a processor without a declared look-back) the engine decodes with eager
 generate(), the CPU path of the README's "which path runs where" table. Prints one JSON row.
 """
@@ -17,13 +18,14 @@ import json
 import os
 import platform
 import statistics
-import time
 from pathlib import Path
 
 import torch
 
-from reviewgpt.config import GenerationConfig, bundled_engine_config
+from reviewgpt.config import bundled_engine_config
 from reviewgpt.generate.engine import load_engine
+
+from .bench_decode import timed
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,16 +45,9 @@ def main() -> None:
     for pdf in pdfs:
         text = engine.prepare(extract(pdf), "7").text
         new = engine.config.max_new_tokens
-        timings = {}
-        for n in (1, new):
-            gen = GenerationConfig(max_new_tokens=n, ignore_eos=True, seed=0, temperature=0.6, top_p=0.9,
-                                   suppression=0.95)
-            t0 = time.perf_counter()
-            for _ in engine.stream(text, "7", gen):
-                pass
-            timings[n] = time.perf_counter() - t0
-        rows.append({"prompt_tokens": len(engine.prompt_ids(text, "7")), "prefill_s": timings[1],
-                     "decode_tok_s": (new - 1) / (timings[new] - timings[1])})
+        prefill, total = timed(engine, [text], 1), timed(engine, [text], new)  # as bench_decode times the GPU
+        rows.append({"prompt_tokens": len(engine.prompt_ids(text, "7")), "prefill_s": prefill,
+                     "decode_tok_s": (new - 1) / (total - prefill)})
     print(json.dumps({
         "config": f"demo model ({engine.info.precision}, LoRA {'merged' if engine.info.adapter_merged else 'unmerged'})", "batch": 1,
         "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "threads": torch.get_num_threads(),

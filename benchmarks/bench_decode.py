@@ -85,14 +85,15 @@ def which_step(engine: ReviewEngine, batch: int) -> str:
 
 def timed(engine: ReviewEngine, texts: list[str], n: int) -> float:
     gen = GenerationConfig(max_new_tokens=n, ignore_eos=True, seed=0)
-    torch.cuda.synchronize()
+    sync = torch.cuda.synchronize if engine.device.type == "cuda" else (lambda: None)
+    sync()
     t0 = time.perf_counter()
     if len(texts) == 1:
         for _ in engine.stream(texts[0], "7", gen):
             pass
     else:
         engine.generate_batch(texts, "7", gen)
-    torch.cuda.synchronize()
+    sync()
     return time.perf_counter() - t0
 
 
