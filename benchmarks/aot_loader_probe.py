@@ -6,15 +6,16 @@ On the H200 machine (torch 2.11.0+cu130, Ubuntu 24.04, g++ 13.3) `aoti_load_pack
 on every package, a single CPU Linear included: inside the generated model's constructor, in
 `torch::aot_inductor::parse_device_str`'s `std::regex` (aoti_runtime/model_base.h), compiled into the
 package's wrapper.so by the machine's g++. The same torch with Debian's g++ 12.2 loads it. This script
-builds a one-Linear package per build variant (in parallel, each with its own inductor cache), loads
-each in a child process with a native backtrace on SIGSEGV, and prints one line per variant as it
-goes, plus the C++ runtime the loading process maps (a second libstdc++ is one suspect), so the next
-GPU session answers the question in one call:
+builds a one-Linear package per build variant (aot_step.build_fix_options for each REVIEWGPT_AOT_BUILD
+value, in parallel, each with its own inductor cache), loads each in a child process with a native
+backtrace on SIGSEGV, and prints one line per variant as it goes, plus the C++ runtime the loading
+process maps. On the H200 machine it printed baseline: CRASH, no-pch: CRASH, bsymbolic: LOADS, so
+aot_step builds with bsymbolic by default; run it on a new host or torch before shipping packages there.
 
 - baseline: torch's defaults.
 - no-pch: `aot_inductor.precompile_headers=False` (experimental in torch's config).
 - bsymbolic: the wrapper linked with `-Wl,-Bsymbolic` (its own std::regex instantiations, not
-  libtorch_cpu's exported weak ones), through a `CXX` wrapper script.
+  libtorch_cpu's exported weak ones).
 """
 
 from __future__ import annotations
@@ -29,13 +30,13 @@ import time
 from pathlib import Path
 
 BUILD = textwrap.dedent("""
-    import sys, torch, torch._inductor, torch._inductor.config as c
-    path, device, no_pch = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
-    if no_pch:
-        c.aot_inductor.precompile_headers = False
+    import sys, torch, torch._inductor
+    from reviewgpt.generate import aot_step  # its build options, for REVIEWGPT_AOT_BUILD as set by the parent
+    path, device = sys.argv[1], sys.argv[2]
     m = torch.nn.Linear(64, 64).to(device)
     x = torch.randn(4, 64, device=device)
-    torch._inductor.aoti_compile_and_package(torch.export.export(m, (x,)), package_path=path)
+    torch._inductor.aoti_compile_and_package(torch.export.export(m, (x,)), package_path=path,
+                                             inductor_configs=aot_step.build_fix_options())
 """)
 LOAD = textwrap.dedent("""
     import sys, torch, torch._inductor
@@ -52,14 +53,13 @@ SEGV_C = r"""
 static void on_segv(int s) { void* b[48]; int n = backtrace(b, 48); backtrace_symbols_fd(b, n, 2); _exit(139); }
 __attribute__((constructor)) static void install(void) { signal(SIGSEGV, on_segv); }
 """
-VARIANTS = {"baseline": (False, ""), "no-pch": (True, ""), "bsymbolic": (False, "-Wl,-Bsymbolic"),
-            "no-pch+bsymbolic": (True, "-Wl,-Bsymbolic"), "static": (False, "-Wl,-Bsymbolic -static-libstdc++")}
+VARIANTS = ["baseline", "no-pch", "bsymbolic", "no-pch+bsymbolic"]  # REVIEWGPT_AOT_BUILD values
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cuda")
-    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--variants", nargs="+", default=VARIANTS, choices=VARIANTS)
     args = p.parse_args()
     work = Path(tempfile.mkdtemp(prefix="aoti-probe-"))
     (work / "segv.c").write_text(SEGV_C)
@@ -68,17 +68,9 @@ def main() -> None:
     t0 = time.time()
     builds = {}
     for name in args.variants:
-        no_pch, flags = VARIANTS[name]
-        env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(work / f"cache-{name}")}
-        if flags:  # only where it links the shared object (inductor also preprocesses, precompiles headers)
-            wrapper = work / f"cxx-{name}" / "g++"  # named g++ so inductor still treats it as GCC
-            wrapper.parent.mkdir()
-            wrapper.write_text(f'#!/bin/sh\ncase " $* " in *" -shared "*) exec g++ "$@" {flags};; esac\nexec g++ "$@"\n')
-            wrapper.chmod(0o755)
-            env["CXX"] = str(wrapper)
-        builds[name] = subprocess.Popen([sys.executable, "-c", BUILD, str(work / f"{name}.pt2"), args.device,
-                                         "1" if no_pch else "0"], env=env, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, text=True)
+        env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(work / f"cache-{name}"), "REVIEWGPT_AOT_BUILD": name}
+        builds[name] = subprocess.Popen([sys.executable, "-c", BUILD, str(work / f"{name}.pt2"), args.device], env=env,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for name, proc in builds.items():
         out, _ = proc.communicate()
         if proc.returncode:

@@ -204,7 +204,7 @@ def _compile(program: torch.export.ExportedProgram, path: Path) -> None:
 
     args, kwargs = program.example_inputs
     options = {**INDUCTOR_OPTIONS, "aot_inductor.package": True,
-               "aot_inductor.package_constants_on_disk_format": "pickle_weights", **_build_fix_options()}
+               "aot_inductor.package_constants_on_disk_format": "pickle_weights", **build_fix_options()}
     artifacts = torch._inductor.aot_compile(program.module(), args, kwargs, options=options)
     files = [a for a in artifacts if isinstance(a, str)]
     for f in files:
@@ -213,7 +213,7 @@ def _compile(program: torch.export.ExportedProgram, path: Path) -> None:
     package_aoti(str(path), files)
 
 
-def _build_fix_options() -> dict[str, Any]:
+def build_fix_options() -> dict[str, Any]:
     """Inductor options for BUILD_FIXES; link flags go through a `g++` wrapper script (inductor has no
     link-flag option; it reads the compiler from `cpp.cxx`), added only where it links the .so."""
     unknown = set(BUILD_FIXES) - {"no-pch", "bsymbolic"}
