@@ -187,10 +187,17 @@ def strip_running_lines(pages: list[list[Block]], sizes: list[tuple[float, float
     def near_edge_wide(ln: Line, h: float) -> bool:  # the second line of a two-line running title
         return near_edge(ln, h, reach=1.5)
 
+    def repeat_key(ln: Line) -> str:
+        # A line with no letters ("111:2", a page label) runs at the same place on the pages it is on; a
+        # table's numbers near the foot ("2.77234", "12537.64": "#.#") recur elsewhere and stay body text
+        # (two tables set at the foot share a row's height, not its columns).
+        k = key(ln.text)
+        return k if any(c.isalpha() for c in k) else f"{k}@{round(ln.bbox[1] / 2)},{round((ln.bbox[0] + ln.bbox[2]) / 20)}"
+
     counts: Counter[str] = Counter()
     everywhere = Counter(key(ln.text) for blocks in pages for b in blocks for ln in b.lines)
     for blocks, (_, h) in zip(pages, sizes):
-        counts.update({key(ln.text) for b in blocks for ln in b.lines if near_edge_wide(ln, h)})
+        counts.update({repeat_key(ln) for b in blocks for ln in b.lines if near_edge_wide(ln, h)})
     threshold = max(2, math.ceil(0.25 * len(pages)))
     # "44  Achim D. Brucker": an edge line led or ended by the printed page number, which runs with
     # the page index (the same offset on two pages or more), is a running header even if its text
@@ -228,13 +235,13 @@ def strip_running_lines(pages: list[list[Block]], sizes: list[tuple[float, float
             in_margin = all(near_edge(ln, h) for ln in b.lines)
 
             def running(ln: Line) -> bool:
-                if near_edge_wide(ln, h) and counts[key(ln.text)] >= threshold:
+                if near_edge_wide(ln, h) and counts[repeat_key(ln)] >= threshold:
                     return True
                 # A plain line in the margin (no heading's weight, number or capitals) repeated is
                 # a running head naming the current section: "Introduction" over pages 3 and 5, or
                 # over a section's only odd page, repeating the section's heading.
                 plain = not (ln.bold or ln.text.isupper() or _NUMBERED.match(ln.text))
-                section_head = plain and (counts[key(ln.text)] >= 2 or (
+                section_head = plain and (counts[repeat_key(ln)] >= 2 or (
                     ln.bbox[3] < edge * h and len(ln.text.split()) <= 6 and everywhere[key(ln.text)] >= 2))
                 return near_edge(ln, h) and in_margin and bool(
                     _PAGE_NUMBER.match(ln.text) or _beside(ln, rows) or section_head
