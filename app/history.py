@@ -22,7 +22,7 @@ def settings_of(run: Run) -> dict[str, str]:
     return {"paper": run.paper_title or "(pasted text)", "aspects": s.schema,
             "fewer empty aspects (slider)": f"{s.suppression:g}", "seed": str(s.seed),
             "temperature": f"{s.temperature:g}", "length (tokens)": str(s.max_new_tokens),
-            "fine-tuned model": "off" if run.local.off else "on", "GPT side": "off" if run.gpt.off else "on",
+            "local model": "off" if run.local.off else "on", "GPT side": "off" if run.gpt.off else "on",
             "human reviews for the judge": str(len(run.human.texts)),
             "status": run.phase.value}
 
@@ -92,7 +92,7 @@ def table(history: list[Run]) -> str:
     """Markdown: one line per kept run with its settings and empty-aspect count."""
     if not history:
         return "*No runs yet in this session.*"
-    keys = ["aspects", "fewer empty aspects (slider)", "seed", "temperature", "fine-tuned model", "GPT side", "status"]
+    keys = ["aspects", "fewer empty aspects (slider)", "seed", "temperature", "local model", "GPT side", "status"]
     lines = ["| run | paper | " + " | ".join(keys) + " | empty aspects |", "|---" * (len(keys) + 3) + "|"]
     for r in history:
         s = settings_of(r)

@@ -57,6 +57,11 @@ CSS = """
   max-width: none !important; padding: 4px 8px !important; }
 .stats td:not(:first-child) { white-space: nowrap !important; width: 1%; }
 .stats th:not(:first-child) { width: 1%; }
+@media (max-width: 700px) {  /* a phone: tables wrap inside the screen rather than run off its edge */
+  .stats td, .stats th, .stats td:not(:first-child) { white-space: normal !important; font-size: 0.85em; }
+}
+/* the downloads' names carry the run's settings: shown whole (Gradio cuts a name to one line) */
+#downloads .filename .stem { white-space: normal !important; overflow-wrap: anywhere; }
 .copy-btn { max-width: 140px; align-self: flex-end; }
 #status { min-height: 1.5em; }
 #paper-info p { margin: 2px 0; }

@@ -107,6 +107,10 @@ def test_two_runs_are_kept_and_shown_side_by_side_with_what_changed(open_page, w
         generate_and_wait(page)
         results[s] = local_json(page)
     names = [set(f) for _, f in results.values()]
+    # the names carry the settings, so they are shown whole at any width (Gradio would cut them to one line)
+    clipped = page.evaluate("[...document.querySelectorAll('#downloads .filename .stem')]"
+                            ".filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.textContent)")
+    assert page.locator("#downloads .filename .stem").count() == 4 and clipped == []
     assert all(any("-4aspect-s0-t1-seed0-" in n for n in names[0]) for _ in [0])
     assert any("-4aspect-s0.95-t1-seed0-" in n for n in names[1]) and not names[0] & names[1]
     view = page.locator("#history-compare")
