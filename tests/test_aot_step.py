@@ -110,10 +110,26 @@ def test_a_package_that_crashes_the_loader_leaves_eager_decoding(package, marker
     eager = load_engine(_config(marker_model_dir, None))
     gen = GenerationConfig(max_new_tokens=24, do_sample=False, suppression=0.0)
     tries = []
-    monkeypatch.setattr(aot_step, "_loads_in_a_child", lambda p, real=aot_step._loads_in_a_child: (tries.append(p), real(p)))
+    monkeypatch.setattr(aot_step, "_loads_in_a_child", lambda p, real=aot_step._loads_in_a_child: (tries.append(p), real(p))[1])
     assert engine.generate(MARKER_PAPER, "4", gen) == eager.generate(MARKER_PAPER, "4", gen)
     assert not engine._fast.accepts(engine._processors(gen))  # it said no, and keeps saying so
     assert len(tries) == 1  # tried once, not at every generation
+
+
+def test_a_package_the_build_loaded_here_is_not_test_loaded_again(package, marker_model_dir, monkeypatch):
+    """The build test-loads its package in a child process and records the platform; a worker on the
+    same platform binds it without that second process (the cold start), unless told to test always."""
+    folder, built = package
+    assert json.loads((built / aot_step.KEY_FILE).read_text())["loads_on"]["package_sha256"]
+    tries = []
+    monkeypatch.setattr(aot_step, "_loads_in_a_child", lambda p, real=aot_step._loads_in_a_child: (tries.append(p), real(p))[1])
+    engine = load_engine(_config(marker_model_dir, folder))
+    engine._fast.bind()
+    assert tries == [] and engine._fast.load_parts["child_test_s"] < 1
+    monkeypatch.setattr(aot_step, "LOADER_TEST", "always")
+    again = load_engine(_config(marker_model_dir, folder))
+    again._fast.bind()
+    assert len(tries) == 1 and again._fast.load_parts["child_load_s"] >= 0
 
 
 def test_the_packaged_step_is_linked_to_bind_its_own_symbols(package, tmp_path):

@@ -61,6 +61,8 @@ INDUCTOR_OPTIONS: dict[str, Any] = {
 # no-pch: no precompiled headers; bsymbolic: the wrapper .so binds its own C++ template instances
 # (-Wl,-Bsymbolic) rather than libtorch's exported ones. (Linking libstdc++ in statically as well breaks
 # the loader's error handling on a machine where the default loads: benchmarks/aot_loader_probe.py.)
+# "always": test-load the package in a child process at every bind, even when the build tested it here
+LOADER_TEST = os.environ.get("REVIEWGPT_AOT_LOADER_TEST", "auto")
 BUILD_FIXES = [f for f in os.environ.get("REVIEWGPT_AOT_BUILD", "bsymbolic").split("+") if f and f != "baseline"]
 
 
@@ -186,10 +188,11 @@ def build(engine: Any, folder: str | Path, batch: int = 1) -> Path:
     t1 = time.perf_counter()
     _compile(program, out / PACKAGE)
     t2 = time.perf_counter()
+    _loads_in_a_child(out / PACKAGE)  # raises if torch's loader cannot read it here: nothing to ship
     meta = {**asdict(key), "arch": arch, "device_name": torch.cuda.get_device_name(engine.device)
             if engine.device.type == "cuda" else "cpu", "base_model_source": engine.config.base_model,
             "adapter_source": engine.config.adapter, "build_fixes": BUILD_FIXES, "export_s": round(t1 - t0, 1),
-            "compile_s": round(t2 - t1, 1)}
+            "compile_s": round(t2 - t1, 1), "loads_on": loader_platform(out / PACKAGE, arch)}
     (out / KEY_FILE).write_text(json.dumps(meta, indent=1) + "\n")
     log.info("ahead-of-time decode step: exported in %.0f s, compiled in %.0f s -> %s", t1 - t0, t2 - t1, out)
     return out
@@ -326,7 +329,9 @@ class AotDecoder(_FastDecoder):
         if not match:
             raise RuntimeError(f"packages built for {', '.join(p.name.split('-')[-1] for p in self.packages)}, "
                                f"this GPU is {arch}")
-        _loads_in_a_child(match[0] / PACKAGE)
+        child: dict[str, float] = {}
+        if LOADER_TEST == "always" or not _tested_at_build(match[0], arch):
+            child = _loads_in_a_child(match[0] / PACKAGE)
         t_child = time.perf_counter()
         compiled = torch._inductor.aoti_load_package(str(match[0] / PACKAGE))
         t_load = time.perf_counter()
@@ -351,7 +356,7 @@ class AotDecoder(_FastDecoder):
         self.load_s = time.perf_counter() - t0
         # where a worker's cold start goes (the H200's first measurement: 91 s in all, not broken down)
         self.load_parts = {"child_test_s": round(t_child - t0, 2), "aoti_load_s": round(t_load - t_child, 2),
-                           "bind_s": round(t_bind - t_load, 2), "graph_s": round(self.load_s - (t_bind - t0), 2)}
+                           "bind_s": round(t_bind - t_load, 2), "graph_s": round(self.load_s - (t_bind - t0), 2), **child}
         log.info("ahead-of-time decode step loaded from %s in %.1f s", match[0], self.load_s)
 
     def accepts(self, processors: Any) -> bool:
@@ -370,18 +375,48 @@ class AotDecoder(_FastDecoder):
         return self._runner
 
 
-def _loads_in_a_child(package: Path) -> None:
+def loader_platform(package: Path, arch: str) -> dict[str, str]:
+    """What decides whether torch's loader can read this package in this process: the package's bytes,
+    the GPU architecture, torch (and its CUDA), the C and C++ runtime libraries loaded."""
+    import platform
+
+    libstdcxx = ""
+    maps = Path("/proc/self/maps")
+    if maps.exists():
+        found = {line.split()[-1] for line in maps.read_text().splitlines() if "libstdc++" in line}
+        libstdcxx = ",".join(f"{f}:{Path(f).stat().st_size}" for f in sorted(found) if Path(f).exists())
+    return {"package_sha256": hashlib.sha256(package.read_bytes()).hexdigest()[:16], "arch": arch,
+            "torch": torch.__version__, "cuda": str(torch.version.cuda), "libc": "-".join(platform.libc_ver()),
+            "libstdc++": libstdcxx}
+
+
+def _tested_at_build(folder: Path, arch: str) -> bool:
+    """Whether the build loaded this very package in a child process on a platform like this one (the
+    Space that built it): then a worker need not test it again before its first token."""
+    try:
+        tested = json.loads((folder / KEY_FILE).read_text()).get("loads_on")
+    except (OSError, ValueError):
+        return False
+    return tested == loader_platform(folder / PACKAGE, arch)
+
+
+def _loads_in_a_child(package: Path) -> dict[str, float]:
     """Load the package once in a child process first: torch 2.11's loader crashed (SIGSEGV) on a
     package built on the H200 machine, which would take the app down with it; a crash in the child
-    is an exception here, and the engine decodes eagerly instead."""
+    is an exception here, and the engine decodes eagerly instead. Done at build time, and again at
+    bind only where the build's platform record does not match (`_tested_at_build`)."""
     import subprocess
     import sys
 
-    code = "import sys, torch._inductor; torch._inductor.aoti_load_package(sys.argv[1])"
+    code = ("import sys, time; t0 = time.perf_counter(); import torch._inductor; t1 = time.perf_counter(); "
+            "torch._inductor.aoti_load_package(sys.argv[1]); "
+            "print(f'{t1 - t0:.2f} {time.perf_counter() - t1:.2f}')")
     proc = subprocess.run([sys.executable, "-c", code, str(package)], capture_output=True, text=True, timeout=300)
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
         raise RuntimeError(f"torch's loader failed on {package} in a test process ({tail[0]})")
+    import_s, load_s = map(float, proc.stdout.split()[-2:])
+    return {"child_import_s": import_s, "child_load_s": load_s}
 
 
 def _cuda_graph(compiled: Any, device: torch.device) -> Any:
