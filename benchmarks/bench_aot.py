@@ -26,6 +26,7 @@ import time
 from dataclasses import replace
 
 T_START = time.time()  # before the heavy imports: the cold start counts them
+ENV_AT_START = dict(os.environ)
 
 import torch  # noqa: E402
 
@@ -48,6 +49,8 @@ def build_step() -> dict:
     build_adapter(build(CHECKPOINT), f"{CHECKPOINT}-lora")
     engine = load_engine(config())
     out = aot_step.build(engine, AOT)
+    changed = {k: v for k, v in os.environ.items() if ENV_AT_START.get(k) != v}
+    print("environment set during the build:", changed, file=sys.stderr, flush=True)
     return json.loads((out / aot_step.KEY_FILE).read_text())
 
 
@@ -107,7 +110,7 @@ def main() -> None:
     print(*[line for line in done.stdout.splitlines() if not line.startswith("{")], sep="\n", flush=True)
     done.check_returncode()
     rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    rows[0].update(export_s=key["export_s"], compile_s=key["compile_s"])
+    rows[0].update(export_s=key["export_s"], compile_s=key["compile_s"], tested_at_build=bool(key["loads_on"]))
     # the worker start as before the build recorded its loader test: a child process loads the package first
     spawned = time.time()
     tested = subprocess.run([sys.executable, "-m", "benchmarks.bench_aot", "measure", "--cold-only", "--spawned-at",
