@@ -12,7 +12,10 @@ backtrace on SIGSEGV, and prints one line per variant as it goes, plus the C++ r
 process maps. On the H200 machine it printed baseline: CRASH, no-pch: CRASH, bsymbolic: LOADS, so
 aot_step builds with bsymbolic by default; run it on a new host or torch before shipping packages there.
 
-- baseline: torch's defaults.
+Every variant is compiled by aot_step.runtime_matched_cxx: the H200 machine's CXX (/opt/gcc/bin/g++) is a
+GCC whose libstdc++ is not the one torch's process maps, and with it even bsymbolic crashed (2026-12-04).
+
+- baseline: torch's defaults, with the matched compiler.
 - no-pch: `aot_inductor.precompile_headers=False` (experimental in torch's config).
 - bsymbolic: the wrapper linked with `-Wl,-Bsymbolic` (its own std::regex instantiations, not
   libtorch_cpu's exported weak ones).

@@ -148,6 +148,32 @@ def test_the_packaged_step_is_linked_to_bind_its_own_symbols(package, tmp_path):
         assert "SYMBOLIC" in out, out
 
 
+def test_the_package_is_compiled_by_a_compiler_of_the_cpp_runtime_torch_runs_with(tmp_path, monkeypatch):
+    """The H200 machine's CXX named a GCC whose libstdc++ was not the one torch's process maps, and
+    every package it built crashed the loader: the build takes inductor's compiler only when its
+    libstdc++ is the mapped one, else the system g++ whose is (asked with -print-file-name)."""
+    import os
+    import shutil
+
+    from torch._inductor import config
+
+    mapped = aot_step._mapped_libstdcxx()
+    assert mapped  # torch's process maps libstdc++ on Linux
+    other = tmp_path / "gcc-elsewhere" / "g++"
+    other.parent.mkdir()
+    other.write_text('#!/bin/sh\necho /opt/gcc-elsewhere/lib64/libstdc++.so.6\n')
+    other.chmod(0o755)
+    monkeypatch.setattr(config.cpp, "cxx", (None, str(other)))
+    chosen = aot_step.runtime_matched_cxx()
+    assert chosen in ("g++", "c++")
+    lib = subprocess.run([chosen, "-print-file-name=libstdc++.so.6"], capture_output=True, text=True).stdout.strip()
+    assert os.path.realpath(lib) in mapped
+    monkeypatch.setattr(config.cpp, "cxx", (None, shutil.which("g++")))
+    assert aot_step.runtime_matched_cxx() == shutil.which("g++")  # inductor's own, when it matches
+    wrapper = aot_step.build_fix_options()["cpp.cxx"][1]  # the -Bsymbolic wrapper runs the chosen compiler
+    assert shutil.which("g++") in Path(wrapper).read_text()
+
+
 def test_a_shared_object_asking_for_an_executable_stack_is_cleared(tmp_path):
     """clear_exec_stack on a real library linked with -z execstack, read back by binutils' readelf."""
     import shutil

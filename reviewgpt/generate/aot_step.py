@@ -56,13 +56,13 @@ INDUCTOR_OPTIONS: dict[str, Any] = {
     "always_keep_tensor_constants": True,
     "joint_graph_constant_folding": False,
 }
-# Build work-arounds for torch's loader, '+'-separated (issue #25: on the H200 machine, torch 2.11 +
-# Ubuntu 24.04's g++ 13.3, every AOTI package crashed in its constructor's std::regex):
+# "always": test-load the package in a child process at every bind, even when the build tested it here
+LOADER_TEST = os.environ.get("REVIEWGPT_AOT_LOADER_TEST", "auto")
+# Build work-arounds for torch's loader, '+'-separated, on top of the compiler choice (runtime_matched_cxx,
+# the fix for issue #25's crash in the package constructor's std::regex on the H200 machine):
 # no-pch: no precompiled headers; bsymbolic: the wrapper .so binds its own C++ template instances
 # (-Wl,-Bsymbolic) rather than libtorch's exported ones. (Linking libstdc++ in statically as well breaks
 # the loader's error handling on a machine where the default loads: benchmarks/aot_loader_probe.py.)
-# "always": test-load the package in a child process at every bind, even when the build tested it here
-LOADER_TEST = os.environ.get("REVIEWGPT_AOT_LOADER_TEST", "auto")
 BUILD_FIXES = [f for f in os.environ.get("REVIEWGPT_AOT_BUILD", "bsymbolic").split("+") if f and f != "baseline"]
 
 
@@ -195,7 +195,8 @@ def build(engine: Any, folder: str | Path, batch: int = 1) -> Path:
         log.warning("the package failed to load in a test process here: %s", e)
     meta = {**asdict(key), "arch": arch, "device_name": torch.cuda.get_device_name(engine.device)
             if engine.device.type == "cuda" else "cpu", "base_model_source": engine.config.base_model,
-            "adapter_source": engine.config.adapter, "build_fixes": BUILD_FIXES, "export_s": round(t1 - t0, 1),
+            "adapter_source": engine.config.adapter, "compiler": runtime_matched_cxx(), "build_fixes": BUILD_FIXES,
+            "export_s": round(t1 - t0, 1),
             "compile_s": round(t2 - t1, 1), "loads_on": loads_on}
     (out / KEY_FILE).write_text(json.dumps(meta, indent=1) + "\n")
     log.info("ahead-of-time decode step: exported in %.0f s, compiled in %.0f s -> %s", t1 - t0, t2 - t1, out)
@@ -221,27 +222,66 @@ def _compile(program: torch.export.ExportedProgram, path: Path) -> None:
 
 
 def build_fix_options() -> dict[str, Any]:
-    """Inductor options for BUILD_FIXES; link flags go through a `g++` wrapper script (inductor has no
-    link-flag option; it reads the compiler from `cpp.cxx`), added only where it links the .so."""
+    """Inductor options for the package's C++: the compiler (`runtime_matched_cxx`) and BUILD_FIXES; link
+    flags go through a `g++` wrapper script (inductor has no link-flag option; it reads the compiler
+    from `cpp.cxx`), added only where it links the .so."""
     unknown = set(BUILD_FIXES) - {"no-pch", "bsymbolic"}
     if unknown:
         raise ValueError(f"REVIEWGPT_AOT_BUILD: unknown {sorted(unknown)} (no-pch, bsymbolic)")
-    options: dict[str, Any] = {}
+    cxx = runtime_matched_cxx()
+    options: dict[str, Any] = {"cpp.cxx": (None, cxx)}
     if "no-pch" in BUILD_FIXES:
         options["aot_inductor.precompile_headers"] = False
     if "bsymbolic" in BUILD_FIXES:
         import shlex
         import tempfile
 
-        from torch._inductor import config
-
-        cxx = shlex.quote(config.cpp.cxx[1] or "g++")  # the compiler inductor would have run (CXX or g++)
         wrapper = Path(tempfile.mkdtemp(prefix="reviewgpt-cxx-")) / "g++"  # named g++: inductor takes it for GCC
-        wrapper.write_text(f'#!/bin/sh\ncase " $* " in *" -shared "*) exec {cxx} "$@" -Wl,-Bsymbolic;; esac\n'
-                           f'exec {cxx} "$@"\n')
+        wrapper.write_text(f'#!/bin/sh\ncase " $* " in *" -shared "*) exec {shlex.quote(cxx)} "$@" -Wl,-Bsymbolic;; esac\n'
+                           f'exec {shlex.quote(cxx)} "$@"\n')
         wrapper.chmod(0o755)
         options["cpp.cxx"] = (None, str(wrapper))
     return options
+
+
+def _mapped_libstdcxx() -> set[str]:
+    maps = Path("/proc/self/maps")
+    if not maps.exists():
+        return set()
+    return {os.path.realpath(line.split()[-1]) for line in maps.read_text().splitlines() if "libstdc++" in line}
+
+
+def runtime_matched_cxx() -> str:
+    """The C++ compiler to build the package with: inductor's own (CXX, else g++) if its libstdc++ is the
+    one this process runs with, else the first of g++ / c++ whose is. On the H200 machine CXX named a
+    newer GCC under /opt/gcc: the package's std::regex, compiled against its headers, crashed in the
+    older libstdc++ torch's process maps (SIGSEGV in codecvt::do_unshift, even for one Linear); the
+    system g++, whose libstdc++ is the mapped one, built packages that load."""
+    import shutil
+    import subprocess
+
+    from torch._inductor import config
+
+    mapped = _mapped_libstdcxx()
+    candidates = [config.cpp.cxx[1] or "g++", "g++", "c++"]
+    if not mapped:  # not Linux, or torch linked it statically: nothing to match
+        return candidates[0]
+    for cxx in dict.fromkeys(candidates):
+        if not shutil.which(cxx):
+            continue
+        try:
+            lib = subprocess.run([cxx, "-print-file-name=libstdc++.so.6"], capture_output=True, text=True,
+                                 timeout=30).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if lib and os.path.realpath(lib) in mapped:
+            if cxx != candidates[0]:
+                log.info("ahead-of-time build: compiling with %s (its libstdc++ is this process's), not %s",
+                         cxx, candidates[0])
+            return cxx
+    log.warning("no C++ compiler here matches the libstdc++ this process maps (%s); using %s: the package may "
+                "not load", ", ".join(sorted(mapped)), candidates[0])
+    return candidates[0]
 
 
 def clear_exec_stack(path: Path) -> bool:
