@@ -251,12 +251,32 @@ def _mapped_libstdcxx() -> set[str]:
     return {os.path.realpath(line.split()[-1]) for line in maps.read_text().splitlines() if "libstdc++" in line}
 
 
+def _links_libstdcxx_dynamically(cxx: str) -> bool:
+    """Whether `cxx` links a shared object against libstdc++.so (NEEDED), rather than copying libstdc++ in
+    (a GCC built or wrapped to link it statically, as the H200 machine's /opt/gcc/bin/g++ does)."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    if not shutil.which("readelf"):
+        return True  # cannot tell: trust the compiler's libstdc++ path
+    with tempfile.TemporaryDirectory() as tmp:
+        src, lib = Path(tmp) / "probe.cpp", Path(tmp) / "probe.so"
+        src.write_text('#include <string>\nstd::string probe() { return std::string(64, \'x\'); }\n')
+        try:
+            subprocess.run([cxx, "-shared", "-fPIC", "-o", str(lib), str(src)], capture_output=True, check=True, timeout=120)
+            dyn = subprocess.run(["readelf", "-dW", str(lib)], capture_output=True, text=True, check=True).stdout
+        except (OSError, subprocess.SubprocessError):
+            return False
+    return "[libstdc++.so" in dyn
+
+
 def runtime_matched_cxx() -> str:
-    """The C++ compiler to build the package with: inductor's own (CXX, else g++) if its libstdc++ is the
-    one this process runs with, else the first of g++ / c++ whose is. On the H200 machine CXX named a
-    newer GCC under /opt/gcc: the package's std::regex, compiled against its headers, crashed in the
-    older libstdc++ torch's process maps (SIGSEGV in codecvt::do_unshift, even for one Linear); the
-    system g++, whose libstdc++ is the mapped one, built packages that load."""
+    """The C++ compiler to build the package with: inductor's own (CXX, else g++) if it links against the
+    libstdc++.so this process maps, else the first of g++ / c++ that does. On the H200 machine CXX is
+    /opt/gcc/bin/g++, whose packages carry no libstdc++.so dependency (a static copy): their std::regex
+    then crashed in the constructor (SIGSEGV in codecvt::do_unshift, even for one Linear), with or
+    without -Bsymbolic; the system g++, called by name, built packages that load (2026-12-03)."""
     import shutil
     import subprocess
 
@@ -274,7 +294,7 @@ def runtime_matched_cxx() -> str:
                                  timeout=30).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             continue
-        if lib and os.path.realpath(lib) in mapped:
+        if lib and os.path.realpath(lib) in mapped and _links_libstdcxx_dynamically(cxx):
             if cxx != candidates[0]:
                 log.info("ahead-of-time build: compiling with %s (its libstdc++ is this process's), not %s",
                          cxx, candidates[0])
