@@ -276,7 +276,7 @@ def runtime_matched_cxx() -> str:
     libstdc++.so this process maps, else the first of g++ / c++ that does. On the H200 machine CXX is
     /opt/gcc/bin/g++, whose packages carry no libstdc++.so dependency (a static copy): their std::regex
     then crashed in the constructor (SIGSEGV in codecvt::do_unshift, even for one Linear), with or
-    without -Bsymbolic; the system g++, called by name, built packages that load (2026-12-03)."""
+    without -Bsymbolic; the system g++, called by name, built packages that load."""
     import shutil
     import subprocess
 
@@ -444,11 +444,7 @@ def loader_platform(package: Path, arch: str) -> dict[str, str]:
     the GPU architecture, torch (and its CUDA), the C and C++ runtime libraries loaded."""
     import platform
 
-    libstdcxx = ""
-    maps = Path("/proc/self/maps")
-    if maps.exists():
-        found = {line.split()[-1] for line in maps.read_text().splitlines() if "libstdc++" in line}
-        libstdcxx = ",".join(f"{f}:{Path(f).stat().st_size}" for f in sorted(found) if Path(f).exists())
+    libstdcxx = ",".join(f"{f}:{Path(f).stat().st_size}" for f in sorted(_mapped_libstdcxx()) if Path(f).exists())
     return {"package_sha256": hashlib.sha256(package.read_bytes()).hexdigest()[:16], "arch": arch,
             "torch": torch.__version__, "cuda": str(torch.version.cuda), "libc": "-".join(platform.libc_ver()),
             "libstdc++": libstdcxx}
@@ -480,7 +476,8 @@ def _loads_in_a_child(package: Path) -> dict[str, float]:
     if proc.returncode != 0:
         import signal
 
-        code_text = (f"killed by {signal.Signals(-proc.returncode).name}" if proc.returncode < 0
+        names = {-int(sig): sig.name for sig in signal.Signals}
+        code_text = (f"killed by {names[proc.returncode]}" if proc.returncode in names
                      else f"exit status {proc.returncode}")
         tail = proc.stderr.strip().splitlines()[-1:] or [code_text]
         raise RuntimeError(f"torch's loader failed on {package} in a test process ({tail[0]})")
