@@ -137,7 +137,7 @@ def summary(side: Any, parsed: dict | None) -> list[str]:
         n = {k: sum(1 for e in side.evidence if e.status == k) for k in EVIDENCE_TAGS}
         bits.append(f"{n['verified']} verified quotes, {n['related']} related passages, {n['not_found']} quotes not found")
     if side.rating:
-        bits.append(f"calibrated rating (ICLR 1-10): {rating_text(side.rating)}")
+        bits.append(rating_text(side.rating))
     return bits
 
 

@@ -47,13 +47,25 @@ def rate(review: str) -> dict[str, Any]:
                 "reason": f"rating model unavailable: {e}", "label": LABEL, "model": ""}
 
 
+# the page's words (the downloads and the API keep their field names: p_accept, calibrated, reason)
+ACCEPT = "chance of acceptance"
+NONE = "no calibrated rating"
+
+
+def chance(p: float) -> str:
+    """A probability as the page says it: '41%'."""
+    return f"{p:.0%}"
+
+
 def rating_text(r: dict[str, Any] | None) -> str:
-    """One line: '6.4 (80% interval 4.7-8.1) · P(accept) 0.41', or why there is none."""
+    """One line: 'calibrated rating (ICLR 1-10): 6.4 (80% interval 4.7-8.1) · chance of acceptance 41%',
+    or 'no calibrated rating: ' and why not."""
     if not r:
         return ""
     if not r.get("calibrated"):
-        return f"not calibrated: {r.get('reason') or 'no rating'}"
-    return f"{r['rating']:.1f} (80% interval {r['low']:.1f}-{r['high']:.1f}) · P(accept) {r['p_accept']:.2f}"
+        return f"{NONE}: {r.get('reason') or 'no rating'}"
+    return (f"calibrated rating (ICLR 1-10): {r['rating']:.1f} (80% interval {r['low']:.1f}-{r['high']:.1f}) · "
+            f"{ACCEPT} {chance(r['p_accept'])}")
 
 
 def rate_run(run: Any) -> None:
@@ -75,17 +87,17 @@ def ratings_markdown(run: Any) -> str:
     def cell(s: Any, key: str) -> str:
         r = s.rating
         if not r["calibrated"]:
-            return "not calibrated" if key == "rating" else "-"
+            return "none (see below)" if key == "rating" else "-"
         if key == "rating":
             return f"{r['rating']:.1f} (80% interval {r['low']:.1f}-{r['high']:.1f})"
-        return f"{r['p_accept']:.2f}"
+        return chance(r["p_accept"])
 
     rows.append("| calibrated rating, ICLR 1-10 | " + " | ".join(cell(s, "rating") for s in sides) + " |")
-    rows.append("| P(accept) | " + " | ".join(cell(s, "p_accept") for s in sides) + " |")
+    rows.append(f"| {ACCEPT} | " + " | ".join(cell(s, "p_accept") for s in sides) + " |")
     if any(s.rating.get("own_rating") is not None for s in sides):
         rows.append("| rating the model wrote itself | " + " | ".join(
             "-" if s.rating.get("own_rating") is None else f"{s.rating['own_rating']:.1f}" for s in sides) + " |")
-    notes = [f"{escape(s.label.title)}: not calibrated, {escape(s.rating['reason'])}" for s in sides
+    notes = [f"{escape(s.label.title)}: {NONE}: {escape(s.rating['reason'])}" for s in sides
              if not s.rating["calibrated"]]
     partial = " Of the partial reviews (the run was stopped)." if run.partial else ""
     return "\n".join(["#### Calibrated rating", "", f"*{LABEL[0].upper() + LABEL[1:]}.{partial}*", "", *rows]

@@ -74,6 +74,7 @@ def test_gate_turns_down_text_that_is_not_an_ml_review(model):
     assert all(not o.calibrated and o.rating is None and o.p_accept is None and o.reason for o in out)
     assert "not about machine learning" in out[0].reason  # the recipe
     assert "too short" in out[-1].reason
+    assert out[-2].reason.startswith("this text does not read like a peer review") and "P(" not in out[-2].reason
 
 
 def test_fit_on_a_few_reviews_gives_a_conformal_interval():
@@ -197,9 +198,11 @@ def test_verdict_area_names_the_calibrated_and_the_models_own_rating(held_out):
     md = ratings_markdown(run)
     c = local.rating
     shown = f"{c['rating']:.1f} (80% interval {c['low']:.1f}-{c['high']:.1f})"
-    assert f"| calibrated rating, ICLR 1-10 | {shown} | not calibrated |" in md
+    assert f"| calibrated rating, ICLR 1-10 | {shown} | none (see below) |" in md
+    assert f"| chance of acceptance | {c['p_accept']:.0%} | - |" in md
     assert "| rating the model wrote itself | 3.0 | - |" in md
-    assert "GPT-4o baseline: not calibrated, too short to rate" in md
+    assert "GPT-4o baseline: no calibrated rating: too short to rate" in md
+    assert "P(accept)" not in md and "not calibrated" not in md
 
 
 def test_app_start_loads_the_rating_model_before_serving(monkeypatch):

@@ -101,7 +101,10 @@ class ReviewGate:
                 reason = (f"not about machine learning ({share:.0%} of its words are ML-review words; "
                           f"reviews have {self.min_vocab_share:.0%} or more)")
             elif p < self.config.min_review_prob:
-                reason = f"does not read as a review (P(review) {p:.2f}; e.g. a paper's own text)"
+                # p: the reviews-versus-papers classifier's probability that the text is a review
+                like = f"{p:.0%}" if p >= 0.005 else "under 1%"
+                reason = (f"this text does not read like a peer review; it reads more like a paper's own text "
+                          f"({like} review-like, a review is {self.config.min_review_prob:.0%} or more)")
             else:
                 reason = ""
             out.append(GateResult(not reason, reason, float(p), float(share)))
