@@ -10,9 +10,27 @@ from typing import Any
 from reviewgpt.format.review_format import parse
 from reviewgpt.format.schema import get_schema
 
-from .compare_view import Column, grid
+from .compare_view import NARROW_PX, Column, grid
 from .run import Run
 
+# On a phone the run table's 10 columns do not fit: each run becomes a card of "setting: value" pairs, all
+# on screen (each cell carries its column's name, shown only there), instead of a table cut at the 5th.
+CSS = f"""
+#history-table .hist-key {{ display: none; }}
+@media (max-width: {NARROW_PX}px) {{
+  #history-table thead {{ display: none; }}
+  #history-table table, #history-table tbody, #history-table tr {{ display: block; width: auto !important; }}
+  #history-table table {{ border: none !important; }}
+  #history-table tr {{ border: 1px solid var(--border-color-primary, #d1d5db); border-radius: 6px; padding: 6px 8px;
+    margin-bottom: 8px; }}
+  #history-table td, #history-table td:not(:first-child) {{ display: inline; border: none !important;
+    padding: 0 !important; width: auto !important; white-space: normal !important; font-size: 0.9em; }}
+  #history-table td + td::before {{ content: " · "; color: var(--body-text-color-subdued, #6b7280); }}
+  #history-table td:first-child {{ font-weight: 700; }}
+  #history-table .hist-key {{ display: inline; color: var(--body-text-color-subdued, #6b7280); }}
+  #history-table td:first-child .hist-key {{ color: inherit; }}
+}}
+"""
 MAX_RUNS = 20  # runs kept per session (the oldest is forgotten first); each holds its reviews and paper input
 
 
@@ -94,9 +112,15 @@ def table(history: list[Run]) -> str:
         return "*No runs yet in this session.*"
     keys = ["aspects", "fewer empty aspects (slider)", "seed", "temperature", "local model", "GPT side", "status"]
     lines = ["| run | paper | " + " | ".join(keys) + " | empty aspects |", "|---" * (len(keys) + 3) + "|"]
+
+    def cell(key: str, value: str) -> str:  # the column's name goes with the value: a phone shows it (CSS)
+        return f"<span class='hist-key'>{_e(key)}: </span>{_e(value)}"
+
     for r in history:
         s = settings_of(r)
         empty = f"{len(_empty(r))} of {_aspects(r)}" if r.local.text else "–"
         paper = s["paper"][:40].replace("|", "\\|")
-        lines.append(f"| {r.number} | {_e(paper)} | " + " | ".join(s[k] for k in keys) + f" | {empty} |")
+        cells = [f"<span class='hist-key'>Run </span>{r.number}", _e(paper), *(cell(k, s[k]) for k in keys),
+                 cell("empty aspects", empty)]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

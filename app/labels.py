@@ -61,6 +61,7 @@ def local_label(engine: Reviewer | None, is_demo: bool) -> ModelLabel:
 
 def gpt_label(model: str, base_url: str | None, available: bool) -> ModelLabel:
     pretty = re.sub(r"^gpt", "GPT", model) if model.lower().startswith("gpt") else model
-    where = f"via {base_url}" if base_url else "via the OpenAI API"
+    # the server's address is for the operator (log, the downloads' models.gpt.base_url), not the page
+    where = "via an OpenAI-compatible server" if base_url else "via the OpenAI API"
     detail = f"{model} {where}" if available else f"{model} (not configured)"
     return ModelLabel(f"{pretty} baseline", detail, pretty)

@@ -108,7 +108,9 @@ class ReviewService:
         except (ModelLoadError, FileNotFoundError, ValueError, OSError) as e:
             self.load_error = str(e)
             log.error("local model not loaded: %s", e)
-        log.info("GPT side: %s", f"on ({self.gpt_label.detail})" if self._chat is not None else f"off: {self.gpt_error}")
+        server = self.settings.openai.resolved_base_url() or "api.openai.com"  # the page does not show it
+        log.info("GPT side: %s", f"on ({self.gpt_label.detail}: {server})" if self._chat is not None
+                 else f"off: {self.gpt_error}")
 
     @property
     def local_label(self) -> ModelLabel:

@@ -37,6 +37,7 @@ SLIDER_DETAILS = (
     "**\"Chance of an empty aspect\"** under the fine-tuned model's review is, per aspect, that chance right after "
     "the aspect's header, without and with the slider (P(empty) before → after suppression in the API's `markers` "
     "and the JSON download), read from the same numbers the model drew its words from.")
+START_HINT = "Upload a PDF (or paste the paper text) to start."  # the status line while there is no text to review
 AS_WRITTEN = "Each review as written (copy buttons, counts per aspect)"
 ASPECTS = [("7 aspects", "7"), ("4 aspects", "4")]
 GPU_QUEUE = "gpu"  # every event that runs the local model shares one slot: the GPU writes one review at a time
@@ -63,6 +64,13 @@ CSS = """
 /* the downloads' names carry the run's settings: shown whole (Gradio cuts a name to one line) */
 #downloads .filename .stem { white-space: normal !important; overflow-wrap: anywhere; }
 .copy-btn { max-width: 140px; align-self: flex-end; }
+/* Stop and Generate when there is nothing to do: grey, not the colour of a button that acts */
+#stop:disabled, #generate:disabled { background: var(--button-secondary-background-fill, #e5e7eb) !important;
+  color: var(--body-text-color-subdued, #6b7280) !important;
+  border-color: var(--border-color-primary, #d1d5db) !important;
+  box-shadow: none !important; cursor: not-allowed; }
+/* a run picker's label ends before the dropdown arrow (at 390 px it ran under it) */
+.run-picker input[role=combobox] { padding-right: 28px !important; text-overflow: ellipsis; }
 #status { min-height: 1.5em; }
 #paper-info p { margin: 2px 0; }
 """
@@ -102,11 +110,11 @@ def build(service: ReviewService) -> gr.Blocks:
                 with gr.Accordion("How the slider works", open=False, elem_id="slider-details"):
                     gr.Markdown(SLIDER_DETAILS)
                 with gr.Row():
-                    # neither side can run (no local model, no GPT key): nothing to press; the banner says why
-                    go = gr.Button("Generate reviews", variant="primary", elem_id="generate",
-                                   interactive=service.can_run)
-                    stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
-                status = gr.Markdown("Upload a PDF to start.", elem_id="status")
+                    # on only with paper text to review and a side that can run (no local model, no GPT
+                    # key: the banner says why); Stop only while a run is queued or streaming
+                    go = gr.Button("Generate reviews", variant="primary", elem_id="generate", interactive=False)
+                    stop_btn = gr.Button("Stop", variant="stop", elem_id="stop", interactive=False)
+                status = gr.Markdown(START_HINT, elem_id="status")
         # once a run ends: both reviews aligned by aspect (app/compare_view.py); while it runs, the two
         # columns stream below, folded away when it ends
         comparison = gr.HTML(elem_id="comparison", elem_classes="cmp-view", visible=False)
@@ -115,15 +123,17 @@ def build(service: ReviewService) -> gr.Blocks:
                 with gr.Column(elem_classes="review-col", min_width=300):
                     gr.Markdown(render.column_title(local), elem_id="local-title")
                     local_md = gr.Markdown(elem_id="local-review", min_height=80)  # whole: no inner scroll hides aspects
-                    local_raw = gr.Textbox(visible="hidden", elem_id="local-raw")
                     local_copy = gr.Button("Copy review", size="sm", elem_id="local-copy", elem_classes="copy-btn")
                     local_stats = gr.Markdown(elem_id="local-stats", elem_classes="stats")
                 with gr.Column(elem_classes="review-col", min_width=300):
                     gr.Markdown(render.column_title(gpt), elem_id="gpt-title")
                     gpt_md = gr.Markdown(elem_id="gpt-review", min_height=80)
-                    gpt_raw = gr.Textbox(visible="hidden", elem_id="gpt-raw")
                     gpt_copy = gr.Button("Copy review", size="sm", elem_id="gpt-copy", elem_classes="copy-btn")
                     gpt_stats = gr.Markdown(elem_id="gpt-stats", elem_classes="stats")
+        # the copy buttons' text, outside the section: showing the section again (visible=True after a failed
+        # upload hid it) would show every component inside it, these hidden boxes too
+        local_raw = gr.Textbox(visible="hidden", elem_id="local-raw")
+        gpt_raw = gr.Textbox(visible="hidden", elem_id="gpt-raw")
         verdict = gr.Markdown(elem_id="verdict", elem_classes="stats")
         evidence = evidence_view.build()
         files = gr.File(label="Downloads (named after the paper and the run's settings; each records the run)",
@@ -131,8 +141,9 @@ def build(service: ReviewService) -> gr.Blocks:
         with gr.Accordion("Runs in this session: compare any two", open=False, elem_id="history") as hist_box:
             hist_table = gr.Markdown(history.table([]), elem_id="history-table", elem_classes="stats")
             with gr.Row():
-                hist_a = gr.Dropdown([], label="Run", elem_id="history-a", min_width=200)
-                hist_b = gr.Dropdown([], label="side by side with run", elem_id="history-b", min_width=200)
+                hist_a = gr.Dropdown([], label="Run", elem_id="history-a", elem_classes="run-picker", min_width=200)
+                hist_b = gr.Dropdown([], label="side by side with run", elem_id="history-b", elem_classes="run-picker",
+                                     min_width=200)
             hist_view = gr.HTML(elem_id="history-compare", elem_classes="cmp-view")
         with gr.Accordion("Paper text the models read (editable) and first page", open=False):
             with gr.Row():
@@ -160,7 +171,18 @@ def build(service: ReviewService) -> gr.Blocks:
 
         results = [local_md, local_raw, local_stats, gpt_md, gpt_raw, gpt_stats, verdict, files, comparison, as_written]
         cleared = ("", "", "", "", "", "", "", gr.update(value=None, visible=False), gr.update(value="", visible=False),
-                   gr.update(open=True))
+                   gr.update(open=True, visible=True))
+        # a file that could not be read: no review columns (their model lines say nothing about this failure)
+        failed = cleared[:-1] + (gr.update(open=True, visible=False),)
+        idle = gr.update(interactive=False)  # Stop with nothing queued or running
+
+        def generate_state(paper_text: str) -> dict:
+            """Generate is on when there is paper text to review and a side that can write."""
+            return gr.update(interactive=service.can_run and bool((paper_text or "").strip()))
+
+        def stop_state(s: Session) -> dict:
+            """Stop is on while this tab's run is queued or streaming."""
+            return gr.update(interactive=s.queued or (s.run is not None and s.run.phase.active))
 
         # ------------------------------------------------------------ upload
         def stop_current(s: Session) -> None:
@@ -173,22 +195,23 @@ def build(service: ReviewService) -> gr.Blocks:
             stop_current(s)  # a run in flight belongs to the old paper
             s.paper, s.shown_text, s.upload_error = None, "", None
             if not path:
-                return ("", "", "", None, "Upload a PDF to start.") + cleared + ("", None)
+                return ("", "", "", None, START_HINT) + cleared + ("", None, idle)
             try:
                 paper = read_paper(api._path(path), service.ingest, upload_progress.reporter(progress))
             except PDFError as e:
                 s.upload_error = str(e)  # said as an error toast (upload_failed, below)
                 msg = f"<div class='upload-error'><b>Could not read this file.</b> {render.escape(str(e))}</div>"
-                return (msg, "", "", None, "Upload another PDF.") + cleared + ("", None)
+                return (msg, "", "", None, "No paper text to review: upload another PDF (or paste the paper text).") \
+                    + failed + ("", None, idle)
             s.paper, s.shown_text = paper, paper.document.to_text()
             mi = service.prepare(paper.document, schema)
             hidden = (" Hidden text was found and left out of what the models read (see the warning)."
                       if paper.document.hidden_text else "")
             return ("", render.paper_info(paper.document, mi, paper.filename), s.shown_text,
-                    first_page(api._path(path)), f"Parsed.{hidden} Press Generate.") + cleared + ("", None)
+                    first_page(api._path(path)), f"Parsed.{hidden} Press Generate.") + cleared + ("", None, idle)
 
         # a new paper: the previous paper's human reviews go with it (they would judge the wrong paper)
-        upload_outputs = [upload_msg, info, text, preview, status, *results, human_text, human_file]
+        upload_outputs = [upload_msg, info, text, preview, status, *results, human_text, human_file, stop_btn]
 
         def on_info(schema: str, paper_text: str, s: Session):
             """What the models will read, said again when the schema or the text changes (an edit)."""
@@ -199,6 +222,8 @@ def build(service: ReviewService) -> gr.Blocks:
                   else service.prepare(s.paper.document, schema))
             return render.paper_info(s.paper.document, mi, s.paper.filename)
 
+        # Generate follows the text box (an upload fills or empties it; a paste or an edit changes it)
+        text.change(generate_state, [text], [go], api_visibility="private", queue=False)
         aspects.change(on_info, [aspects, text, session], [info], api_visibility="private", queue=False)
         # when the box loses focus (the click on Generate included): not on every keystroke
         text.blur(on_info, [aspects, text, session], [info], api_visibility="private", queue=False)
@@ -236,12 +261,13 @@ def build(service: ReviewService) -> gr.Blocks:
         def on_queue(s: Session):
             """Runs at once (no queue): clears the old results and says the run is waiting for the GPU."""
             if s.run is not None and s.run.phase.active:
-                return (gr.update(),) * len(results) + ("A run is already going: Stop it first.",)
+                return (gr.update(),) * len(results) + ("A run is already going: Stop it first.", gr.update())
             s.queued = True
+            on = gr.update(interactive=True)
             if not service.busy:  # a lone user: no "waiting" flash before every run
-                return cleared + ("Starting...",)
+                return cleared + ("Starting...", on)
             return cleared + ("Waiting for the GPU: another review is being written. Your run starts when it "
-                              "is free.",)
+                              "is free.", on)
 
         def on_generate(s: Session, paper_text: str, schema: str, strength: float, temp: float,
                         seed_value: float | None, human_pasted: str, human_path: str | None) -> Iterator[tuple]:
@@ -295,13 +321,14 @@ def build(service: ReviewService) -> gr.Blocks:
 
         human_text.change(on_human, [human_text, human_file], [human_info], api_visibility="private", queue=False)
         human_file.change(on_human, [human_text, human_file], [human_info], api_visibility="private", queue=False)
-        pressed = go.click(on_queue, [session], [*results, status], queue=False, api_visibility="private")
+        pressed = go.click(on_queue, [session], [*results, status, stop_btn], queue=False, api_visibility="private")
         # Stop and a new upload end a run through its phase (no `cancels`: a cancelled generator's last
         # output could still land after the page was cleared).
         generated = pressed.then(on_generate, gen_inputs, [*results, status], api_visibility="private",
                                  concurrency_id=GPU_QUEUE, concurrency_limit=1, show_progress_on=[local_md, gpt_md])
         generated.then(lambda s: evidence_view.refresh(s.evidence), [session], evidence.outputs,
                        api_visibility="private", queue=False)
+        generated.then(stop_state, [session], [stop_btn], api_visibility="private", queue=False)
 
         # ------------------------------------------------------------ run history (app/history.py)
         def on_history(s: Session):
@@ -330,12 +357,12 @@ def build(service: ReviewService) -> gr.Blocks:
             if run is None or not run.phase.active:
                 if s.queued:
                     s.queued = False  # the queued event finds this and does nothing
-                    return "Cancelled before it started."
-                return "Nothing is running."
+                    return "Cancelled before it started.", idle
+                return "Nothing is running.", idle
             run.stop.set()
-            return "Stopping..."
+            return "Stopping...", idle  # pressed once is enough: the run ends itself and keeps what it wrote
 
-        stop_btn.click(on_stop, [session], [status], queue=False, api_visibility="private")
+        stop_btn.click(on_stop, [session], [status, stop_btn], queue=False, api_visibility="private")
         # the reading bar (pages, OCR, time left) on the status line, not over every cleared output
         uploaded = pdf.change(on_pdf, [pdf, aspects, session], upload_outputs, api_visibility="private",
                               show_progress_on=[status])
@@ -373,5 +400,6 @@ def launch(demo: gr.Blocks, mcp_server: bool = True, **kwargs: Any):
     """Queue (the GPU slot is per event, see GPU_QUEUE), the page's CSS, and the MCP server."""
     if mcp_server:
         mcp_json.install()  # tool results as JSON, not Python reprs
-    return demo.queue(default_concurrency_limit=4).launch(css=CSS + evidence_view.CSS + compare_view.CSS, mcp_server=mcp_server,
+    css = CSS + evidence_view.CSS + compare_view.CSS + history.CSS
+    return demo.queue(default_concurrency_limit=4).launch(css=css, mcp_server=mcp_server,
                                                           show_error=True, **kwargs)

@@ -239,8 +239,9 @@ def test_new_or_failed_upload_clears_the_old_results_and_stops_the_run(open_page
     upload(page, bad)
     page.wait_for_function("document.querySelector('#upload-msg').innerText.includes('not a PDF')")
     time.sleep(5)  # longer than the delayed GPT answer: a run still going would write its results now
-    for column in ("local-review", "gpt-review", "verdict"):
-        assert not page.locator(f"#{column}").inner_text().strip(), column
+    for column in ("local-review", "gpt-review", "verdict"):  # the columns' section is hidden then (not rendered)
+        box = page.locator(f"#{column}")
+        assert not box.count() or not box.inner_text().strip(), column
     assert "Done" not in page.locator("#status").inner_text()
     assert not page.locator("#downloads").is_visible()
 
@@ -385,8 +386,7 @@ def test_a_second_user_sees_that_it_waits_for_the_gpu(open_page, openai_server):
 def test_stop_copy_and_full_aspect_names(open_page, openai_server):
     """Defect 8: Stop with nothing running; a stopped run's partial downloads; copy; whole aspect names."""
     page = open_page()
-    page.locator("#stop").click()
-    page.wait_for_function("document.querySelector('#status').innerText.includes('Nothing is running')")
+    assert page.locator("#stop").is_disabled()  # nothing running: nothing to press (test_browser_walk.py)
     paste_paper(page, MARKER_PAPER)
     generate_and_wait(page)
     local = next(v for k, v in downloads(page).items() if k.endswith("local-review.md"))
@@ -454,8 +454,8 @@ def test_a_lone_user_never_sees_waiting_for_the_gpu(open_page):
 
 def test_each_sides_calibrated_rating_is_in_the_verdict_area_and_the_downloads(open_page, openai_server):
     """Issue #24: the GPT side answers with a real human ICLR 2017 review (a held-out paper): its
-    rating, interval and P(accept) are the bundled rating model's; the tiny local model's text is
-    not an ML review and is said to be not calibrated, with no number."""
+    rating, interval and chance of acceptance are the bundled rating model's; the tiny local model's
+    text is not an ML review and is said to have no calibrated rating, with no number."""
     from app.rating import rate
     from reviewgpt.rating.data import read_rated_reviews
 
@@ -470,13 +470,13 @@ def test_each_sides_calibrated_rating_is_in_the_verdict_area_and_the_downloads(o
     assert expect["calibrated"], expect
     assert "Calibrated rating" in verdict and "calibrated on ICLR 2017 reviews" in verdict
     assert f"{expect['rating']:.1f} (80% interval {expect['low']:.1f}-{expect['high']:.1f})" in verdict
-    assert f"{expect['p_accept']:.2f}" in verdict
+    assert f"{expect['p_accept']:.0%}" in verdict and "chance of acceptance" in verdict and "P(accept)" not in verdict
     files = downloads(page)
     data = json.loads(next(v for k, v in files.items() if k.endswith("results.json")))
     assert data["gpt"]["rating"]["rating"] == expect["rating"]
     local = data["local"]["rating"]
     assert local["calibrated"] is (local["rating"] is not None)
     if not local["calibrated"]:
-        assert "not calibrated" in verdict and local["reason"] in verdict.replace("\n", " ")
+        assert "no calibrated rating" in verdict and local["reason"] in verdict.replace("\n", " ")
     gpt_head = next(v for k, v in files.items() if k.endswith("gpt-review.md")).decode().split("\n---\n")[0]
     assert yaml.safe_load(gpt_head.removeprefix("---\n"))["calibrated_rating"]["p_accept"] == expect["p_accept"]

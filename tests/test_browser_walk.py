@@ -1,0 +1,183 @@
+"""The final walk-through of issue #26 at 1366x768 and 390x844, in a real browser: what it found and what
+each fix shows. The run pickers' labels end before their arrow and every run setting is on a phone's
+screen; Stop is off unless a run is queued or streaming; Generate is off without paper text (after a
+failed upload too, which also shows no model lines); no server address on the page; the calibrated
+rating in plain words. Screenshots in test-artifacts/walk/ (git-ignored)."""
+
+import re
+
+import pymupdf
+import pytest
+
+from app.ui import START_HINT
+
+from .conftest import EXAMPLE_PDFS, FIXTURES, MARKER_PAPER
+from .support.openai_server import Step
+from .test_browser import (ARTIFACTS, FINISHED, browser, generate_and_wait, marker_app, open_page,  # noqa: F401
+                           paste_paper, upload)
+from .test_browser_page26 import visible_text
+
+pytestmark = pytest.mark.browser
+SHOTS = ARTIFACTS / "walk"
+WIDTHS = [(1366, 768), (390, 844)]
+
+
+def shot(page, name: str, selector: str | None = None) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.wait_for_timeout(400)  # the buttons' colour transition ends (for the picture only)
+    (page.locator(selector) if selector else page).screenshot(path=str(SHOTS / name))
+
+
+def encrypted_pdf(path):
+    """A one-page paper saved with a password: the app cannot read it."""
+    doc = pymupdf.open()
+    doc.new_page().insert_text((72, 72), "Deep networks read long papers. " * 5)
+    doc.save(path, encryption=pymupdf.PDF_ENCRYPT_AES_256, user_pw="secret", owner_pw="owner")
+    return path
+
+
+# per element: the part of it a person sees, i.e. its box cut by every ancestor that clips (overflow not
+# visible) and by the window; reports those cut short on the left or right
+CUT_SIDEWAYS = """sel => [...document.querySelectorAll(sel)].filter(e => {
+  const r = e.getBoundingClientRect();
+  if (r.left < -1 || r.right > window.innerWidth + 1) return true;
+  for (let a = e.parentElement; a && a !== document.body; a = a.parentElement) {
+    if (getComputedStyle(a).overflowX === 'visible') continue;
+    const b = a.getBoundingClientRect();
+    if (r.left < b.left - 1 || r.right > b.right + 1) return true;
+  }
+  return false; }).map(e => e.innerText)"""
+
+# a dropdown's text area (its box less its right padding) against its arrow's box
+PICKER_GEOMETRY = """id => { const root = document.getElementById(id);
+  const input = root.querySelector('input[role=combobox]'), arrow = root.querySelector('.icon-wrap');
+  const r = input.getBoundingClientRect(), pad = parseFloat(getComputedStyle(input).paddingRight);
+  return {text_right: r.right - pad, arrow_left: arrow.getBoundingClientRect().left,
+          overflows: input.scrollWidth > input.clientWidth, value: input.value}; }"""
+
+
+@pytest.mark.parametrize("width,height", WIDTHS)
+def test_the_run_pickers_and_every_run_setting_fit_the_screen(open_page, width, height):
+    page = open_page(width, height)
+    paste_paper(page, MARKER_PAPER)
+    page.get_by_label("4 aspects").check()
+    for _ in range(2):
+        generate_and_wait(page)
+    page.locator("#history-compare").wait_for()
+    page.wait_for_function("document.querySelector('#history-b input').value.startsWith('Run 2:')")
+    page.locator("#history").scroll_into_view_if_needed()
+    shot(page, f"history-{width}.png", "#history")
+    for picker in ("history-a", "history-b"):
+        g = page.evaluate(PICKER_GEOMETRY, picker)
+        assert g["value"].startswith("Run "), g
+        assert g["text_right"] <= g["arrow_left"], g  # the label ends before the arrow
+        if width < 700:
+            assert g["overflows"], g  # precondition: at 390 px the label is longer than its box
+    # every run's every setting on screen, none cut off at the table's or the window's edge
+    assert page.evaluate(CUT_SIDEWAYS, "#history-table td") == []
+    shown = page.locator("#history-table").inner_text()
+    seeds = re.findall(r"seed (\d+)", page.locator("#history-a input").input_value() + " "
+                       + page.locator("#history-b input").input_value())
+    assert len(seeds) == 2 and all(s in shown for s in seeds)
+    assert re.search(r"\b\d of 4\b", shown)  # the last column, empty aspects
+    if width < 700:  # a card per run: each value with its setting's name
+        assert f"seed: {seeds[0]}" in shown and "GPT side: on" in shown and "empty aspects: " in shown
+
+
+def test_stop_is_on_only_while_a_run_is_queued_or_streaming(open_page, openai_server):
+    openai_server.state.script.append(Step(delay_s=3, match="Potential reasons"))
+    page = open_page()
+    stop = page.locator("#stop")
+    assert stop.is_disabled()
+    idle_colour = stop.evaluate("e => getComputedStyle(e).backgroundColor")
+    shot(page, "stop-idle-1366.png")
+    paste_paper(page, MARKER_PAPER)
+    page.locator("#generate").click()
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Writing')")
+    assert stop.is_enabled()
+    assert stop.evaluate("e => getComputedStyle(e).backgroundColor") != idle_colour  # it looks different too
+    page.locator("#generate").scroll_into_view_if_needed()
+    shot(page, "stop-running-1366.png")
+    page.wait_for_function(FINISHED)
+    page.wait_for_function("document.querySelector('#stop').disabled")
+    # pressed while streaming: off at once (the run ends itself and keeps what it wrote)
+    openai_server.state.script.append(Step(delay_s=5, match="Potential reasons"))
+    page.locator("#generate").click()
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Writing')")
+    stop.click()
+    page.wait_for_function("document.querySelector('#stop').disabled")
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Stopped')")
+    assert stop.is_disabled()
+
+
+@pytest.mark.parametrize("width,height", WIDTHS)
+def test_generate_is_off_without_paper_text_to_review(open_page, tmp_path, width, height):
+    page = open_page(width, height)
+    go = page.locator("#generate")
+    assert go.is_disabled() and START_HINT in page.locator("#status").inner_text()
+    shot(page, f"start-{width}.png")
+    paste_paper(page, MARKER_PAPER)
+    page.wait_for_function("!document.querySelector('#generate').disabled")  # pasted text can be reviewed
+    upload(page, encrypted_pdf(tmp_path / "locked.pdf"))  # the box is emptied: nothing to review
+    page.wait_for_function("document.querySelector('#upload-msg').innerText.includes('password')")
+    page.wait_for_function("document.querySelector('#generate').disabled")
+    assert "No paper text to review" in page.locator("#status").inner_text()  # the reason, on the status line
+    page.locator("#upload-msg").scroll_into_view_if_needed()
+    shot(page, f"failed-upload-{width}.png")
+    page.locator("#status").scroll_into_view_if_needed()
+    shot(page, f"failed-upload-buttons-{width}.png")
+    upload(page, EXAMPLE_PDFS[1])
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Parsed')")
+    page.wait_for_function("!document.querySelector('#generate').disabled")
+
+
+@pytest.mark.parametrize("width,height", WIDTHS)
+def test_a_failed_upload_shows_no_model_lines_and_the_page_no_server_address(
+        open_page, openai_server, tmp_path, width, height):
+    page = open_page(width, height)
+    upload(page, encrypted_pdf(tmp_path / "locked.pdf"))
+    page.wait_for_function("document.querySelector('#upload-msg').innerText.includes('password')")
+    shown = visible_text(page)
+    assert not page.locator("#as-written").is_visible() and "Each review as written" not in shown
+    assert "fp32" not in shown and "gpt-4o via" not in shown  # no model lines beside a failed upload
+    upload(page, EXAMPLE_PDFS[1])
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Parsed')")
+    assert page.locator("#as-written").is_visible()
+    assert not page.locator("#local-raw").is_visible() and not page.locator("#gpt-raw").is_visible()  # shown whole
+    # the GPT side's model is named, its server's address is not (the downloads keep it for provenance)
+    title = page.locator("#gpt-title").inner_text()
+    assert "gpt-4o via an OpenAI-compatible server" in title
+    host = re.sub(r"^https?://", "", openai_server.base_url).split("/")[0]
+    assert host not in visible_text(page) and host not in page.locator("#gpt-title").inner_html()
+    shot(page, f"parsed-{width}.png")
+
+
+def test_the_calibrated_rating_is_said_in_plain_words(open_page, openai_server):
+    """GPT answers with a paper's own text: the rating model's gate turns it down, in words a
+    researcher reads ("does not read like a peer review"), and the chance of acceptance is said so."""
+    from reviewgpt.rating.data import read_rated_reviews
+    from reviewgpt.training.data.papers import read_iclr2017
+
+    from app.rating import rate
+
+    human = read_rated_reviews(FIXTURES / "rating" / "iclr2017")[0].text
+    paper = " ".join(next(iter(read_iclr2017(FIXTURES / "iclr2017"))).document.to_text().split()[200:460])
+    assert not rate(paper)["calibrated"] and rate(human)["calibrated"]  # preconditions
+    page = open_page()
+    paste_paper(page, MARKER_PAPER)
+    for answer in (paper, human):
+        openai_server.state.script.append(Step(content=answer, match="Potential reasons"))
+        generate_and_wait(page)
+        verdict = page.locator("#verdict").inner_text()
+        foot = page.locator("#comparison .cmp-foot").inner_text()
+        for developer_words in ("P(accept)", "P(review)", "not calibrated"):
+            assert developer_words not in visible_text(page), developer_words
+        if answer is paper:
+            assert "no calibrated rating: this text does not read like a peer review" in foot
+            assert "GPT-4o baseline: no calibrated rating: this text does not read like a peer review" in verdict
+        else:
+            r = rate(human)
+            assert f"chance of acceptance {r['p_accept']:.0%}" in foot
+            assert re.search(rf"chance of acceptance\s*(\S+\s*)?{r['p_accept']:.0%}", verdict), verdict
+    page.locator("#verdict").scroll_into_view_if_needed()
+    shot(page, "rating-words-1366.png", "#verdict")
