@@ -4,7 +4,7 @@
 
 Loads the model exactly as the app does (same environment variables), exports its decode step and
 compiles it with AOTInductor into OUT/<key>-<arch>/ (reviewgpt/generate/aot_step.py). Run it on the
-hardware the Space gets (ZeroGPU: an H200 slice, sm_90) with the torch version the Space installs;
+hardware the Space gets (its ZeroGPU GPU's architecture) with the torch version the Space installs;
 commit OUT to the Space (or upload it to a Hub repo and set REVIEWGPT_AOT=hf://owner/repo). The app
 then loads it with no compilation at run time; a mismatch is reported and decoding is eager.
 """
@@ -12,6 +12,7 @@ then loads it with no compilation at run time; a mismatch is reported and decodi
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 
 from reviewgpt.generate import aot_step
@@ -30,7 +31,13 @@ def main(argv: list[str] | None = None) -> None:
     cfg.fast_decoding, cfg.aot_package, cfg.warmup = False, args.out, False
     engine = load_engine(cfg)
     out = aot_step.build(engine, args.out)
-    print(f"built {out} for {engine.info.describe()}")
+    key = json.loads((out / aot_step.KEY_FILE).read_text())
+    print(f"built {out} for {engine.info.describe()} with {key['compiler']}")
+    if key["loads_on"]:
+        print("torch's loader read it in a test process here: a worker on this platform binds it without that test")
+    else:  # kept, as a worker retests it; but say so where the person building can act on it
+        print("WARNING: torch's loader failed on it in a test process here: workers will decode eagerly "
+              "(python -m benchmarks.aot_loader_probe says which build setting loads on this machine)")
 
 
 if __name__ == "__main__":
