@@ -77,6 +77,27 @@ def test_gate_turns_down_text_that_is_not_an_ml_review(model):
     assert out[-2].reason.startswith("this text does not read like a peer review") and "P(" not in out[-2].reason
 
 
+def test_gate_reason_shows_a_number_under_the_threshold_it_failed():
+    """P(review) 0.496 is under 0.5 and turned down: the reason must not say "50% ... a review is 50%"."""
+    from reviewgpt.rating.gate import ReviewGate, percent_below
+
+    class Classifier:  # the review-vs-paper classifier's answer, fixed at just under the threshold
+        def __init__(self, p):
+            self.p = p
+
+        def predict_proba(self, texts):
+            return np.array([[1 - self.p, self.p]] * len(texts))
+
+    gate = ReviewGate()
+    gate.vocabulary = frozenset(["model", "results", "experiments", "method", "paper"])
+    text = " ".join(["the model results experiments method paper"] * 10)  # long enough, all ML words
+    for p, shown in ((0.496, "49%"), (0.0049, "under 1%"), (0.01, "1%"), (0.29, "29%")):
+        gate.classifier = Classifier(p)
+        [out] = gate.check([text])
+        assert not out.ok and f"({shown} review-like, a review is 50% or more)" in out.reason, out.reason
+    assert percent_below(0.499999) == "49%" and percent_below(0.5) == "50%"
+
+
 def test_fit_on_a_few_reviews_gives_a_conformal_interval():
     rs = read_rated_reviews(FIX / "iclr2017")
     m = RatingModel(RatingModelConfig(folds=4, min_df=1)).fit(

@@ -9,6 +9,7 @@ Text that fails either, or is too short to judge, is "not calibrated": no number
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -40,6 +41,12 @@ def paper_passages(sections: list[str], words: int) -> list[str]:
         w = s.split()
         out += [" ".join(w[i:i + words]) for i in range(0, len(w), words) if len(w[i:i + words]) >= 40]
     return out
+
+
+def percent_below(p: float) -> str:
+    """A probability as a whole percentage rounded down ("49%" for 0.496, "under 1%" below 0.01): said
+    beside a threshold it was found under, the shown number is under the threshold too."""
+    return f"{math.floor(p * 100 + 1e-9)}%" if p >= 0.01 else "under 1%"  # 0.29 * 100 is 28.999...
 
 
 def _vocabulary(reviews: list[str]) -> frozenset[str]:
@@ -102,9 +109,8 @@ class ReviewGate:
                           f"reviews have {self.min_vocab_share:.0%} or more)")
             elif p < self.config.min_review_prob:
                 # p: the reviews-versus-papers classifier's probability that the text is a review
-                like = f"{p:.0%}" if p >= 0.005 else "under 1%"
                 reason = (f"this text does not read like a peer review; it reads more like a paper's own text "
-                          f"({like} review-like, a review is {self.config.min_review_prob:.0%} or more)")
+                          f"({percent_below(p)} review-like, a review is {self.config.min_review_prob:.0%} or more)")
             else:
                 reason = ""
             out.append(GateResult(not reason, reason, float(p), float(share)))
