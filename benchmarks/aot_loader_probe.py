@@ -9,8 +9,10 @@ package's wrapper.so by the machine's g++. The same torch with Debian's g++ 12.2
 builds a one-Linear package per build variant (aot_step.build_fix_options for each REVIEWGPT_AOT_BUILD
 value, in parallel, each with its own inductor cache), loads each in a child process with a native
 backtrace on SIGSEGV, and prints one line per variant as it goes, plus the C++ runtime the loading
-process maps. On the H200 machine it printed baseline: CRASH, no-pch: CRASH, bsymbolic: LOADS, so
-aot_step builds with bsymbolic by default; run it on a new host or torch before shipping packages there.
+process maps. On the H200 machine it once printed baseline: CRASH, no-pch: CRASH, bsymbolic: LOADS, but
+that bsymbolic build had called the system g++ by name while the others used CXX (/opt/gcc/bin/g++, which
+copies libstdc++ in); with /opt/gcc for all, bsymbolic crashed too. aot_step keeps bsymbolic on (untested
+whether still needed); run this on a new host or torch before shipping packages there.
 
 Every variant is compiled by aot_step.runtime_matched_cxx: the H200 machine's CXX (/opt/gcc/bin/g++) is a
 GCC whose libstdc++ is not the one torch's process maps, and with it even bsymbolic crashed (2026-12-04).

@@ -123,6 +123,8 @@ def main() -> None:
         if args.out:
             with open(args.out, "a") as f:
                 f.write(json.dumps(row) + "\n")
+    if tested.returncode:  # after the rows above are kept
+        sys.exit(f"the worker start with the child test failed (exit {tested.returncode}): its row is missing")
 
 
 if __name__ == "__main__":

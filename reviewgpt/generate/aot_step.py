@@ -28,6 +28,7 @@ with eager generate() and says why (LoadInfo.notes, shown on the page).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -58,6 +59,8 @@ INDUCTOR_OPTIONS: dict[str, Any] = {
 }
 # "always": test-load the package in a child process at every bind, even when the build tested it here
 LOADER_TEST = os.environ.get("REVIEWGPT_AOT_LOADER_TEST", "auto")
+if LOADER_TEST not in ("auto", "always"):
+    raise ValueError(f"REVIEWGPT_AOT_LOADER_TEST={LOADER_TEST!r}: auto or always")
 # Build work-arounds for torch's loader, '+'-separated, on top of the compiler choice (runtime_matched_cxx,
 # the fix for issue #25's crash in the package constructor's std::regex on the H200 machine):
 # no-pch: no precompiled headers; bsymbolic: the wrapper .so binds its own C++ template instances
@@ -189,7 +192,7 @@ def build(engine: Any, folder: str | Path, batch: int = 1) -> Path:
     _compile(program, out / PACKAGE)
     t2 = time.perf_counter()
     try:  # recorded: a worker on this platform need not test-load it again (`_tested_at_build`)
-        loads_on: dict[str, str] | None = {**loader_platform(out / PACKAGE, arch), **_loads_in_a_child(out / PACKAGE)}
+        loads_on: dict[str, Any] | None = {**loader_platform(out / PACKAGE, arch), **_loads_in_a_child(out / PACKAGE)}
     except RuntimeError as e:  # kept: a worker tests it again and decodes eagerly if it fails there too
         loads_on = None
         log.warning("the package failed to load in a test process here: %s", e)
@@ -248,7 +251,9 @@ def _mapped_libstdcxx() -> set[str]:
     maps = Path("/proc/self/maps")
     if not maps.exists():
         return set()
-    return {os.path.realpath(line.split()[-1]) for line in maps.read_text().splitlines() if "libstdc++" in line}
+    paths = (line.split(maxsplit=5)[5].removesuffix(" (deleted)") for line in maps.read_text().splitlines()
+             if "libstdc++" in line and len(line.split(maxsplit=5)) == 6)
+    return {os.path.realpath(path) for path in paths}
 
 
 def _links_libstdcxx_dynamically(cxx: str) -> bool:
@@ -271,6 +276,7 @@ def _links_libstdcxx_dynamically(cxx: str) -> bool:
     return "[libstdc++.so" in dyn
 
 
+@functools.cache  # a build asks twice (options, key.json); each answer compiles probes
 def runtime_matched_cxx() -> str:
     """The C++ compiler to build the package with: inductor's own (CXX, else g++) if it links against the
     libstdc++.so this process maps, else the first of g++ / c++ that does. On the H200 machine CXX is
@@ -439,7 +445,7 @@ class AotDecoder(_FastDecoder):
         return self._runner
 
 
-def loader_platform(package: Path, arch: str) -> dict[str, str]:
+def loader_platform(package: Path, arch: str) -> dict[str, Any]:
     """What decides whether torch's loader can read this package in this process: the package's bytes,
     the GPU architecture, torch (and its CUDA), the C and C++ runtime libraries loaded."""
     import platform
@@ -472,16 +478,22 @@ def _loads_in_a_child(package: Path) -> dict[str, float]:
     code = ("import sys, time; t0 = time.perf_counter(); import torch._inductor; t1 = time.perf_counter(); "
             "torch._inductor.aoti_load_package(sys.argv[1]); "
             "print(f'{t1 - t0:.2f} {time.perf_counter() - t1:.2f}')")
-    proc = subprocess.run([sys.executable, "-c", code, str(package)], capture_output=True, text=True, timeout=300)
+    try:
+        proc = subprocess.run([sys.executable, "-c", code, str(package)], capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"torch's loader did not finish reading {package} in a test process in 300 s") from None
     if proc.returncode != 0:
         import signal
 
         names = {-int(sig): sig.name for sig in signal.Signals}
         code_text = (f"killed by {names[proc.returncode]}" if proc.returncode in names
                      else f"exit status {proc.returncode}")
-        tail = proc.stderr.strip().splitlines()[-1:] or [code_text]
-        raise RuntimeError(f"torch's loader failed on {package} in a test process ({tail[0]})")
-    import_s, load_s = map(float, proc.stdout.split()[-2:])
+        tail = "".join(f"; {line}" for line in proc.stderr.strip().splitlines()[-1:])
+        raise RuntimeError(f"torch's loader failed on {package} in a test process ({code_text}{tail})")
+    try:
+        import_s, load_s = map(float, proc.stdout.split()[-2:])
+    except ValueError:  # it loaded; only the timing line is missing (something else wrote to stdout)
+        return {}
     return {"child_import_s": import_s, "child_load_s": load_s}
 
 
