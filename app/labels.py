@@ -6,6 +6,8 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
 from reviewgpt.config import DEFAULT_BASE_MODEL
 from reviewgpt.reviewer import Reviewer
 
@@ -59,9 +61,24 @@ def local_label(engine: Reviewer | None, is_demo: bool) -> ModelLabel:
     return ModelLabel(name, detail, name)
 
 
+OPENAI_HOST = "api.openai.com"
+
+
+def without_credentials(url: str | None) -> str | None:
+    """A server address as the log and the downloads may show it: a user:password@ part replaced by ***@
+    (an OPENAI_BASE_URL may carry a proxy's credentials)."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+
+
 def gpt_label(model: str, base_url: str | None, available: bool) -> ModelLabel:
     pretty = re.sub(r"^gpt", "GPT", model) if model.lower().startswith("gpt") else model
     # the server's address is for the operator (log, the downloads' models.gpt.base_url), not the page
-    where = "via an OpenAI-compatible server" if base_url else "via the OpenAI API"
+    openai = not base_url or urlsplit(base_url).hostname == OPENAI_HOST  # OPENAI_BASE_URL set to OpenAI's own
+    where = "via the OpenAI API" if openai else "via an OpenAI-compatible server"
     detail = f"{model} {where}" if available else f"{model} (not configured)"
     return ModelLabel(f"{pretty} baseline", detail, pretty)

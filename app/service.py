@@ -32,7 +32,7 @@ from reviewgpt.reviewer import Reviewer
 
 from . import gpu
 from .human_reviews import HumanReviews
-from .labels import ModelLabel, gpt_label, local_label
+from .labels import OPENAI_HOST, ModelLabel, gpt_label, local_label, without_credentials
 from .run import Run, RunSettings, Side, drive
 from .settings import AppSettings
 from .version import app_version
@@ -108,7 +108,7 @@ class ReviewService:
         except (ModelLoadError, FileNotFoundError, ValueError, OSError) as e:
             self.load_error = str(e)
             log.error("local model not loaded: %s", e)
-        server = self.settings.openai.resolved_base_url() or "api.openai.com"  # the page does not show it
+        server = without_credentials(self.settings.openai.resolved_base_url()) or OPENAI_HOST  # not on the page
         log.info("GPT side: %s", f"on ({self.gpt_label.detail}: {server})" if self._chat is not None
                  else f"off: {self.gpt_error}")
 
@@ -134,7 +134,7 @@ class ReviewService:
                           "adapter": _public(info.adapter) if info else None,
                           "detail": info.describe() if info else None, "demo": self.is_demo,
                           "schema_guide": self._guided()},
-                "gpt": {"model": oa.reviewer_model, "base_url": oa.resolved_base_url(),
+                "gpt": {"model": oa.reviewer_model, "base_url": without_credentials(oa.resolved_base_url()),
                         "available": self._chat is not None},
                 "judge": {"model": oa.judge_model, "available": self._chat is not None}}
 

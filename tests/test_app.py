@@ -329,6 +329,34 @@ def test_the_start_up_log_says_which_model_loaded_and_whether_the_gpt_side_is_on
     assert said[1].startswith("GPT side: off: ") and "OPENAI_API_KEY" in said[1]
 
 
+def test_the_gpt_server_is_named_without_its_credentials(model_dirs, caplog, monkeypatch):
+    """Issue #26 follow-up: the start-up log printed an OPENAI_BASE_URL whole, a proxy's user:password too;
+    the page called OpenAI's own address, given explicitly, "an OpenAI-compatible server"."""
+    import logging
+
+    from app.labels import without_credentials
+
+    hidden = without_credentials("https://alice:s3cret@llm.example.com:8443/v1?x=1")
+    assert hidden == "https://***@llm.example.com:8443/v1?x=1"
+    assert without_credentials("http://token@10.0.0.2/v1") == "http://***@10.0.0.2/v1"
+    assert without_credentials("http://127.0.0.1:8000/v1") == "http://127.0.0.1:8000/v1"
+    assert without_credentials(None) is None
+    assert gpt_label("gpt-4o", "https://api.openai.com/v1", True).detail == "gpt-4o via the OpenAI API"
+    assert gpt_label("gpt-4o", None, True).detail == "gpt-4o via the OpenAI API"
+    assert gpt_label("gpt-4o", "http://127.0.0.1:8000/v1", True).detail == "gpt-4o via an OpenAI-compatible server"
+    assert gpt_label("gpt-4o", "https://api.openai.com.evil.example/v1", True).detail.endswith("compatible server")
+
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    proxy = OpenAIConfig(api_key="sk-test", base_url="https://alice:s3cret@llm.example.com/v1", max_retries=0)
+    service = ReviewService(AppSettings(base_model=str(model_dirs / "base"), demo=False, max_new_tokens=8,
+                                        openai=proxy))
+    with caplog.at_level(logging.INFO, logger="app.service"):
+        service.load()
+    said = [r.getMessage() for r in caplog.records if r.name == "app.service" and "GPT side" in r.getMessage()]
+    assert said == ["GPT side: on (gpt-4o via an OpenAI-compatible server: https://***@llm.example.com/v1)"], said
+    assert service.models()["gpt"]["base_url"] == "https://***@llm.example.com/v1"  # the downloads record this
+
+
 def test_a_stopped_run_keeps_the_local_models_marker_report():
     """Issue #26: a stopped run lost its P(empty) column (markers: null) though the written aspects had
     values. The local stream honours Stop itself and ends with its report: the run reads it to its end;
