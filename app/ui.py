@@ -37,6 +37,7 @@ SLIDER_DETAILS = (
     "**\"Chance of an empty aspect\"** under the fine-tuned model's review is, per aspect, that chance right after "
     "the aspect's header, without and with the slider (P(empty) before → after suppression in the API's `markers` "
     "and the JSON download), read from the same numbers the model drew its words from.")
+READING = "Reading the PDF... (Generate is off until it is read)"  # the status line while a file is read
 START_HINT = "Upload a PDF (or paste the paper text) to start."  # the status line while there is no text to review
 AS_WRITTEN = "Each review as written (copy buttons, counts per aspect)"
 ASPECTS = [("7 aspects", "7"), ("4 aspects", "4")]
@@ -194,24 +195,31 @@ def build(service: ReviewService) -> gr.Blocks:
         def on_pdf(path: str | None, schema: str, s: Session, progress: gr.Progress = gr.Progress()):
             stop_current(s)  # a run in flight belongs to the old paper
             s.paper, s.shown_text, s.upload_error = None, "", None
+            shown = read_upload(path, schema, s, progress)
+            stop_current(s)  # and any started while the file was read (OCR is slow): not into the new page
+            return shown + ("", None, stop_state(s), generate_state(shown[2]))
+
+        def read_upload(path: str | None, schema: str, s: Session, progress: gr.Progress) -> tuple:
+            """The page for a new file: (message, info, text, preview, status) + the cleared results."""
             if not path:
-                return ("", "", "", None, START_HINT) + cleared + ("", None, idle)
+                return ("", "", "", None, START_HINT) + cleared
             try:
                 paper = read_paper(api._path(path), service.ingest, upload_progress.reporter(progress))
             except PDFError as e:
                 s.upload_error = str(e)  # said as an error toast (upload_failed, below)
                 msg = f"<div class='upload-error'><b>Could not read this file.</b> {render.escape(str(e))}</div>"
                 return (msg, "", "", None, "No paper text to review: upload another PDF (or paste the paper text).") \
-                    + failed + ("", None, idle)
+                    + failed
             s.paper, s.shown_text = paper, paper.document.to_text()
             mi = service.prepare(paper.document, schema)
             hidden = (" Hidden text was found and left out of what the models read (see the warning)."
                       if paper.document.hidden_text else "")
             return ("", render.paper_info(paper.document, mi, paper.filename), s.shown_text,
-                    first_page(api._path(path)), f"Parsed.{hidden} Press Generate.") + cleared + ("", None, idle)
+                    first_page(api._path(path)), f"Parsed.{hidden} Press Generate.") + cleared
 
-        # a new paper: the previous paper's human reviews go with it (they would judge the wrong paper)
-        upload_outputs = [upload_msg, info, text, preview, status, *results, human_text, human_file, stop_btn]
+        # a new paper: the previous paper's human reviews go with it (they would judge the wrong paper);
+        # Generate follows the new text (also when it equals the old, so the box sends no change event)
+        upload_outputs = [upload_msg, info, text, preview, status, *results, human_text, human_file, stop_btn, go]
 
         def on_info(schema: str, paper_text: str, s: Session):
             """What the models will read, said again when the schema or the text changes (an edit)."""
@@ -261,7 +269,9 @@ def build(service: ReviewService) -> gr.Blocks:
         def on_queue(s: Session):
             """Runs at once (no queue): clears the old results and says the run is waiting for the GPU."""
             if s.run is not None and s.run.phase.active:
-                return (gr.update(),) * len(results) + ("A run is already going: Stop it first.", gr.update())
+                said = ("Stopping the current run; press Generate when it has stopped." if s.run.stop.is_set()
+                        else "A run is already going: Stop it first.")
+                return (gr.update(),) * len(results) + (said, gr.update())
             s.queued = True
             on = gr.update(interactive=True)
             if not service.busy:  # a lone user: no "waiting" flash before every run
@@ -271,17 +281,20 @@ def build(service: ReviewService) -> gr.Blocks:
 
         def on_generate(s: Session, paper_text: str, schema: str, strength: float, temp: float,
                         seed_value: float | None, human_pasted: str, human_path: str | None) -> Iterator[tuple]:
+            as_is = (gr.update(),) * (len(results) + 1)  # the page as it is (an event with no output blanks it)
             if not s.queued:  # "A run is already going", or the queued press was stopped / superseded:
-                yield (gr.update(),) * (len(results) + 1)  # the page as it is (an event with no output blanks it)
+                yield as_is
                 return
-            s.queued = False
+            # s.queued stays set until the run is s.run: a Stop pressed while the run is set up finds one of them
             if not (paper_text or "").strip():
+                s.queued = False
                 gr.Warning("Upload a PDF (or paste the paper text) first.")
                 yield cleared + ("**Upload a PDF (or paste the paper text) first.**",)
                 return
             try:
                 human = human_reviews.read(human_pasted, human_path)
             except (human_reviews.HumanReviewsError, OSError) as e:
+                s.queued = False
                 gr.Warning(str(e), title="Could not read the human reviews")
                 yield cleared + (f"**Could not read the human reviews:** {render.escape(str(e))}",)
                 return
@@ -293,8 +306,12 @@ def build(service: ReviewService) -> gr.Blocks:
             title = s.paper.title if s.paper else re.sub(r"^title:\s*", "", paper_text.strip().splitlines()[0], flags=re.I)[:120]
             run = service.new_run(mi, strength, temp, None if seed_value is None else int(seed_value), title,
                                   s.paper.filename if s.paper else None, s.paper.sha256 if s.paper else None, human)
-            s.runs_started += 1
-            run.number, s.run = s.runs_started, run
+            run.number, s.run = s.runs_started + 1, run  # from here on a Stop finds the run (still QUEUED: active)
+            if not s.queued:  # Stop (or a new upload) came while it was set up: it never starts
+                s.run = None
+                yield as_is  # "Cancelled before it started." stays
+                return
+            s.queued, s.runs_started = False, run.number
             try:
                 for r in service.execute(run):
                     if s.run is not run:
@@ -358,14 +375,17 @@ def build(service: ReviewService) -> gr.Blocks:
                 if s.queued:
                     s.queued = False  # the queued event finds this and does nothing
                     return "Cancelled before it started.", idle
-                return "Nothing is running.", idle
+                return "Nothing is running.", stop_state(s)
             run.stop.set()
             return "Stopping...", idle  # pressed once is enough: the run ends itself and keeps what it wrote
 
         stop_btn.click(on_stop, [session], [status, stop_btn], queue=False, api_visibility="private")
         # the reading bar (pages, OCR, time left) on the status line, not over every cleared output
-        uploaded = pdf.change(on_pdf, [pdf, aspects, session], upload_outputs, api_visibility="private",
-                              show_progress_on=[status])
+        # Generate is off while the file is read: a run started then would review the old text on the new page
+        reading = pdf.change(lambda: (gr.update(interactive=False), READING), None, [go, status],
+                             api_visibility="private", queue=False)
+        uploaded = reading.then(on_pdf, [pdf, aspects, session], upload_outputs, api_visibility="private",
+                                show_progress_on=[status])
 
         # ------------------------------------------------------------ evidence (reviewgpt.grounding)
         def on_paper_evidence(path: str | None, s: Session):

@@ -239,9 +239,12 @@ def test_new_or_failed_upload_clears_the_old_results_and_stops_the_run(open_page
     upload(page, bad)
     page.wait_for_function("document.querySelector('#upload-msg').innerText.includes('not a PDF')")
     time.sleep(5)  # longer than the delayed GPT answer: a run still going would write its results now
-    for column in ("local-review", "gpt-review", "verdict"):  # the columns' section is hidden then (not rendered)
+    # the columns' section is hidden then: the columns are off the page (not rendered, or not visible)
+    for column in ("local-review", "gpt-review"):
         box = page.locator(f"#{column}")
-        assert not box.count() or not box.inner_text().strip(), column
+        assert box.count() == 0 or not box.is_visible(), column
+    assert not page.locator("#as-written").is_visible()
+    assert not page.locator("#verdict").inner_text().strip()
     assert "Done" not in page.locator("#status").inner_text()
     assert not page.locator("#downloads").is_visible()
 

@@ -5,10 +5,13 @@ failed upload too, which also shows no model lines); no server address on the pa
 rating in plain words. Screenshots in test-artifacts/walk/ (git-ignored)."""
 
 import re
+import threading
 
 import pymupdf
 import pytest
 
+import app.ui
+from app.service import ReviewService
 from app.ui import START_HINT
 
 from .conftest import EXAMPLE_PDFS, FIXTURES, MARKER_PAPER
@@ -100,14 +103,113 @@ def test_stop_is_on_only_while_a_run_is_queued_or_streaming(open_page, openai_se
     shot(page, "stop-running-1366.png")
     page.wait_for_function(FINISHED)
     page.wait_for_function("document.querySelector('#stop').disabled")
-    # pressed while streaming: off at once (the run ends itself and keeps what it wrote)
-    openai_server.state.script.append(Step(delay_s=5, match="Potential reasons"))
+
+
+class Hold:
+    """A point in the app's code held until the test lets it go (the app runs in this process): what the
+    page shows meanwhile is asserted without racing the app."""
+
+    def __init__(self) -> None:
+        self.reached, self.release = threading.Event(), threading.Event()
+
+    def __call__(self) -> None:
+        self.reached.set()
+        self.release.wait(60)
+
+
+@pytest.fixture
+def hold():
+    h = Hold()
+    yield h
+    h.release.set()  # a failed test leaves no handler waiting
+
+
+def test_stop_is_off_at_once_and_generate_meanwhile_says_the_run_is_stopping(open_page, hold, monkeypatch):
+    """Pressed while streaming, Stop is off while the run still winds down ("Stopping..."), not only once
+    it has ended; Generate pressed then says the run is stopping (it said "Stop it first" with Stop off).
+    The local model's stream is held open after Stop, so the run is still winding down while it is looked at."""
+    original = ReviewService.stream_local
+
+    def held_local(self, mi, gen, stop=None):
+        yield from original(self, mi, gen, stop)
+        stop.wait(60)  # the review stays open until Stop is pressed...
+        hold()  # ...and ends when the test says
+
+    monkeypatch.setattr(ReviewService, "stream_local", held_local)
+    monkeypatch.setattr("app.run.STOP_DRAIN_S", 60)  # the run waits for the held stream
+    page = open_page()
+    stop, status = page.locator("#stop"), page.locator("#status")
+    paste_paper(page, MARKER_PAPER)
     page.locator("#generate").click()
     page.wait_for_function("document.querySelector('#status').innerText.includes('Writing')")
+    page.wait_for_function("!document.querySelector('#stop').disabled")
     stop.click()
-    page.wait_for_function("document.querySelector('#stop').disabled")
-    page.wait_for_function("document.querySelector('#status').innerText.includes('Stopped')")
+    assert hold.reached.wait(30)  # the run is winding down, held
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Stopping')")
+    assert stop.is_disabled()  # off at once, while the run still winds down
+    page.locator("#generate").click()
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Stopping the current run')")
+    assert "press Generate when it has stopped" in status.inner_text() and "Stop it first" not in status.inner_text()
     assert stop.is_disabled()
+    hold.release.set()
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Stopped')")
+    assert stop.is_disabled() and page.locator("#generate").is_enabled()
+
+
+def test_stop_pressed_while_a_run_is_set_up_cancels_it(open_page, hold, monkeypatch):
+    """Stop pressed after the run's event started but before the run existed found neither a run nor a
+    queued press: "Nothing is running.", and the run then streamed to its end, unstoppable."""
+    original, started = ReviewService.new_run, []
+
+    def held_new_run(self, *args, **kwargs):
+        hold()
+        return original(self, *args, **kwargs)
+
+    def execute(self, run):
+        started.append(run)
+        return original_execute(self, run)
+
+    original_execute = ReviewService.execute
+    monkeypatch.setattr(ReviewService, "new_run", held_new_run)
+    monkeypatch.setattr(ReviewService, "execute", execute)
+    page = open_page()
+    paste_paper(page, MARKER_PAPER)
+    page.locator("#generate").click()
+    assert hold.reached.wait(30)  # on_generate is setting the run up
+    page.wait_for_function("!document.querySelector('#stop').disabled")
+    page.locator("#stop").click()
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Cancelled before it started')")
+    assert page.locator("#stop").is_disabled()
+    hold.release.set()
+    page.wait_for_timeout(1500)  # a run that started anyway says "Writing" within a fraction of this
+    assert not started, "the run started after Stop"
+    assert "Cancelled before it started" in page.locator("#status").inner_text()
+    assert not page.locator("#local-review").inner_text().strip()
+
+
+def test_generate_is_off_while_a_file_is_read(open_page, hold, monkeypatch):
+    """Reading a PDF can take tens of seconds (OCR): Generate stayed on (the box held the old text) and a
+    run started then streamed the old text into the new paper's page, with Stop off."""
+    original = app.ui.read_paper
+
+    def held_read(*args, **kwargs):
+        hold()
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(app.ui, "read_paper", held_read)
+    page = open_page()
+    go = page.locator("#generate")
+    paste_paper(page, MARKER_PAPER)
+    page.wait_for_function("!document.querySelector('#generate').disabled")
+    upload(page, EXAMPLE_PDFS[1])
+    assert hold.reached.wait(30)  # the file is being read
+    assert go.is_disabled() and "Reading the PDF" in page.locator("#status").inner_text()  # and why it is off
+    page.locator("#generate").scroll_into_view_if_needed()
+    shot(page, "upload-in-progress-1366.png")
+    hold.release.set()
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Parsed')")
+    page.wait_for_function("!document.querySelector('#generate').disabled")  # the new paper's text: on again
+    assert page.locator("#stop").is_disabled()
 
 
 @pytest.mark.parametrize("width,height", WIDTHS)
