@@ -96,6 +96,10 @@ def test_gate_reason_shows_a_number_under_the_threshold_it_failed():
         [out] = gate.check([text])
         assert not out.ok and f"({shown} review-like, a review is 50% or more)" in out.reason, out.reason
     assert percent_below(0.499999) == "49%" and percent_below(0.5) == "50%"
+    gate.min_vocab_share = 0.354  # the ML-words test, its share just under its threshold
+    gate.vocab_share = lambda t: 0.352
+    [out] = gate.check([text])
+    assert "(35% of its words are ML-review words; reviews have 36% or more)" in out.reason, out.reason
 
 
 def test_fit_on_a_few_reviews_gives_a_conformal_interval():

@@ -49,6 +49,12 @@ def percent_below(p: float) -> str:
     return f"{math.floor(p * 100 + 1e-9)}%" if p >= 0.01 else "under 1%"  # 0.29 * 100 is 28.999...
 
 
+def percent_at_least(p: float) -> str:
+    """A threshold as a whole percentage rounded up: with `percent_below` for the value under it, the two
+    shown numbers never meet."""
+    return f"{math.ceil(p * 100 - 1e-9)}%"
+
+
 def _vocabulary(reviews: list[str]) -> frozenset[str]:
     """Content words used by at least two reviews."""
     counts: dict[str, int] = {}
@@ -105,8 +111,8 @@ class ReviewGate:
             if n < self.config.min_words:
                 reason = f"too short to rate ({n} words; at least {self.config.min_words})"
             elif share < self.min_vocab_share:
-                reason = (f"not about machine learning ({share:.0%} of its words are ML-review words; "
-                          f"reviews have {self.min_vocab_share:.0%} or more)")
+                reason = (f"not about machine learning ({percent_below(share)} of its words are ML-review words; "
+                          f"reviews have {percent_at_least(self.min_vocab_share)} or more)")
             elif p < self.config.min_review_prob:
                 # p: the reviews-versus-papers classifier's probability that the text is a review
                 reason = (f"this text does not read like a peer review; it reads more like a paper's own text "
