@@ -175,15 +175,17 @@ def build(service: ReviewService) -> gr.Blocks:
                    gr.update(open=True, visible=True))
         # a file that could not be read: no review columns (their model lines say nothing about this failure)
         failed = cleared[:-1] + (gr.update(open=True, visible=False),)
-        idle = gr.update(interactive=False)  # Stop with nothing queued or running
 
         def generate_state(paper_text: str) -> dict:
             """Generate is on when there is paper text to review and a side that can write."""
             return gr.update(interactive=service.can_run and bool((paper_text or "").strip()))
 
         def stop_state(s: Session) -> dict:
-            """Stop is on while this tab's run is queued or streaming."""
-            return gr.update(interactive=s.queued or (s.run is not None and s.run.phase.active))
+            """Stop is on while this tab's run is queued or streaming, and off once pressed (the run then
+            ends itself and keeps what it wrote)."""
+            active = s.run is not None and s.run.phase.active
+            stopping = active and s.run.stop.is_set()
+            return gr.update(interactive=not stopping and (s.queued or active))
 
         # ------------------------------------------------------------ upload
         def stop_current(s: Session) -> None:
@@ -273,11 +275,10 @@ def build(service: ReviewService) -> gr.Blocks:
                         else "A run is already going: Stop it first.")
                 return (gr.update(),) * len(results) + (said, gr.update())
             s.queued = True
-            on = gr.update(interactive=True)
             if not service.busy:  # a lone user: no "waiting" flash before every run
-                return cleared + ("Starting...", on)
+                return cleared + ("Starting...", stop_state(s))
             return cleared + ("Waiting for the GPU: another review is being written. Your run starts when it "
-                              "is free.", on)
+                              "is free.", stop_state(s))
 
         def on_generate(s: Session, paper_text: str, schema: str, strength: float, temp: float,
                         seed_value: float | None, human_pasted: str, human_path: str | None) -> Iterator[tuple]:
@@ -374,10 +375,10 @@ def build(service: ReviewService) -> gr.Blocks:
             if run is None or not run.phase.active:
                 if s.queued:
                     s.queued = False  # the queued event finds this and does nothing
-                    return "Cancelled before it started.", idle
+                    return "Cancelled before it started.", stop_state(s)
                 return "Nothing is running.", stop_state(s)
             run.stop.set()
-            return "Stopping...", idle  # pressed once is enough: the run ends itself and keeps what it wrote
+            return "Stopping...", stop_state(s)
 
         stop_btn.click(on_stop, [session], [status, stop_btn], queue=False, api_visibility="private")
         # the reading bar (pages, OCR, time left) on the status line, not over every cleared output

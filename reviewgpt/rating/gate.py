@@ -116,7 +116,7 @@ class ReviewGate:
             elif p < self.config.min_review_prob:
                 # p: the reviews-versus-papers classifier's probability that the text is a review
                 reason = (f"this text does not read like a peer review; it reads more like a paper's own text "
-                          f"({percent_below(p)} review-like, a review is {self.config.min_review_prob:.0%} or more)")
+                          f"({percent_below(p)} review-like, a review is {percent_at_least(self.config.min_review_prob)} or more)")
             else:
                 reason = ""
             out.append(GateResult(not reason, reason, float(p), float(share)))
