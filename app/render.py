@@ -80,10 +80,15 @@ def verdict(v: Verdict, a: ModelLabel, b: ModelLabel) -> str:
     return "\n".join(lines)
 
 
+def counted(n: int, noun: str) -> str:
+    """'1 page', '13 pages': a count with its noun in the number it needs."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def paper_info(doc: Document, model_input: ModelInput | None, filename: str = "") -> str:
     """Title and size in one line, what the model reads in another; long lists folded away."""
     title = escape(doc.title or filename or "(no title found)")
-    lines = [f"**{title}** · {doc.page_count} pages · {len(doc.sections)} sections"]
+    lines = [f"**{title}** · {counted(doc.page_count, 'page')} · {counted(len(doc.sections), 'section')}"]
     if model_input is not None and model_input.source == "edited":
         b = model_input.budget
         size = f" ({b.prompt_tokens:,} of {b.budget:,} prompt tokens{', cut at the end' if b.was_cut else ''})" if b else ""
@@ -100,7 +105,7 @@ def paper_info(doc: Document, model_input: ModelInput | None, filename: str = ""
             if b.truncated_section:
                 cut.append(f"'{escape(b.truncated_section)}' shortened")
             if b.dropped_sections:
-                cut.append(f"{len(b.dropped_sections)} sections left out")
+                cut.append(f"{counted(len(b.dropped_sections), 'section')} left out")
             lines.append(f"The models read {b.paper_tokens_kept:,} of {b.paper_tokens_total:,} paper tokens "
                          f"(prompt budget {b.budget:,}): {', '.join(cut)}.")
             if b.dropped_sections:

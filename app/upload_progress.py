@@ -7,13 +7,14 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
+from app.render import counted
 from reviewgpt.ingest.pdf import PageProgress
 
 
 def words(done: int, total: int, scan: bool, elapsed: float) -> str:
     """'Reading page 3 of 12 by OCR (a scanned page takes seconds); about 20 s left at the pace so far'."""
     if done >= total:
-        return f"Read {total} pages; finding the sections..."
+        return f"Read {counted(total, 'page')}; finding the sections..."
     line = f"Reading page {done + 1} of {total}" + (" by OCR (a scanned page takes seconds)" if scan else "")
     if done:
         line += f"; about {elapsed / done * (total - done):.0f} s left at the pace so far"

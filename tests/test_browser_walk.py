@@ -283,3 +283,37 @@ def test_the_calibrated_rating_is_said_in_plain_words(open_page, openai_server):
             assert re.search(rf"chance of acceptance\s*(\S+\s*)?{r['p_accept']:.0%}", verdict), verdict
     page.locator("#verdict").scroll_into_view_if_needed()
     shot(page, "rating-words-1366.png", "#verdict")
+
+
+def test_one_page_and_one_scanned_page_are_said_in_the_singular(open_page):
+    """The fresh-user walk-through: a one-page scan with an OCR layer read '1 pages' and 'Page(s) 1 are
+    scanned images'."""
+    from .test_pdf_scan import SCAN
+
+    page = open_page()
+    upload(page, SCAN)
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Parsed')")
+    info = page.locator("#paper-info").inner_text()
+    assert re.search(r"· 1 page · \d+ sections", info), info
+    assert "Page 1 is scanned; its text was read from the OCR text layer in the PDF" in info
+    assert "1 pages" not in info and "Page(s)" not in info
+    shot(page, "one-page-scan-1366.png", "#paper-info")
+
+
+def test_each_download_name_ends_with_its_extension_on_a_phone(open_page):
+    """At 390 px a download's long name wraps; its '.md' stood beside the name's first line, far from
+    where the name ends."""
+    page = open_page(390, 844)
+    paste_paper(page, MARKER_PAPER)
+    generate_and_wait(page)
+    page.locator("#downloads a[href]").first.wait_for()
+    rows = page.evaluate("""() => [...document.querySelectorAll('#downloads td.filename')].map(td => {
+        const s = td.querySelector('.stem'), stem = s.getBoundingClientRect();
+        return {name: td.innerText, line: parseFloat(getComputedStyle(s).lineHeight), stem_height: stem.height,
+                stem_bottom: stem.bottom, ext_top: td.querySelector('.ext').getBoundingClientRect().top}; })""")
+    assert len(rows) >= 3, rows
+    for r in rows:
+        assert r["stem_height"] > 2 * r["line"], r  # the name wraps at this width (else this shows nothing)
+        assert r["ext_top"] > r["stem_bottom"] - 1.5 * r["line"], r  # the extension is on the name's last line
+    page.locator("#downloads").scroll_into_view_if_needed()
+    shot(page, "downloads-390.png", "#downloads")

@@ -444,16 +444,18 @@ def extract(source: bytes | str | Path, config: IngestConfig | None = None,
                                   "Try re-downloading or re-exporting it.")
         raise EmptyPDFError("The PDF contains no readable text.")
     if ocr_pages:
-        warnings.append(f"Page(s) {_ranges(ocr_pages)} are scanned images; their text was read by OCR "
+        warnings.append(f"{_pages_are(ocr_pages)} scanned; {_its(ocr_pages)} text was read by OCR "
                         "(Tesseract) and may contain recognition errors.")
     if reader.layer_pages:
-        warnings.append(f"Page(s) {_ranges(reader.layer_pages)} are scanned images; their text was read from the "
-                        "OCR text layer they carry and may contain recognition errors.")
+        warnings.append(f"{_pages_are(reader.layer_pages)} scanned; {_its(reader.layer_pages)} text was read from the "
+                        "OCR text layer in the PDF and may contain recognition errors.")
     if no_ocr_pages:
-        warnings.append(f"Page(s) {_ranges(no_ocr_pages)} are scanned images and were NOT read: {TESSERACT_HINT}")
+        warnings.append(f"{_pages_are(no_ocr_pages)} scanned and {'was' if len(no_ocr_pages) == 1 else 'were'} NOT read: "
+                        f"{TESSERACT_HINT}")
     if reader.rotated_pages:
-        warnings.append(f"Page(s) {_ranges(sorted(set(reader.rotated_pages)))} are rotated (landscape); their "
-                        "text was read in its own direction. Check tables on those pages.")
+        rotated = sorted(set(reader.rotated_pages))
+        warnings.append(f"{_pages_are(rotated)} rotated (landscape); {_its(rotated)} text was read in its own "
+                        "direction. Check the tables there.")
     if repaired:
         warnings.insert(0, _damage_warning(data, n_pages, lost_pages))
     if skipped:
@@ -477,6 +479,15 @@ def extract(source: bytes | str | Path, config: IngestConfig | None = None,
 
 def _norm(s: str) -> str:
     return re.sub(r"\W+", "", s.lower())
+
+
+def _pages_are(pages: list[int]) -> str:
+    """'Page 3 is', 'Pages 1-2, 5 are': the start of a warning about these pages."""
+    return f"Page {pages[0]} is" if len(pages) == 1 else f"Pages {_ranges(pages)} are"
+
+
+def _its(pages: list[int]) -> str:
+    return "its" if len(pages) == 1 else "their"
 
 
 def _ranges(pages: list[int]) -> str:
