@@ -50,14 +50,18 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--reviews", required=True, help='JSONL, one {"review": "..."} a line; "-" for stdin')
     ap.add_argument("--model", default=str(DEFAULT_DIR), help="rating model folder (default: the bundled one)")
     args = ap.parse_args(argv)
-    if args.reviews == "-":
-        out = rate_lines(sys.stdin, args.model)
-    else:
-        try:
+    try:
+        if args.reviews == "-":
+            out = rate_lines(sys.stdin, args.model)
+        else:
             with open(args.reviews) as f:
                 out = rate_lines(f, args.model)
-        except OSError as e:
-            sys.exit(f"cannot read {args.reviews}: {e.strerror}")
+    except OSError as e:
+        sys.exit(f"cannot read {args.reviews}: {e.strerror}")
+    except UnicodeDecodeError as e:
+        sys.exit(f"cannot read {args.reviews}: not UTF-8 text (byte {e.start})")
+    if not out:
+        sys.exit(f'{args.reviews} holds no reviews: expected one {{"review": "..."}} a line')
     for row in out:
         print(json.dumps(row))
     if any("error" in row for row in out):

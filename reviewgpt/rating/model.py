@@ -108,6 +108,8 @@ class RatingModel:
     def rate(self, texts: list[str]) -> list[Rating]:
         """A Rating per text; texts the gate turns down get no number, only the reason."""
         texts = [str(t or "") for t in texts]
+        if not texts:  # scikit-learn refuses an empty batch
+            return []
         checks = self.gate.check(texts) if self.gate is not None else [GateResult(True, "", 1.0, 1.0)] * len(texts)
         out: list[Rating | None] = [None] * len(texts)
         ok = [i for i, c in enumerate(checks) if c.ok]
