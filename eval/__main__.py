@@ -18,6 +18,7 @@ import importlib
 import logging
 import sys
 
+from reviewgpt.cli_errors import user_errors
 from reviewgpt.config import load_config
 from reviewgpt.compare.evaluation.config import EvalConfig
 from reviewgpt.compare.evaluation.report import report
@@ -45,13 +46,15 @@ def main(argv: list[str] | None = None) -> None:
         return
     args = parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    cfg = load_config(EvalConfig, args.config, args.overrides)
-    if args.stage in ("generate", "all"):
-        generate(cfg)
-    if args.stage in ("judge", "all"):
-        judge(cfg)
-    if args.stage in ("report", "all"):
-        print(f"report: {report(cfg)}")
+    with user_errors("every review and verdict written so far is kept; the same command continues "
+                     "with the rest"):
+        cfg = load_config(EvalConfig, args.config, args.overrides)
+        if args.stage in ("generate", "all"):
+            generate(cfg)
+        if args.stage in ("judge", "all"):
+            judge(cfg)
+        if args.stage in ("report", "all"):
+            print(f"report: {report(cfg)}")
 
 
 if __name__ == "__main__":

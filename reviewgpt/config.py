@@ -122,13 +122,21 @@ def from_dict(cls: type[T], data: dict[str, Any] | None) -> T:
     known = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = set(data) - set(known)
     if unknown:
-        raise ValueError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
+        raise ValueError(f"unknown {cls.__name__} keys: {sorted(unknown)}{_did_you_mean(unknown, known)}")
     kwargs = {}
     for name, value in data.items():
         ftype = known[name].type
         sub = _dataclass_type(ftype)
         kwargs[name] = from_dict(sub, value) if sub and isinstance(value, dict) else _coerce(ftype, value)
     return cls(**kwargs)
+
+
+def _did_you_mean(unknown: set[str], known: Any) -> str:
+    """" (did you mean 'x'?)" for the misspelt keys that are close to a known one."""
+    import difflib
+
+    close = [m[0] for k in sorted(unknown) if (m := difflib.get_close_matches(k, list(known), n=1))]
+    return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
 
 
 def _coerce(ftype: Any, value: Any) -> Any:
@@ -185,11 +193,21 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 def load_config(cls: type[T], path: str | Path | None, overrides: list[str] | None = None) -> T:
     """A config dataclass from an optional YAML file plus `key=value` overrides (the CLIs' one way in)."""
+    from reviewgpt.errors import ConfigError
+
     data: dict[str, Any] = {}
-    if path:
-        with open(path) as f:
-            data = yaml.safe_load(f) or {}
-    return from_dict(cls, _merge(data, parse_overrides(overrides or [])))
+    where = f"{path}{' + ' if overrides else ''}{' '.join(overrides or [])}" if path else " ".join(overrides or [])
+    try:
+        if path:
+            with open(path) as f:
+                data = yaml.safe_load(f) or {}
+        return from_dict(cls, _merge(data, parse_overrides(overrides or [])))
+    except OSError as e:
+        raise ConfigError(f"cannot read the config {path}: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"the config {path} is not valid YAML: {e}") from None
+    except (ValueError, TypeError) as e:  # unknown key, wrong type, a check in a config's __post_init__
+        raise ConfigError(f"config {where or '(defaults)'}: {e}") from None
 
 
 def cli_args(description: str, default_config: str | None = None):

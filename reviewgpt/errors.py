@@ -35,6 +35,11 @@ class PDFTooLargeError(PDFError):
     pass
 
 
+class ConfigError(ReviewGPTError, ValueError):
+    """A config file or key=value override that cannot be used (unknown key, wrong type); a ValueError
+    too, so callers that catch ValueError keep working."""
+
+
 class ModelLoadError(ReviewGPTError):
     """The local model or adapter could not be loaded (missing, gated, offline, out of memory)."""
 

@@ -16,9 +16,22 @@ from reviewgpt.reviewer import Reviewer
 
 @lru_cache(maxsize=16)
 def load_tokenizer(source: str) -> Any:
+    """The tokenizer of a local folder or Hub id; ModelLoadError naming `source` when there is none
+    (transformers would take a mistyped folder for a malformed Hub id and say only that)."""
+    from pathlib import Path
+
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(source)
+    from reviewgpt.errors import ModelLoadError
+
+    looks_local = source.startswith((".", "/", "~")) or source.count("/") > 1
+    if looks_local and not Path(source).expanduser().is_dir():
+        raise ModelLoadError(f"model folder not found: {source} (a system's engine.base_model / adapter, or "
+                             "`tokenizer:`, must be an existing folder or a Hugging Face Hub id)")
+    try:
+        return AutoTokenizer.from_pretrained(source)
+    except (OSError, ValueError) as e:
+        raise ModelLoadError(f"could not load a tokenizer from {source}: {str(e).splitlines()[0]}") from e
 
 
 @dataclass(frozen=True)
