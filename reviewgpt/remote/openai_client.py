@@ -127,7 +127,7 @@ class OpenAIChat:
             else:
                 msg = f"Rate limited by {where} (429) after {retries} retries. Try again in a minute."
         elif isinstance(e, openai.APITimeoutError):
-            msg = f"{where} did not answer within {self.config.timeout_s:.0f} s (after {retries} retries)."
+            msg = f"{where} did not answer within {self.config.timeout_s:g} s (after {retries} retries)."
         elif isinstance(e, openai.APIConnectionError):
             msg = f"Could not connect to {where} (after {retries} retries). Check the network or {self.url_var}."
         elif isinstance(e, openai.APIStatusError):
