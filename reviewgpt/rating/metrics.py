@@ -12,6 +12,10 @@ from sklearn.metrics import balanced_accuracy_score, brier_score_loss, roc_auc_s
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """NaN (not a number, not a warning) when either side is constant: a bootstrap of few papers draws
+    such samples often, and scipy would warn for each."""
+    if len(np.unique(a)) < 2 or len(np.unique(b)) < 2:
+        return float("nan")
     return float(spearmanr(a, b).statistic)
 
 
@@ -20,7 +24,11 @@ def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
 
 
 def balanced_accuracy(labels: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> float:
-    return float(balanced_accuracy_score(np.asarray(labels, dtype=bool), np.asarray(p) >= threshold))
+    """NaN when the labels hold one class (as auroc): the mean recall over classes needs both."""
+    labels = np.asarray(labels, dtype=bool)
+    if len(np.unique(labels)) < 2:
+        return float("nan")
+    return float(balanced_accuracy_score(labels, np.asarray(p) >= threshold))
 
 
 def coverage(y: np.ndarray, low: np.ndarray, high: np.ndarray) -> float:
