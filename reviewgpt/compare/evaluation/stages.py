@@ -50,6 +50,12 @@ def system_configs(cfg: EvalConfig) -> dict[tuple[str, str], SystemConfig]:
 # ------------------------------------------------------------------------------------ generate
 
 
+def _say_kept(store: JsonlStore, what: str) -> None:
+    if store.skipped:
+        log.warning("%s: %d unreadable lines (cut by a kill mid-write?) skipped; their %s are redone",
+                    store.path, store.skipped, what)
+
+
 def generate(cfg: EvalConfig, systems: dict[str, Any] | None = None) -> JsonlStore:
     """Write every (system configuration, input) review that is not written yet.
 
@@ -58,11 +64,15 @@ def generate(cfg: EvalConfig, systems: dict[str, Any] | None = None) -> JsonlSto
     exs = papers(cfg)
     inputs = prepared_inputs(cfg, exs)
     configs = system_configs(cfg)
+    _say_kept(store, "reviews")
     for spec in cfg.systems:
         for schema in cfg.needed_schemas():
             sc = configs[(spec.name, schema)]
             todo = [(e, inputs[(e["id"], schema)]) for e in exs
                     if review_key(sc, inputs[(e["id"], schema)]["key"]) not in store]
+            if len(todo) < len(exs):
+                log.info("generate %s %s-aspect: %d of %d papers already in %s (kept), %d to write", spec.name,
+                         schema, len(exs) - len(todo), len(exs), store.path, len(todo))
             if not todo:
                 continue
             runner = (systems or {}).get(spec.name) or make_runner(spec.for_schema(schema), cfg)
@@ -126,12 +136,20 @@ def judge(cfg: EvalConfig, judge_obj: Any = None) -> JsonlStore:
     inputs = prepared_inputs(cfg, exs)
     configs = system_configs(cfg)
     judge_obj = judge_obj or make_judge(cfg)
-    tasks = []
+    tasks, judged, unreviewed = [], 0, 0
     for m in cfg.matchups:
         jc = judge_config(cfg, m.schema)
         for p in current_pairs(cfg, m, exs, inputs, configs, jc):
-            if p["key"] not in store and p["review_a"] in reviews and p["review_b"] in reviews:
+            if p["key"] in store:
+                judged += 1
+            elif p["review_a"] in reviews and p["review_b"] in reviews:
                 tasks.append((m, p, jc))
+            else:
+                unreviewed += 1
+    _say_kept(store, "verdicts")
+    if judged or unreviewed:
+        log.info("judge: %d pairs already judged in %s (kept), %d without both reviews yet (run generate), "
+                 "%d to judge", judged, store.path, unreviewed, len(tasks))
     if not tasks:
         return store
 

@@ -17,6 +17,9 @@ class JsonlStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._rows: dict[Any, dict[str, Any]] = {}
         self.skipped = 0
+        # A kill mid-write can leave a last line without its newline: the next row must start a line
+        # of its own, or it would be glued to the cut one and lost with it.
+        self._cut_tail = self.path.exists() and self.path.stat().st_size > 0 and not self.path.read_bytes().endswith(b"\n")
         if self.path.exists():
             with self.path.open() as f:
                 for line in f:
@@ -36,7 +39,8 @@ class JsonlStore:
 
     def add(self, row: dict[str, Any]) -> None:
         with self.path.open("a") as f:
-            f.write(json.dumps(row) + "\n")
+            f.write(("\n" if self._cut_tail else "") + json.dumps(row) + "\n")
+            self._cut_tail = False
             f.flush()
         self._rows[self.key(row)] = row
 
