@@ -123,6 +123,10 @@ class LLMAggregator:
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", paper_id)
         return self.cache_dir / f"{safe}.{self.schema.n_aspects}.{self._key}.json"
 
+    def is_cached(self, paper_id: str) -> bool:
+        """Whether this paper's target is on disk already (a resumed run does not ask for it again)."""
+        return self._cache_file(paper_id).exists()
+
     def messages(self, title: str, reviews: list[str]) -> list[dict[str, str]]:
         system = load_prompt("aggregate").format(
             n=self.schema.n_aspects, criteria="\n".join(f"## {c}" for c in self.schema.criteria),

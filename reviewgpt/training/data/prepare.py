@@ -77,16 +77,19 @@ def prepare(cfg: PrepareConfig) -> dict[str, Path]:
         papers = papers[: cfg.limit]
     if not papers:
         raise ValueError(f"no papers found in {cfg.source}")
+    aggs = {s: _aggregator(cfg, s) for s in cfg.schemas}
     if cfg.aggregator == "llm":
-        tokens, usd = estimate_cost(["\n".join(p.reviews) for p in papers] * len(cfg.schemas),
+        # The estimate covers only what will be asked: a resumed run's cached targets cost nothing.
+        asked = [(p, a) for p in papers for a in aggs.values() if not a.is_cached(p.id)]
+        tokens, usd = estimate_cost(["\n".join(p.reviews) for p, _ in asked],
                                     cfg.usd_per_1m_input, cfg.usd_per_1m_output)
-        log.warning("LLM aggregation of %d papers x %d schemas: ~%s input tokens, ~$%.2f at most "
-                    "(papers already in the cache are not asked again)",
-                    len(papers), len(cfg.schemas), f"{tokens:,}", usd)
+        cached = len(papers) * len(aggs) - len(asked)
+        log.warning("LLM aggregation of %d papers x %d schemas: %d targets already in %s (not asked again), "
+                    "%d to ask for: ~%s input tokens, ~$%.2f at most",
+                    len(papers), len(cfg.schemas), cached, cfg.cache_dir, len(asked), f"{tokens:,}", usd)
     parts = split(papers, cfg.seed, cfg.val_frac, cfg.test_frac)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    aggs = {s: _aggregator(cfg, s) for s in cfg.schemas}
     paths = {}
     for split_name, items in parts.items():
         path = out / f"{split_name}.jsonl"
