@@ -101,10 +101,8 @@ def _item(ev: Evidence) -> str:
     esc = html.escape
     where = f"p. {ev.page}" if ev.page else "no page"
     mark = MARKS[ev.status]
-    if ev.status == "related":
-        mark += f" · {where} · BM25 {ev.score:.1f}"
-    elif ev.status == "verified":
-        mark += f" · {where}"
+    if ev.status in ("related", "verified"):
+        mark += f" · {where}"  # a related passage's BM25 score means nothing to a reader: the JSON download keeps it
     item = f"{esc(ev.aspect)} · item {ev.item}" + (f": {esc(ev.title)}" if ev.title else "")
 
     def cut(t: str) -> str:

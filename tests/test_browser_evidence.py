@@ -49,6 +49,9 @@ def test_evidence_marks_pages_and_highlights(open_page, openai_server, width, he
     invented = next(t for t in gpt if "Invented" in t)
     assert invented.startswith("✗ Not found") and "not in the paper" in invented and "Verified" not in invented
     assert any(t.startswith("≈ Related passage · p.") and "Related passage (not a quote)" in t for t in gpt), gpt
+    # the walk-through: a related item's mark read '≈ Related passage · p. 14 · BM25 4.3' (a score no reader knows)
+    related = [t for t in items if t.startswith("≈ Related passage")]
+    assert related and all(re.match(r"≈ Related passage · p\. \d+ — ", t) for t in related), related
     summary = page.locator("#evidence-list").inner_text()
     assert re.search(r"4 items: 2 verified, 1 related, 1 not found", summary), summary
     assert page.locator("#evidence-page img").is_visible()
