@@ -18,7 +18,7 @@ from pathlib import Path
 
 from reviewgpt.rating.artifact import DEFAULT_DIR, default_model
 from reviewgpt.rating.data import read_rated_reviews
-from reviewgpt.rating.scorecard import Humans, read_review_rows, scorecard, to_markdown
+from reviewgpt.rating.scorecard import Humans, read_review_rows, scorecard, to_json, to_markdown
 
 
 def main(argv: list[str]) -> None:
@@ -51,4 +51,4 @@ def main(argv: list[str]) -> None:
     print(to_markdown(card))
     print(f"\n({card['seconds']} s)")
     if args.out:
-        Path(args.out).write_text(json.dumps(card, indent=1) + "\n")
+        Path(args.out).write_text(to_json(card))

@@ -10,12 +10,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from reviewgpt.compare.evaluation.store import JsonlStore
 from reviewgpt.rating.artifact import default_model
 from reviewgpt.rating.data import read_rated_reviews
 from reviewgpt.rating.metrics import spearman
-from reviewgpt.rating.scorecard import Humans, read_review_rows, runs, scorecard, to_markdown
+from reviewgpt.rating.scorecard import Humans, read_review_rows, runs, scorecard, to_json, to_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 HUMAN = ROOT / "tests" / "fixtures" / "rating" / "iclr2017"
@@ -78,6 +79,10 @@ def test_scorecard_figures_from_stored_reviews(tmp_path):
     assert via_model["papers"] >= 15  # papers the model never fitted on (fitted_on is empty here)
     md = to_markdown(card)
     assert "| first-human (7-aspect) | 16 |" in md and "0, 1" in md
+    # A system run without a seed (an API model) is listed as seed None: its line says "-", not "None".
+    unseeded = {**card, "rows": [{**sys_row, "seeds": [None]}]}
+    line = next(x for x in to_markdown(unseeded).splitlines() if x.startswith("| first-human (7-aspect)"))
+    assert "None" not in line and "| - |" in line
 
 
 def test_eval_scorecard_cli(tmp_path):
@@ -94,3 +99,12 @@ def test_eval_scorecard_cli(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "eval", "scorecard", "--reviews", str(tmp_path / "none.jsonl"),
                           "--human", str(HUMAN)], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and "no stored reviews" in bad.stderr
+
+
+def test_the_json_card_is_strict_json_with_undefined_figures_as_null():
+    card = {"rows": [{"figures": {"auroc": {"value": float("nan"), "ci": (float("nan"), float("nan"))},
+                                  "spearman": {"value": 0.5, "ci": (0.1, 0.8)}}}]}
+    back = json.loads(to_json(card), parse_constant=lambda c: pytest.fail(f"{c} in the JSON"))
+    figures = back["rows"][0]["figures"]
+    assert figures["auroc"] == {"value": None, "ci": [None, None]}
+    assert figures["spearman"] == {"value": 0.5, "ci": [0.1, 0.8]}

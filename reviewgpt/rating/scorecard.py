@@ -195,6 +195,20 @@ def _fmt(f: dict[str, Any] | None) -> str:
     return f"{f['value']:+.2f} [{lo:+.2f}, {hi:+.2f}]" if np.isfinite(lo) else f"{f['value']:+.2f}"
 
 
+def to_json(card: dict[str, Any]) -> str:
+    """The card as strict JSON: an undefined figure (NaN: one class, a constant side) is null, which
+    every JSON reader takes; json.dumps would write NaN, which strict readers reject."""
+    def finite(x: Any) -> Any:
+        if isinstance(x, float):
+            return x if np.isfinite(x) else None
+        if isinstance(x, dict):
+            return {k: finite(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [finite(v) for v in x]
+        return x
+    return json.dumps(finite(card), indent=1, allow_nan=False) + "\n"
+
+
 def to_markdown(card: dict[str, Any]) -> str:
     head = ("| line | papers | not calibrated | Spearman vs human mean | AUROC decision | balanced acc. | "
             "bias vs humans | seeds | rating sd over seeds | spread (sd over seeds: rho / AUROC / bal. acc. / bias) |")
@@ -203,7 +217,7 @@ def to_markdown(card: dict[str, Any]) -> str:
     for r in card["rows"]:
         f = r["figures"]
         spread = " / ".join(f"{r['spread'][k]:.3f}" for k in FIGURES) if r["spread"] else "n/a"
-        seeds = ", ".join(str(s) for s in r["seeds"]) or "-"
+        seeds = ", ".join(str(s) for s in r["seeds"] if s is not None) or "-"  # no seed set (an API model): "-"
         out.append(f"| {r['name']} | {r['papers']} | {r['not_calibrated']} | {_fmt(f.get('spearman'))} | "
                    f"{_fmt(f.get('auroc'))} | {_fmt(f.get('balanced_accuracy'))} | {_fmt(f.get('bias'))} | "
                    f"{seeds} | {_fmt(f.get('rating_sd_over_seeds'))} | {spread} |")
