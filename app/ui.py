@@ -92,6 +92,9 @@ class Session:
     upload_error: str | None = None  # the last upload could not be read: why
 
 
+CLOSE_TOASTS = "() => { document.querySelectorAll('.toast-body .toast-close').forEach(b => b.click()); return []; }"
+
+
 def build(service: ReviewService) -> gr.Blocks:
     local, gpt = service.local_label, service.gpt_label
     with gr.Blocks(title="Paper Review GPT") as demo:
@@ -386,8 +389,9 @@ def build(service: ReviewService) -> gr.Blocks:
         stop_btn.click(on_stop, [session], [status, stop_btn], queue=False, api_visibility="private")
         # the reading bar (pages, OCR, time left) on the status line, not over every cleared output
         # Generate is off while the file is read: a run started then would review the old text on the new page
+        # and the last file's error toast is closed: beside a new file being read it reads as this file's error
         reading = pdf.change(lambda: (gr.update(interactive=False), READING), None, [go, status],
-                             api_visibility="private", queue=False)
+                             api_visibility="private", queue=False, js=CLOSE_TOASTS)
         uploaded = reading.then(on_pdf, [pdf, aspects, session], upload_outputs, api_visibility="private",
                                 show_progress_on=[status])
 

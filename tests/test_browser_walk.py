@@ -17,7 +17,7 @@ from app.ui import START_HINT
 from .conftest import EXAMPLE_PDFS, FIXTURES, MARKER_PAPER
 from .support.openai_server import Step
 from .test_browser import (ARTIFACTS, FINISHED, browser, generate_and_wait, marker_app, open_page,  # noqa: F401
-                           paste_paper, upload)
+                           TOAST, paste_paper, upload)
 from .test_browser_page26 import visible_text
 
 pytestmark = pytest.mark.browser
@@ -317,3 +317,21 @@ def test_each_download_name_ends_with_its_extension_on_a_phone(open_page):
         assert r["ext_top"] > r["stem_bottom"] - 1.5 * r["line"], r  # the extension is on the name's last line
     page.locator("#downloads").scroll_into_view_if_needed()
     shot(page, "downloads-390.png", "#downloads")
+
+
+@pytest.mark.parametrize("width,height", WIDTHS)
+def test_a_good_upload_after_a_bad_one_closes_the_old_error(open_page, tmp_path, width, height):
+    """The walk-through: a PNG renamed .pdf, then a real paper: 'Error: This file is not a PDF' still
+    stood over the page (for its 10 s) while the status read 'Parsed'."""
+    page = open_page(width, height)
+    bad = tmp_path / "picture.pdf"
+    pix = pymupdf.Pixmap(pymupdf.csRGB, pymupdf.IRect(0, 0, 40, 40), False)
+    pix.clear_with(200)
+    bad.write_bytes(pix.tobytes("png"))
+    upload(page, bad)
+    page.locator(TOAST, has_text="not a PDF").first.wait_for()
+    upload(page, EXAMPLE_PDFS[1])
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Parsed')")
+    assert "not a PDF" not in visible_text(page)  # neither the toast nor the upload message
+    assert page.locator("#upload-msg").inner_text().strip() == "" or not page.locator("#upload-msg").is_visible()
+    shot(page, f"good-after-bad-{width}.png")
