@@ -60,18 +60,20 @@ def export_run(run: Run, models: dict[str, Any], app_version: str, folder: Path 
     meta = provenance(run, models, app_version)
     name = f"{slug(run.paper_title or Path(run.pdf_name or '').stem)}-{settings_tag(run)}"
     tag = "-PARTIAL" if run.partial else ""  # stopped before the end: the text is incomplete
-    note = ("> **Partial:** the run was stopped before it finished; this is what had been written.\n\n"
-            if tag else "")
+    note = "> **Partial:** the run was stopped before this review was finished; this is what had been written.\n\n"
     files: list[Path] = []
     for key, side in (("local", run.local), ("gpt", run.gpt)):
         if not side.text:
             continue
-        p = folder / f"{name}-{key}-review{tag}.md"
+        cut = run.cut_short(side)  # a review that had ended before Stop is whole: not named or noted partial
+        p = folder / f"{name}-{key}-review{'-PARTIAL' if cut else ''}.md"
         side_meta = {**meta, "review_by": {"title": side.label.title, "detail": side.label.detail},
                      "error": side.error, "calibrated_rating": side.rating}
+        if run.partial and not cut:
+            side_meta["status"] = "done"  # this review ended before Stop ('phase' says the run was stopped)
         if key == "gpt":  # the GPT side samples at the run's temperature; suppression, seed and length are the local model's
             side_meta["settings"] = {"schema": run.settings.schema, "temperature": run.settings.temperature}
-        p.write_text(_front_matter(side_meta) + note + side.text.rstrip() + "\n")
+        p.write_text(_front_matter(side_meta) + (note if cut else "") + side.text.rstrip() + "\n")
         files.append(p)
     if run.verdict:
         p = folder / f"{name}-verdict{tag}.md"

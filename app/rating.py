@@ -99,6 +99,7 @@ def ratings_markdown(run: Any) -> str:
             "-" if s.rating.get("own_rating") is None else f"{s.rating['own_rating']:.1f}" for s in sides) + " |")
     notes = [f"{escape(s.label.title)}: {NONE}: {escape(s.rating['reason'])}" for s in sides
              if not s.rating["calibrated"]]
-    partial = " Of the partial reviews (the run was stopped)." if run.partial else ""
+    cut = [escape(s.label.title) for s in sides if run.cut_short(s)]
+    partial = f" Of a partial review, the run was stopped before its end: {', '.join(cut)}." if cut else ""
     return "\n".join(["#### Calibrated rating", "", f"*{LABEL[0].upper() + LABEL[1:]}.{partial}*", "", *rows]
                      + (["", *[f"- {n}" for n in notes]] if notes else []))

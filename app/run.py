@@ -65,6 +65,7 @@ class Side:
     error: str | None = None
     off: bool = False  # never started: not configured (the banner says so), as opposed to failing mid-run
     done: bool = False
+    complete: bool = False  # its stream ended by itself: not cut short by Stop or an error
     markers: Any | None = None  # MarkerReport (local model only)
     evidence: list | None = None  # reviewgpt.grounding Evidence per item, set when the run ends (issue #23)
     rating: dict | None = None  # calibrated rating (app/rating.py), set when the run ends (issue #24)
@@ -102,6 +103,10 @@ class Run:
         """The reviews are incomplete: stopped, or still being written."""
         return self.phase is RunPhase.STOPPED or self.phase.active
 
+    def cut_short(self, side: Side) -> bool:
+        """This side's review is incomplete (a review that had ended before Stop is whole)."""
+        return self.partial and not side.complete
+
     def status(self) -> str:
         """One line for the status bar, naming the side that failed and why."""
         a, b = self.local, self.gpt
@@ -113,7 +118,7 @@ class Run:
         if self.phase is RunPhase.JUDGING:
             return "Both reviews written. The judge is comparing them..."
         if self.phase is RunPhase.STOPPED:
-            return "Stopped. What was written so far is kept; the downloads are marked partial."
+            return "Stopped. What was written so far is kept; a review cut short is marked partial in the downloads."
         errs = [s for s in (a, b) if s.error]
         failed = [f"{s.label.title} {s.error_verb}: {s.error}" for s in errs]
         if self.phase is RunPhase.FAILED:
@@ -157,6 +162,7 @@ def drive(run: Run, local: Stream | None, gpt: Stream | None, judge: Callable[[s
                     else:
                         side.markers = item
                     updates.put(1)
+            side.complete = not run.stop.is_set()
         except ReviewGPTError as e:
             side.error = str(e)
         except Exception as e:  # never a stack trace on the page; the log has it

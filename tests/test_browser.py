@@ -406,7 +406,9 @@ def test_stop_copy_and_full_aspect_names(open_page, openai_server):
     page.wait_for_function("document.querySelector('#status').innerText.includes('Stopped')")
     shot(page, "stopped-run.png", full=True)
     files = downloads(page)
-    assert files and all("PARTIAL" in name for name in files), list(files)
+    # GPT (held 5 s) was cut short, and so the run; the local review is marked only if Stop cut it
+    # (test_browser_walk.py::test_a_review_finished_before_stop_is_not_marked_partial)
+    assert files and all("PARTIAL" in name for name in files if not name.endswith("local-review.md")), list(files)
     data = json.loads(next(v for k, v in files.items() if k.endswith(".json")))
     assert data["status"] == "partial" and data["phase"] == "stopped"
 

@@ -17,7 +17,7 @@ from app.ui import START_HINT
 from .conftest import EXAMPLE_PDFS, FIXTURES, MARKER_PAPER
 from .support.openai_server import Step
 from .test_browser import (ARTIFACTS, FINISHED, browser, generate_and_wait, marker_app, open_page,  # noqa: F401
-                           TOAST, paste_paper, upload)
+                           TOAST, downloads, paste_paper, upload)
 from .test_browser_page26 import visible_text
 
 pytestmark = pytest.mark.browser
@@ -335,3 +335,39 @@ def test_a_good_upload_after_a_bad_one_closes_the_old_error(open_page, tmp_path,
     assert "not a PDF" not in visible_text(page)  # neither the toast nor the upload message
     assert page.locator("#upload-msg").inner_text().strip() == "" or not page.locator("#upload-msg").is_visible()
     shot(page, f"good-after-bad-{width}.png")
+
+
+def test_a_review_finished_before_stop_is_not_marked_partial(open_page, openai_server, monkeypatch):
+    """The walk-through: Stop pressed while the local model still wrote, after GPT's review had ended
+    ('GPT-4o baseline finished.' on the status line): the whole GPT review was downloaded as
+    '-gpt-review-PARTIAL.md' with 'the run was stopped before it finished', and the rating said it was of
+    a partial review. The local model's stream is held open after a few pieces until Stop."""
+    original = ReviewService.stream_local
+
+    def slow_local(self, mi, gen, stop=None):
+        for i, item in enumerate(original(self, mi, gen, stop)):
+            yield item
+            if i == 5:
+                stop.wait(60)  # still writing when Stop is pressed
+                return
+
+    monkeypatch.setattr(ReviewService, "stream_local", slow_local)
+    page = open_page()
+    paste_paper(page, MARKER_PAPER)
+    page.locator("#generate").click()
+    page.wait_for_function("document.querySelector('#status').innerText.includes('GPT-4o baseline finished')")
+    page.locator("#stop").click()
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Stopped')")
+    page.locator("#downloads a[href]").first.wait_for()
+    files = downloads(page)
+    gpt = next(k for k in files if "-gpt-review" in k)
+    local = next(k for k in files if "-local-review" in k)
+    assert gpt.endswith("-gpt-review.md") and local.endswith("-local-review-PARTIAL.md"), list(files)
+    assert "Partial" not in files[gpt].decode() and "status: done" in files[gpt].decode()
+    assert "Partial:" in files[local].decode() and "status: partial" in files[local].decode()
+    verdict = page.locator("#verdict").inner_text()
+    assert "Of a partial review, the run was stopped before its end: " in verdict
+    assert "end: GPT" not in verdict and "GPT-4o baseline." not in verdict.split("before its end:")[1].split("\n")[0]
+    assert "a review cut short is marked partial" in page.locator("#status").inner_text()
+    page.locator("#verdict").scroll_into_view_if_needed()
+    shot(page, "stopped-after-gpt-1366.png")

@@ -215,7 +215,7 @@ def test_verdict_area_names_the_calibrated_and_the_models_own_rating(held_out):
     local = Side(ModelLabel("Fine-tuned Llama", "d", "the fine-tuned model"),
                  text=text + "\n\n" + rating_line(3.0, "Reject"))
     gpt = Side(ModelLabel("GPT-4o baseline", "d", "GPT-4o"), text="Bake the cake for an hour at 180 degrees.")
-    run = SimpleNamespace(local=local, gpt=gpt, partial=False)
+    run = SimpleNamespace(local=local, gpt=gpt, partial=False, cut_short=lambda side: False)
     rate_run(run)
     assert local.rating["own_rating"] == 3.0 and local.rating["rating"] == rate(text)["rating"]
     assert local.rating["model"] == read_metrics()["version"]  # the bundled model's, named with its rating
