@@ -9,6 +9,7 @@ import threading
 
 import pymupdf
 import pytest
+from playwright.sync_api import expect
 
 import app.ui
 from app.service import ReviewService
@@ -19,6 +20,10 @@ from .support.openai_server import Step
 from .test_browser import (ARTIFACTS, FINISHED, browser, generate_and_wait, marker_app, open_page,  # noqa: F401
                            TOAST, downloads, paste_paper, upload)
 from .test_browser_page26 import visible_text
+
+# A state the page shows after an update is waited for (up to 20 s on a loaded machine), not read at once:
+# the status line and a button's state can arrive in separate updates.
+expect.set_options(timeout=20_000)
 
 pytestmark = pytest.mark.browser
 SHOTS = ARTIFACTS / "walk"
@@ -91,13 +96,13 @@ def test_stop_is_on_only_while_a_run_is_queued_or_streaming(open_page, openai_se
     openai_server.state.script.append(Step(delay_s=3, match="Potential reasons"))
     page = open_page()
     stop = page.locator("#stop")
-    assert stop.is_disabled()
+    expect(stop).to_be_disabled()
     idle_colour = stop.evaluate("e => getComputedStyle(e).backgroundColor")
     shot(page, "stop-idle-1366.png")
     paste_paper(page, MARKER_PAPER)
     page.locator("#generate").click()
     page.wait_for_function("document.querySelector('#status').innerText.includes('Writing')")
-    assert stop.is_enabled()
+    expect(stop).to_be_enabled()
     assert stop.evaluate("e => getComputedStyle(e).backgroundColor") != idle_colour  # it looks different too
     page.locator("#generate").scroll_into_view_if_needed()
     shot(page, "stop-running-1366.png")
@@ -146,14 +151,15 @@ def test_stop_is_off_at_once_and_generate_meanwhile_says_the_run_is_stopping(ope
     stop.click()
     assert hold.reached.wait(30)  # the run is winding down, held
     page.wait_for_function("document.querySelector('#status').innerText.includes('Stopping')")
-    assert stop.is_disabled()  # off at once, while the run still winds down
+    expect(stop).to_be_disabled()  # while the run still winds down (held: it cannot end meanwhile)
     page.locator("#generate").click()
     page.wait_for_function("document.querySelector('#status').innerText.includes('Stopping the current run')")
     assert "press Generate when it has stopped" in status.inner_text() and "Stop it first" not in status.inner_text()
-    assert stop.is_disabled()
+    expect(stop).to_be_disabled()
     hold.release.set()
     page.wait_for_function("document.querySelector('#status').innerText.includes('Stopped')")
-    assert stop.is_disabled() and page.locator("#generate").is_enabled()
+    expect(stop).to_be_disabled()
+    expect(page.locator("#generate")).to_be_enabled()
 
 
 def test_stop_pressed_while_a_run_is_set_up_cancels_it(open_page, hold, monkeypatch):
@@ -179,7 +185,7 @@ def test_stop_pressed_while_a_run_is_set_up_cancels_it(open_page, hold, monkeypa
     page.wait_for_function("!document.querySelector('#stop').disabled")
     page.locator("#stop").click()
     page.wait_for_function("document.querySelector('#status').innerText.includes('Cancelled before it started')")
-    assert page.locator("#stop").is_disabled()
+    expect(page.locator("#stop")).to_be_disabled()
     hold.release.set()
     page.wait_for_timeout(1500)  # a run that started anyway says "Writing" within a fraction of this
     assert not started, "the run started after Stop"
@@ -203,20 +209,22 @@ def test_generate_is_off_while_a_file_is_read(open_page, hold, monkeypatch):
     page.wait_for_function("!document.querySelector('#generate').disabled")
     upload(page, EXAMPLE_PDFS[1])
     assert hold.reached.wait(30)  # the file is being read
-    assert go.is_disabled() and "Reading the PDF" in page.locator("#status").inner_text()  # and why it is off
+    expect(go).to_be_disabled()  # held: the file cannot be read meanwhile
+    expect(page.locator("#status")).to_contain_text("Reading the PDF")  # and why it is off
     page.locator("#generate").scroll_into_view_if_needed()
     shot(page, "upload-in-progress-1366.png")
     hold.release.set()
     page.wait_for_function("document.querySelector('#status').innerText.includes('Parsed')")
     page.wait_for_function("!document.querySelector('#generate').disabled")  # the new paper's text: on again
-    assert page.locator("#stop").is_disabled()
+    expect(page.locator("#stop")).to_be_disabled()
 
 
 @pytest.mark.parametrize("width,height", WIDTHS)
 def test_generate_is_off_without_paper_text_to_review(open_page, tmp_path, width, height):
     page = open_page(width, height)
     go = page.locator("#generate")
-    assert go.is_disabled() and START_HINT in page.locator("#status").inner_text()
+    expect(go).to_be_disabled()
+    expect(page.locator("#status")).to_contain_text(START_HINT)
     shot(page, f"start-{width}.png")
     paste_paper(page, MARKER_PAPER)
     page.wait_for_function("!document.querySelector('#generate').disabled")  # pasted text can be reviewed
@@ -239,13 +247,15 @@ def test_a_failed_upload_shows_no_model_lines_and_the_page_no_server_address(
     page = open_page(width, height)
     upload(page, encrypted_pdf(tmp_path / "locked.pdf"))
     page.wait_for_function("document.querySelector('#upload-msg').innerText.includes('password')")
+    expect(page.locator("#as-written")).to_be_hidden()
     shown = visible_text(page)
-    assert not page.locator("#as-written").is_visible() and "Each review as written" not in shown
+    assert "Each review as written" not in shown
     assert "fp32" not in shown and "gpt-4o via" not in shown  # no model lines beside a failed upload
     upload(page, EXAMPLE_PDFS[1])
     page.wait_for_function("document.querySelector('#status').innerText.includes('Parsed')")
-    assert page.locator("#as-written").is_visible()
-    assert not page.locator("#local-raw").is_visible() and not page.locator("#gpt-raw").is_visible()  # shown whole
+    expect(page.locator("#as-written")).to_be_visible()
+    expect(page.locator("#local-raw")).to_be_hidden()  # shown whole
+    expect(page.locator("#gpt-raw")).to_be_hidden()
     # the GPT side's model is named, its server's address is not (the downloads keep it for provenance)
     title = page.locator("#gpt-title").inner_text()
     assert "gpt-4o via an OpenAI-compatible server" in title
@@ -332,7 +342,8 @@ def test_a_good_upload_after_a_bad_one_closes_the_old_error(open_page, tmp_path,
     page.locator(TOAST, has_text="not a PDF").first.wait_for()
     upload(page, EXAMPLE_PDFS[1])
     page.wait_for_function("document.querySelector('#status').innerText.includes('Parsed')")
-    assert "not a PDF" not in visible_text(page)  # neither the toast nor the upload message
+    # neither the toast nor the upload message (the toast is closed in the browser: waited for)
+    expect(page.locator("body")).not_to_contain_text("not a PDF", use_inner_text=True)
     assert page.locator("#upload-msg").inner_text().strip() == "" or not page.locator("#upload-msg").is_visible()
     shot(page, f"good-after-bad-{width}.png")
 
