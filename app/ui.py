@@ -392,8 +392,11 @@ def build(service: ReviewService) -> gr.Blocks:
         # and the last file's error toast is closed: beside a new file being read it reads as this file's error
         reading = pdf.change(lambda: (gr.update(interactive=False), READING), None, [go, status],
                              api_visibility="private", queue=False, js=CLOSE_TOASTS)
+        # always_last: a file chosen while the last one's reading (or the box's Clear) is pending is read
+        # after it, so the newest file's outcome is the page's; with a .then's default ("once") it was dropped
+        # and the page stayed on "Upload a PDF" beside the new file (CI under load)
         uploaded = reading.then(on_pdf, [pdf, aspects, session], upload_outputs, api_visibility="private",
-                                show_progress_on=[status])
+                                show_progress_on=[status], trigger_mode="always_last")
 
         # ------------------------------------------------------------ evidence (reviewgpt.grounding)
         def on_paper_evidence(path: str | None, s: Session):
@@ -402,14 +405,16 @@ def build(service: ReviewService) -> gr.Blocks:
                                                  api._path(path) if path and s.paper else None)
             return evidence_view.view(s.evidence)
 
-        uploaded.then(on_paper_evidence, [pdf, session], evidence.outputs, api_visibility="private")
+        uploaded.then(on_paper_evidence, [pdf, session], evidence.outputs, api_visibility="private",
+                      trigger_mode="always_last")
 
         def upload_failed(s: Session) -> None:
             """A file that could not be read: an error toast titled as one (gr.Warning would say "Warning")."""
             if s.upload_error:
                 raise gr.Error(s.upload_error, title="Upload failed")
 
-        uploaded.then(upload_failed, [session], None, api_visibility="private")  # queued: its error is a toast
+        uploaded.then(upload_failed, [session], None, api_visibility="private",  # queued: its error is a toast
+                      trigger_mode="always_last")
         evidence_view.wire(evidence, session, lambda s: s.evidence, aspects)
 
         # ------------------------------------------------------------ copy buttons (the raw review text)
