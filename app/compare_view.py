@@ -146,6 +146,9 @@ def aligned(run: Any) -> str:
     if not (run.local.text or run.gpt.text):
         return ""
     schema = run.settings.schema
-    note = " <i>(partial: the run was stopped)</i>" if run.phase.value == "stopped" else ""
+    # Stop cuts only the reviews still being written: name those, not the whole run.
+    cut = [side.label.title for side in (run.local, run.gpt) if side.text and run.cut_short(side)]
+    note = (f" <i>(partial: the run was stopped before the end of {' and '.join(map(_e, cut))})</i>"
+            if run.phase.value == "stopped" and cut else "")
     return grid([Column("local", run.local.label.title, run.local, schema),
                  Column("gpt", run.gpt.label.title, run.gpt, schema)], run.phase.active, note)

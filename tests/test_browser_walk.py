@@ -380,5 +380,45 @@ def test_a_review_finished_before_stop_is_not_marked_partial(open_page, openai_s
     assert "Of a partial review, the run was stopped before its end: " in verdict
     assert "end: GPT" not in verdict and "GPT-4o baseline." not in verdict.split("before its end:")[1].split("\n")[0]
     assert "a review cut short is marked partial" in page.locator("#status").inner_text()
+    # the side-by-side view names the review Stop cut, not both
+    foot = page.locator("#comparison .cmp-foot").inner_text()
+    cut = foot.split("partial: the run was stopped before the end of ")[1].split(")")[0]
+    assert cut and "GPT" not in cut, foot
     page.locator("#verdict").scroll_into_view_if_needed()
     shot(page, "stopped-after-gpt-1366.png")
+
+
+def test_a_file_chosen_while_the_last_one_is_read_is_read_next(open_page, hold, monkeypatch, tmp_path):
+    """A file chosen (after the box's Clear) while the last one is still read must end as the page: in CI
+    under load the new file's reading was dropped (a .then's default trigger mode) and the page stayed on
+    "Upload a PDF" beside the new file; and with reads running side by side, a slow read of the old file
+    (OCR takes tens of seconds) that ended last put the old file's outcome over the new one. The old
+    file's read is held here until the new one has had time to be read."""
+    original, old_done = app.ui.read_paper, threading.Event()
+
+    def held_read(path, *args, **kwargs):
+        if "picture" not in str(path):
+            return original(path, *args, **kwargs)
+        hold()
+        try:
+            return original(path, *args, **kwargs)
+        finally:
+            old_done.set()
+
+    monkeypatch.setattr(app.ui, "read_paper", held_read)
+    page = open_page()
+    bad = tmp_path / "picture.pdf"
+    bad.write_bytes(b"not a pdf at all")
+    upload(page, bad)
+    assert hold.reached.wait(30)  # the old file is being read
+    upload(page, EXAMPLE_PDFS[1])  # Clear, then the paper
+    page.locator("#pdf", has_text=EXAMPLE_PDFS[1].name).wait_for()
+    page.wait_for_timeout(2000)  # time for the new file's read, were it run beside the held one
+    hold.release.set()
+    assert old_done.wait(30)
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Parsed')")
+    page.wait_for_timeout(1500)  # the old file's outcome, were it sent after, arrives within a fraction of this
+    expect(page.locator("#status")).to_contain_text("Parsed")
+    expect(page.locator("#generate")).to_be_enabled()
+    assert "Beyond Summarization" in page.locator("#paper-info").inner_text()  # the new paper (2304.02623)
+    assert "not a PDF" not in page.locator("#upload-msg").inner_text()
