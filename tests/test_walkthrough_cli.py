@@ -145,3 +145,23 @@ def test_llm_data_prep_estimates_only_what_it_will_ask_for(tmp_path, openai_env,
     said = [r.getMessage() for r in caplog.records if "LLM aggregation" in r.getMessage()][-1]
     assert "1 targets already in" in said and "1 to ask for" in said
     assert len(openai_env.state.requests) == 3
+
+
+def test_ctrl_c_and_a_users_error_end_the_cli_with_one_line(capsys):
+    """Ctrl-C: exit status 130 and what is kept; a ReviewGPTError: `error: <message>`, status 1; anything
+    else is a bug and keeps its traceback."""
+    from reviewgpt.cli_errors import user_errors
+    from reviewgpt.errors import ConfigError
+
+    with pytest.raises(SystemExit) as stopped:
+        with user_errors("the rows written so far are kept; run the same command to go on"):
+            raise KeyboardInterrupt
+    assert stopped.value.code == 130
+    assert "interrupted: the rows written so far are kept" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as failed:
+        with user_errors("-"):
+            raise ConfigError("unknown EvalConfig keys: ['limt']")
+    assert failed.value.code == "error: unknown EvalConfig keys: ['limt']"
+    with pytest.raises(ZeroDivisionError):
+        with user_errors("-"):
+            1 / 0
