@@ -50,7 +50,7 @@ def system_configs(cfg: EvalConfig) -> dict[tuple[str, str], SystemConfig]:
 # ------------------------------------------------------------------------------------ generate
 
 
-def _say_kept(store: JsonlStore, what: str) -> None:
+def _warn_skipped(store: JsonlStore, what: str) -> None:
     if store.skipped:
         log.warning("%s: %d unreadable lines (cut by a kill mid-write?) skipped; their %s are redone",
                     store.path, store.skipped, what)
@@ -64,7 +64,7 @@ def generate(cfg: EvalConfig, systems: dict[str, Any] | None = None) -> JsonlSto
     exs = papers(cfg)
     inputs = prepared_inputs(cfg, exs)
     configs = system_configs(cfg)
-    _say_kept(store, "reviews")
+    _warn_skipped(store, "reviews")
     for spec in cfg.systems:
         for schema in cfg.needed_schemas():
             sc = configs[(spec.name, schema)]
@@ -146,7 +146,7 @@ def judge(cfg: EvalConfig, judge_obj: Any = None) -> JsonlStore:
                 tasks.append((m, p, jc))
             else:
                 unreviewed += 1
-    _say_kept(store, "verdicts")
+    _warn_skipped(store, "verdicts")
     if judged or unreviewed:
         log.info("judge: %d pairs already judged in %s (kept), %d without both reviews yet (run generate), "
                  "%d to judge", judged, store.path, unreviewed, len(tasks))

@@ -19,10 +19,11 @@ class JsonlStore:
         self.skipped = 0
         # A kill mid-write can leave a last line without its newline: the next row must start a line
         # of its own, or it would be glued to the cut one and lost with it.
-        self._cut_tail = self.path.exists() and self.path.stat().st_size > 0 and not self.path.read_bytes().endswith(b"\n")
+        self._cut_tail = False
         if self.path.exists():
             with self.path.open() as f:
                 for line in f:
+                    self._cut_tail = not line.endswith("\n")  # only the last line can lack it
                     try:
                         row = json.loads(line)
                         k = self.key(row)
