@@ -13,11 +13,19 @@ from typing import Any, TypeVar
 
 import yaml
 
+from reviewgpt.errors import ConfigError
+
 # The recipe's numbers, named once.
 RECIPE_MAX_PROMPT_TOKENS = 11_138
 RECIPE_MAX_RESPONSE_TOKENS = 1_150
 RECIPE_SUPPRESSION = 0.95
 DEFAULT_BASE_MODEL = "meta-llama/Llama-3.1-8B-Instruct"
+
+
+def looks_like_path(source: str) -> bool:
+    """Whether a model source names a local folder rather than a Hub id ("owner/name"): it starts with
+    ".", "/" or "~", or has more than one "/". What an error about it should call it."""
+    return source.startswith((".", "/", "~")) or source.count("/") > 1
 
 
 @dataclass
@@ -193,8 +201,6 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 def load_config(cls: type[T], path: str | Path | None, overrides: list[str] | None = None) -> T:
     """A config dataclass from an optional YAML file plus `key=value` overrides (the CLIs' one way in)."""
-    from reviewgpt.errors import ConfigError
-
     data: dict[str, Any] = {}
     where = f"{path}{' + ' if overrides else ''}{' '.join(overrides or [])}" if path else " ".join(overrides or [])
     try:

@@ -179,3 +179,14 @@ def test_gqa_decode_with_a_mask_equals_expanded_sdpa():
     ref, _ = sdpa_attention_forward(module, q, k, v, mask, scaling=0.25)
     assert ours.shape == ref.shape == (2, 1, 8, 16)
     assert torch.allclose(ours, ref, atol=1e-5)
+
+
+def test_a_load_error_names_a_hub_id_as_one_and_a_path_as_a_folder():
+    """One rule (config.looks_like_path) for what a model source is: a Hub id ("owner/name") that cannot
+    be fetched is not called a missing folder, a path is."""
+    from reviewgpt.generate.engine import _explain_os_error
+
+    hub = _explain_os_error(EngineConfig(base_model="meta-llama/Llama-3.1-8B-Instruct"), OSError("no connection"))
+    assert "Hub is unreachable" in hub and not hub.startswith("Model folder not found")
+    path = _explain_os_error(EngineConfig(base_model="./runs/base"), OSError("no file"))
+    assert path.startswith("Model folder not found or incomplete: ./runs/base")

@@ -31,7 +31,7 @@ from transformers.cache_utils import StaticCache
 
 from reviewgpt.prepare.model_input import ModelInput, prepare
 from reviewgpt.prepare.chat import encode_prompt, end_token_ids
-from reviewgpt.config import RECIPE_SUPPRESSION, EngineConfig, GenerationConfig
+from reviewgpt.config import RECIPE_SUPPRESSION, EngineConfig, GenerationConfig, looks_like_path
 from reviewgpt.ingest.document import Document
 from reviewgpt.errors import ModelLoadError
 from reviewgpt.generate.hardware import can_quantize_4bit, choose_attention, nf4_config, triton_runs_on
@@ -768,7 +768,7 @@ def _explain_os_error(config: EngineConfig, e: OSError) -> str:
     if "gated" in msg.lower() or "401" in msg or "403" in msg:
         return (f"{where} is gated on the Hugging Face Hub: accept its licence on the model page and set HF_TOKEN. "
                 f"({msg.splitlines()[0]})")
-    if os.path.sep in where or where.startswith("."):
+    if looks_like_path(where):
         return f"Model folder not found or incomplete: {where}. Set REVIEWGPT_BASE_MODEL / REVIEWGPT_ADAPTER. ({msg.splitlines()[0]})"
     return (f"Could not load {where}: the Hugging Face Hub is unreachable or the id is wrong. Check the network, "
             f"or point REVIEWGPT_BASE_MODEL at a local folder. ({msg.splitlines()[0]})")

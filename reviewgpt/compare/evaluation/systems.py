@@ -22,10 +22,10 @@ def load_tokenizer(source: str) -> Any:
 
     from transformers import AutoTokenizer
 
+    from reviewgpt.config import looks_like_path
     from reviewgpt.errors import ModelLoadError
 
-    looks_local = source.startswith((".", "/", "~")) or source.count("/") > 1
-    if looks_local and not Path(source).expanduser().is_dir():
+    if looks_like_path(source) and not Path(source).expanduser().is_dir():
         raise ModelLoadError(f"model folder not found: {source} (a system's engine.base_model / adapter, or "
                              "`tokenizer:`, must be an existing folder or a Hugging Face Hub id)")
     try:
