@@ -64,9 +64,10 @@ CSS = """
 }
 /* the downloads' names carry the run's settings: shown whole (Gradio cuts a name to one line) */
 #downloads .filename .stem { white-space: normal !important; overflow-wrap: anywhere; }
-/* ... with the extension right after the name's last line (as a flex box it stood beside the first line) */
-#downloads .filename { display: block !important; }
-#downloads .filename .stem, #downloads .filename .ext { display: inline; }
+/* ... with the extension right after the name's last line (as a flex box it stood beside the first line);
+   font-size 0 on the cell hides the template's blank between the name and ".md" (it showed as "review .md") */
+#downloads .filename { display: block !important; font-size: 0; }
+#downloads .filename .stem, #downloads .filename .ext { display: inline; font-size: var(--text-md); }
 .copy-btn { max-width: 140px; align-self: flex-end; }
 /* Stop and Generate when there is nothing to do: grey, not the colour of a button that acts */
 #stop:disabled, #generate:disabled { background: var(--button-secondary-background-fill, #e5e7eb) !important;

@@ -319,12 +319,15 @@ def test_each_download_name_ends_with_its_extension_on_a_phone(open_page):
     page.locator("#downloads a[href]").first.wait_for()
     rows = page.evaluate("""() => [...document.querySelectorAll('#downloads td.filename')].map(td => {
         const s = td.querySelector('.stem'), stem = s.getBoundingClientRect();
-        return {name: td.innerText, line: parseFloat(getComputedStyle(s).lineHeight), stem_height: stem.height,
+        const range = document.createRange(); range.selectNodeContents(s);
+        const last = [...range.getClientRects()].pop(), ext = td.querySelector('.ext').getBoundingClientRect();
+        return {name: td.innerText, gap: ext.left - last.right, line: parseFloat(getComputedStyle(s).lineHeight), stem_height: stem.height,
                 stem_bottom: stem.bottom, ext_top: td.querySelector('.ext').getBoundingClientRect().top}; })""")
     assert len(rows) >= 3, rows
     for r in rows:
         assert r["stem_height"] > 2 * r["line"], r  # the name wraps at this width (else this shows nothing)
         assert r["ext_top"] > r["stem_bottom"] - 1.5 * r["line"], r  # the extension is on the name's last line
+        assert abs(r["gap"]) < 1, r  # ... right after it: no blank before ".md" (it read "review .md")
     page.locator("#downloads").scroll_into_view_if_needed()
     shot(page, "downloads-390.png", "#downloads")
 
