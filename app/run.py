@@ -110,6 +110,8 @@ class Run:
     def status(self) -> str:
         """One line for the status bar, naming the side that failed and why."""
         a, b = self.local, self.gpt
+        if self.stop.is_set() and self.phase.active:  # winding down: the stream's next update must not say "Writing"
+            return "Stopping..."
         if self.phase is RunPhase.QUEUED:
             return "Waiting for the GPU: another review is being written. Your run starts when it is free."
         if self.phase is RunPhase.GENERATING:

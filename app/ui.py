@@ -385,7 +385,7 @@ def build(service: ReviewService) -> gr.Blocks:
                     return "Cancelled before it started.", stop_state(s)
                 return "Nothing is running.", stop_state(s)
             run.stop.set()
-            return "Stopping...", stop_state(s)
+            return run.status(), stop_state(s)
 
         stop_btn.click(on_stop, [session], [status, stop_btn], queue=False, api_visibility="private")
         # the reading bar (pages, OCR, time left) on the status line, not over every cleared output

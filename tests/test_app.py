@@ -315,6 +315,20 @@ def test_the_status_line_says_nothing_failed_when_both_sides_are_off():
     assert run.status().startswith("Both sides failed. ")
 
 
+def test_the_status_line_says_stopping_until_the_run_has_stopped():
+    """Stop pressed: the page said "Stopping...", then the stream's next update said "Writing both
+    reviews..." again while the run wound down (CI's failure of the browser walk's stop test)."""
+    from app.run import Run, Side
+
+    run = Run("T", None, None, None, None, Side(ModelLabel("Local", "", "Local")),  # type: ignore[arg-type]
+              Side(ModelLabel("GPT-4o", "", "GPT-4o")), phase=RunPhase.GENERATING)
+    assert run.status().startswith("Writing both reviews")
+    run.stop.set()
+    assert run.status() == "Stopping..."
+    run.phase = RunPhase.STOPPED
+    assert run.status().startswith("Stopped.")
+
+
 def test_the_start_up_log_says_which_model_loaded_and_whether_the_gpt_side_is_on(model_dirs, caplog, monkeypatch):
     """Issue #26: the start-up log never said which model loaded or whether the GPT side was on."""
     import logging
