@@ -9,7 +9,7 @@ from typing import Any
 
 from reviewgpt.rating.artifact import ArtifactError, default_model, read_metrics
 from reviewgpt.rating.model import LABEL
-from reviewgpt.rating.own import own_rating, without_own_rating
+from reviewgpt.rating.own import own_rating
 
 from .render import escape
 
@@ -39,7 +39,7 @@ def rate(review: str) -> dict[str, Any]:
     """{rating, low, high, p_accept, calibrated, reason, label, model}; never raises for a missing
     or unloadable model: it says so in `reason` and the review stands without a rating."""
     try:
-        r = default_model().rate([without_own_rating(review)])[0].to_dict()
+        r = default_model().rate_reviews([review])[0].to_dict()
         return {**r, "label": LABEL, "model": _model_version()}
     except (ArtifactError, ImportError) as e:  # no model, another scikit-learn, vaderSentiment missing
         log.warning("no calibrated rating: %s", e)

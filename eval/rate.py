@@ -4,7 +4,8 @@
 
 prints one JSON object a line, in input order: {"rating", "low", "high", "p_accept", "calibrated",
 "reason"}: the rating a reviewer who wrote this review would give on ICLR's 1-10 scale (calibrated
-on ICLR 2017 reviews), its 80% interval and P(accept). Text that is not an ML paper review gets
+on ICLR 2017 reviews), its 80% interval and P(accept), as the `/rate` endpoint gives it (a review's own
+'Overall rating: X / 10' line is not read). Text that is not an ML paper review gets
 calibrated: false, the numbers null and the reason. A line that cannot be read gets {"line", "error"}
 and the rest are still rated; the exit status is then 1."""
 
@@ -40,7 +41,7 @@ def read_lines(lines: Iterable[str]) -> list[tuple[int, str | None, str]]:
 def rate_lines(lines: Iterable[str], model_dir: str = str(DEFAULT_DIR)) -> list[dict[str, Any]]:
     rows = read_lines(lines)
     texts = [t for _, t, _ in rows if t is not None]
-    ratings = iter(default_model(model_dir).rate(texts))
+    ratings = iter(default_model(model_dir).rate_reviews(texts))  # as /rate: without a stated 'Overall rating' line
     return [next(ratings).to_dict() if t is not None else {"line": n, "error": err} for n, t, err in rows]
 
 

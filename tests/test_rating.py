@@ -250,3 +250,19 @@ def test_app_start_loads_the_rating_model_before_serving(monkeypatch):
     default_model.cache_clear()
     main([])
     assert seen == [1]  # the model was in memory when the server started
+
+
+def test_eval_rate_and_the_rate_endpoint_give_one_number_for_a_review_that_states_its_rating(held_out):
+    """A review ending with the model's own 'Overall rating: 9.5 / 10' line: `eval rate` read that line
+    as a stated score (7.48 on a real ICLR review where /rate gave 6.97); both now read the review without it."""
+    from app.rating import rate
+    from eval.rate import rate_lines
+
+    review = held_out[0].text
+    stated = review + "\n\nOverall rating: 9.5 / 10 (decision: Accept)"
+    [cli, cli_plain] = rate_lines([json.dumps({"review": stated}), json.dumps({"review": review})])
+    api = rate(stated)
+    assert cli["calibrated"] and api["calibrated"]
+    assert (cli["rating"], cli["low"], cli["high"], cli["p_accept"]) == (
+        api["rating"], api["low"], api["high"], api["p_accept"]) == (
+        cli_plain["rating"], cli_plain["low"], cli_plain["high"], cli_plain["p_accept"])

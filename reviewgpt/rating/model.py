@@ -25,6 +25,7 @@ from sklearn.preprocessing import StandardScaler
 
 from reviewgpt.rating.features import ReviewSignals
 from reviewgpt.rating.gate import GateResult, ReviewGate
+from reviewgpt.rating.own import without_own_rating
 
 SCALE = (1, 10)  # ICLR's rating scale
 LABEL = "the rating a reviewer who wrote this review would give (calibrated on ICLR 2017 reviews)"
@@ -104,6 +105,11 @@ class RatingModel:
         """The stacked rating before clipping to the scale (no gate): for measurement."""
         assert self.text_model is not None and self.stacker is not None, "fit or load the model first"
         return self.stacker.predict(self._stack_features(self.text_model.predict(texts), texts))
+
+    def rate_reviews(self, reviews: list[str]) -> list[Rating]:
+        """A Rating per review as written (the app, `eval rate`, the scorecard): a rating line the model
+        wrote itself ('Overall rating: 6.3 / 10') is taken out first, so the number it states is not read."""
+        return self.rate([without_own_rating(r) for r in reviews])
 
     def rate(self, texts: list[str]) -> list[Rating]:
         """A Rating per text; texts the gate turns down get no number, only the reason."""

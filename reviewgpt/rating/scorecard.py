@@ -21,7 +21,6 @@ import numpy as np
 from reviewgpt.rating import metrics as M
 from reviewgpt.rating.data import RatedReview
 from reviewgpt.rating.model import RatingModel
-from reviewgpt.rating.own import without_own_rating
 
 HUMAN_ACCEPT_AT = 6  # ICLR 2017: 6 = "Marginally above acceptance threshold"
 FIGURES = ("spearman", "auroc", "balanced_accuracy", "bias")
@@ -112,7 +111,7 @@ def system_row(name: str, by_seed: dict[Any, dict[str, str]], papers: list[str],
     for s in sorted(by_seed, key=lambda x: (x is None, str(x))):
         reviews = by_seed[s]
         ids = [p for p in papers if p in reviews]
-        rated = model.rate([without_own_rating(reviews[p]) for p in ids])  # the review, not its stated number
+        rated = model.rate_reviews([reviews[p] for p in ids])  # the review, not its stated number
         ok = [(p, r) for p, r in zip(ids, rated) if r.calibrated]
         for p, r in ok:
             ratings[p].append(r.rating)
