@@ -19,6 +19,7 @@ from reviewgpt.grounding import PaperIndex, counts, ground_review
 from reviewgpt.prepare.model_input import ModelInput
 
 from . import paper_check
+from .api_docs import one_line_items
 from .human_reviews import HumanReviews, split_pasted
 from .rating import rate as rate_review
 from .service import Paper, ReviewService, UnknownPaperId, read_paper
@@ -197,5 +198,6 @@ def endpoints(service: ReviewService) -> list[tuple[Any, str]]:
             raise gr.Error("The review is empty: pass the review text (e.g. the 'review' that review returns).")
         return rate_review(review)
 
-    return [(parse, "parse"), (review, "review"), (gpt4_review, "gpt4_review"), (judge, "judge"), (ground, "ground"),
-            (rate, "rate")]
+    return [(one_line_items(fn), name) for fn, name in
+            [(parse, "parse"), (review, "review"), (gpt4_review, "gpt4_review"), (judge, "judge"), (ground, "ground"),
+             (rate, "rate")]]

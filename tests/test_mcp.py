@@ -111,3 +111,23 @@ def test_rate_tool_and_endpoint(app_url):  # noqa: F811
     assert client.predict(review, api_name="/rate")["rating"] == expect.rating
     off = client.predict(recipe, api_name="/rate")
     assert off["calibrated"] is False and off["rating"] is None and "not about machine learning" in off["reason"]
+
+
+def test_tool_descriptions_keep_every_wrapped_line(app_url):  # noqa: F811
+    """Gradio reads a docstring's Args one line per parameter and joins Returns' lines with ", ": an MCP
+    client read parse's pdf_file as "...(for a file on the" and rate's result as "a review of an, ML paper"
+    (app/api_docs.py joins each item onto one line first)."""
+
+    async def steps(session):
+        return {t.name: t for t in (await session.list_tools()).tools}
+
+    tools = _call(app_url, steps)
+    args = {name: {p: d.get("description", "") for p, d in t.inputSchema["properties"].items()}
+            for name, t in tools.items()}
+    assert args["parse"]["pdf_file"].endswith("run beside the MCP client).")
+    assert args["review"]["paper_text"].endswith("other text is cut at the end of the budget.")
+    assert args["judge"]["human_reviews"].endswith("(its ground truth), as on the page.")
+    rate = tools["rate"].description
+    assert "a review of an ML paper (a paper's own text, a recipe, gibberish) gets calibrated false, the numbers null and" in rate
+    assert "status (verified | related | not_found)" in tools["ground"].description
+    assert "empty or not;" in tools["review"].description
