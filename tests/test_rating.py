@@ -266,3 +266,20 @@ def test_eval_rate_and_the_rate_endpoint_give_one_number_for_a_review_that_state
     assert (cli["rating"], cli["low"], cli["high"], cli["p_accept"]) == (
         api["rating"], api["low"], api["high"], api["p_accept"]) == (
         cli_plain["rating"], cli_plain["low"], cli_plain["high"], cli_plain["p_accept"])
+
+
+def test_gate_says_a_review_not_in_english_or_too_long_is_so(model, held_out):
+    """A French review was 'not about machine learning', a Chinese one 'too short to rate (1 words)', and
+    3,000 copies of a review (18 MB) were rated 8.2 after 17 s: each reason now names what is wrong."""
+    french = ("Cet article propose une nouvelle méthode d'apprentissage par renforcement pour les réseaux de "
+              "neurones profonds. Les expériences sont convaincantes mais la comparaison avec l'état de l'art est "
+              "insuffisante. Les auteurs devraient ajouter des ablations et clarifier la notation de la section 3. "
+              "Je recommande une acceptation faible car l'idée est originale mais l'évaluation reste limitée.")
+    chinese = "本文提出了一种新的深度神经网络训练方法。实验结果令人信服，但与现有方法的比较不够充分。" * 3
+    review = held_out[0].text
+    many = "\n".join([review] * (5001 // len(review.split()) + 1))
+    out = model.rate([french, chinese, many, review, "Accept."])
+    assert [o.calibrated for o in out] == [False, False, False, True, False]
+    assert out[0].reason.startswith("not in English") and out[1].reason.startswith("not in English")
+    assert out[2].reason.startswith(f"too long to be one review ({len(many.split()):,} words;")
+    assert out[4].reason == "too short to rate (1 word; at least 30)"
