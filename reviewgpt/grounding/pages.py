@@ -6,6 +6,7 @@ running header, footer or footnote a break puts between its pieces is skipped by
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,21 @@ import pymupdf
 
 from reviewgpt.grounding.evidence import Box
 from reviewgpt.grounding.fold import FoldBuilder, Folded
+
+
+# a footnote's raised mark glued to its first word in the text layer ("1OpenReview", "3For"): the mark is
+# read as a word of its own, so a quote of the footnote starts at a word boundary (the Document sets it apart too)
+_MARK = re.compile(r"^(\d{1,2})(?=[^\W\d_]{2})")
+
+
+def _split_mark(text: str, rect: tuple[float, float, float, float]) -> list[tuple[str, tuple[float, float, float, float]]]:
+    """A word as (text, rect) pieces: its leading mark apart, each piece's width its share of the letters."""
+    m = _MARK.match(text)
+    if not m:
+        return [(text, rect)]
+    x0, y0, x1, y1 = rect
+    cut = x0 + (x1 - x0) * len(m.group(1)) / len(text)
+    return [(m.group(1), (x0, y0, cut, y1)), (text[m.end():], (cut, y0, x1, y1))]
 
 
 @dataclass(frozen=True)
@@ -42,10 +58,11 @@ class PageWords:
                 # several words is still recognised and skipped.
                 parts: list[str] = []
                 sources: list[int] = []
-                for x0, y0, x1, y1, text, block, line, _ in page.get_text("words", sort=False):
-                    parts.append(text + " ")
-                    sources += [len(words)] * (len(text) + 1)
-                    words.append(Word(pno, (x0, y0, x1, y1), (block, line), text))
+                for x0, y0, x1, y1, word, block, line, _ in page.get_text("words", sort=False):
+                    for text, rect in _split_mark(word, (x0, y0, x1, y1)):
+                        parts.append(text + " ")
+                        sources += [len(words)] * (len(text) + 1)
+                        words.append(Word(pno, rect, (block, line), text))
                 b.add("".join(parts) + "\n", sources + [len(words) - 1])
         finally:
             if doc is not pdf:
