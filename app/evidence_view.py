@@ -24,8 +24,12 @@ from reviewgpt.grounding import Evidence, PaperIndex, counts, ground_review
 from reviewgpt.grounding.ground import guess_schema
 from reviewgpt.grounding.highlight import annotate, render_page
 from reviewgpt.ingest.document import Document, Section
+from reviewgpt.rating.model import LABEL
+
+from . import rating
 
 MARKS = {"verified": "✓ Verified quote", "related": "≈ Related passage", "not_found": "✗ Not found"}
+PASTED = "Your review"  # the name a review pasted into the section is listed under
 SNIPPET = 220  # characters of a quote or passage shown under an item (the page shows the rest)
 
 CSS = """
@@ -65,6 +69,7 @@ class EvidenceState:
     index: PaperIndex | None = None
     pdf: str | None = None
     reviews: dict[str, list[Evidence]] = field(default_factory=dict)  # review name -> its items' evidence
+    ratings: dict[str, dict] = field(default_factory=dict)  # a pasted review's calibrated rating (issue #24)
     highlighted: str | None = None  # the annotated copy of the PDF
     page: int = 1
     pages: int = 0
@@ -134,6 +139,9 @@ def list_html(state: EvidenceState) -> str:
     parts = []
     for name, evs in state.reviews.items():
         parts.append(f"<h4>{html.escape(name)}</h4>")
+        if name in state.ratings:  # a pasted review is shown only here: its rating too, labelled as on the verdict
+            parts.append(f"<p class='ev-rating'>{html.escape(rating.rating_text(state.ratings[name]))}<br>"
+                         f"<small>{html.escape(LABEL[0].upper() + LABEL[1:])}.</small></p>")
         if not evs:
             parts.append("<p class='ev-summary'>No items to trace (no numbered items under the aspect headers).</p>")
             continue
@@ -228,7 +236,8 @@ def wire(section: EvidenceSection, state: gr.State, get: Any, schema: gr.Radio) 
         if not (review or "").strip():
             gr.Warning("Paste a review first.")
             return view(st)
-        evs = ground(st, "Your review", review)  # its schema: the one its headers name
+        evs = ground(st, PASTED, review)  # its schema: the one its headers name
+        st.ratings[PASTED] = rating.rate(review)
         if not evs:
             gr.Warning(f"No review items found: write ## headers naming the {aspects}-aspect criteria and numbered items.")
         _highlight(st)

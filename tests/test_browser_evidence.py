@@ -107,3 +107,32 @@ def test_a_pasted_paper_is_grounded_without_pages(open_page, openai_server):  # 
     assert any(t.startswith("✗ Not found") and "Invented" in t for t in items), items
     # no PDF, no page viewer: not an empty image box with page buttons that do nothing
     assert not page.locator("#page-label").is_visible() and not page.locator("#evidence-page").is_visible()
+
+
+@pytest.mark.parametrize("width,height", [(1366, 768), (390, 844)])
+def test_a_pasted_review_shows_its_calibrated_rating(open_page, width, height):  # noqa: F811
+    """Issue #24: every review shown, a pasted one too, gets its rating +/- interval and chance of acceptance,
+    labelled; the pasted review was grounded but not rated (no number on the page)."""
+    from pathlib import Path
+
+    from app.rating import rate, rating_text
+    from reviewgpt.rating.data import read_rated_reviews
+
+    human = read_rated_reviews(Path(__file__).parent / "fixtures" / "rating" / "iclr2017")[0].text
+    review = f'## Potential reasons for rejection\n1. **Quote**: "{HYPHENATED}"\n\n{human}'
+    expect = rate(review)
+    page = open_page(width, height)
+    upload(page, PDF)
+    page.wait_for_function(f"document.querySelector('{LABEL}')?.innerText.includes('of 6')")
+    page.get_by_text("Check a review of your own").click()
+    page.locator("#pasted-review textarea").fill(review)
+    page.locator("#check-review").click()
+    page.wait_for_function("document.querySelector('#evidence-list').innerText.includes('Your review')")
+    shown = page.locator("#evidence-list .ev-rating").inner_text()
+    assert expect["calibrated"] and rating_text(expect) in shown, shown
+    assert re.search(r"calibrated rating \(ICLR 1-10\): \d+\.\d \(80% interval \d+\.\d-\d+\.\d\) · "
+                     r"chance of acceptance \d+%", shown), shown
+    assert "The rating a reviewer who wrote this review would give (calibrated on ICLR 2017 reviews)." in shown
+    page.locator("#evidence-list .ev-rating").scroll_into_view_if_needed()
+    shot(page, f"evidence-pasted-rating-{width}.png")
+    assert page.evaluate("document.documentElement.scrollWidth") <= width + 1
