@@ -18,7 +18,9 @@ from functools import lru_cache
 from typing import Sequence
 
 # Citations are skipped on both sides: reviewers leave "[4, 19]" and "(Smith et al., 2017)" out of
-# what they quote, and skipping them cannot make a changed word match.
+# what they quote, and skipping them cannot make a changed word match. A text folded with
+# keep_citations=True keeps them: a quote that copies a citation, or starts or ends inside one, is
+# verbatim there, and its highlight covers the citation it quotes.
 _CITATION = re.compile(
     r"\[\s*\d+(?:\s*[,;–-]\s*\d+)*\s*\]"
     r"|\((?:[^()]{0,80}?(?:et al\.?|[A-Z][\w-]+),?\s+(?:19|20)\d\d[a-z]?)(?:\s*[;,]\s*[^()]{0,80}?(?:19|20)\d\d[a-z]?)*\)")
@@ -84,7 +86,8 @@ class Folded:
 class FoldBuilder:
     """Builds a Folded text piece by piece (a page's words, a document's characters)."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep_citations: bool = False) -> None:
+        self._keep_citations = keep_citations
         self._chars: list[str] = []
         self._src: list[int] = []
         self._starts = bytearray()
@@ -94,7 +97,7 @@ class FoldBuilder:
     def add(self, text: str, sources: Sequence[int] | None = None) -> None:
         """Append text; every folded char records sources[k] of its character k (default k)."""
         skip = bytearray(len(text))
-        for m in _CITATION.finditer(text):
+        for m in () if self._keep_citations else _CITATION.finditer(text):
             skip[m.start():m.end()] = b"\x01" * (m.end() - m.start())
         for k, ch in enumerate(text):
             f = "" if skip[k] else _fold_char(ch)
@@ -126,16 +129,16 @@ class FoldBuilder:
         return Folded("".join(self._chars), self._src, self._starts, self._ends)
 
 
-def fold(text: str) -> Folded:
+def fold(text: str, keep_citations: bool = False) -> Folded:
     """Fold a text; src maps each folded char to its character offset in text."""
-    b = FoldBuilder()
+    b = FoldBuilder(keep_citations)
     b.add(text)
     return b.build()
 
 
-def fold_words(text: str) -> list[str]:
+def fold_words(text: str, keep_citations: bool = False) -> list[str]:
     """The folded words of a text (runs of letters/digits), in order."""
-    f = fold(text)
+    f = fold(text, keep_citations)
     words, cur = [], []
     for c, e in zip(f.chars, f.ends):
         cur.append(c)

@@ -34,7 +34,8 @@ class PaperIndex:
     document: Document
     config: GroundingConfig
     text: str  # the Document's text (what the models read)
-    folded: Folded  # ... folded; src = character offsets into text
+    folded: Folded  # ... folded; src = character offsets into text; citations skipped
+    literal: Folded  # ... folded with citations kept
     pages: PageWords | None  # None without a PDF (a pasted paper): nothing can be placed on a page
     retriever: Retriever
 
@@ -43,11 +44,13 @@ class PaperIndex:
               config: GroundingConfig | None = None) -> "PaperIndex":
         cfg = config or GroundingConfig()
         text = document.to_text()
-        return cls(document, cfg, text, fold(text), PageWords.read(pdf) if pdf is not None else None,
+        return cls(document, cfg, text, fold(text), fold(text, keep_citations=True),
+                   PageWords.read(pdf) if pdf is not None else None,
                    Retriever(passages(document, cfg.passage_words)))
 
-    def _text_of(self, spans: list[Span]) -> str:
-        return " … ".join(self.text[self.folded.src[i]: self.folded.src[j - 1] + 1] for i, j in spans)
+    def _text_of(self, spans: list[Span], literal: bool = False) -> str:
+        src = (self.literal if literal else self.folded).src
+        return " … ".join(self.text[src[i]: src[j - 1] + 1] for i, j in spans)
 
     def place(self, text: str) -> list[Box]:
         """The boxes of a text of the paper on the PDF's pages ([] when it cannot be placed)."""
@@ -61,27 +64,42 @@ class PaperIndex:
         return self.pages.boxes(spans) if spans else []
 
     def find_quote(self, pieces: list[str]) -> Found | None:
-        """The quote (its pieces in order) in the Document's text, or None: verbatim up to folding."""
+        """The quote (its pieces in order) in the Document's text, or None: verbatim up to folding.
+
+        First with citations kept (a quote that copies a citation is highlighted with it; one that starts
+        or ends inside a citation is only verbatim so), then skipped (a quote that leaves them out)."""
         pieces = [p for p in pieces if fold_words(p)]  # a piece of punctuation or a bare citation says nothing
         if not pieces:
             return None
+        found: Found | None = None
+        for literal in (True, False):
+            words = [fold_words(p, keep_citations=literal) for p in pieces]
+            spans = self._find_pieces(words, self.literal if literal else self.folded)
+            if spans is not None:
+                found = Found(self._text_of(spans, literal), self._place_pieces(words, spans, literal))
+                if found.boxes or self.pages is None:
+                    return found
+        return found  # in the text, not placed on a page either way
+
+    @staticmethod
+    def _find_pieces(pieces: list[list[str]], folded: Folded) -> list[Span] | None:
         spans: list[Span] = []
         pos = 0
-        for piece in pieces:
-            needle = "".join(fold_words(piece))
-            hits = self.folded.find_all(needle, pos, limit=1)
+        for words in pieces:
+            needle = "".join(words)
+            hits = folded.find_all(needle, pos, limit=1) if needle else []
             if not hits:
                 return None
             spans.append((hits[0], hits[0] + len(needle)))
             pos = spans[-1][1]
-        return Found(self._text_of(spans), self._place_pieces([fold_words(p) for p in pieces], spans))
+        return spans
 
-    def _place_pieces(self, pieces: list[list[str]], spans: list[Span]) -> list[Box]:
+    def _place_pieces(self, pieces: list[list[str]], spans: list[Span], literal: bool) -> list[Box]:
         """The pieces of a quote on the pages: the longest first, then each other piece nearest to its
         neighbour, as far from it as in the Document's text (plus a break's gap)."""
         if self.pages is None:
             return []
-        stream, gap = self.pages.folded, self.config.max_gap_chars
+        stream, gap = self.pages.stream(literal), self.config.max_gap_chars
         a = max(range(len(pieces)), key=lambda k: len("".join(pieces[k])))
         placed: dict[int, list[Span]] = {}
         anchor = locate(pieces[a], stream, gap)
@@ -103,7 +121,7 @@ class PaperIndex:
             got = locate(pieces[k], stream, gap, lo=hi - reach, hi=hi, last=True)
             if got:
                 placed[k] = got
-        return self.pages.boxes([sp for k in sorted(placed) for sp in placed[k]])
+        return self.pages.boxes([sp for k in sorted(placed) for sp in placed[k]], literal)
 
     def closest(self, quote: str) -> tuple[Found, float] | None:
         """The paper's span closest to a quote that is not verbatim (rapidfuzz partial ratio >= fuzzy_min)."""

@@ -1,7 +1,8 @@
 """The PDF's words, in the order PyMuPDF reads them, folded into one stream across pages.
 
 One stream for the whole paper is what lets a quote run across a line, column or page break; the
-running header, footer or footnote a break puts between its pieces is skipped by the locator.
+running header, footer or footnote a break puts between its pieces is skipped by the locator. The
+words are folded twice: citations skipped (`folded`) and kept (`literal`, for a quote that copies one).
 """
 
 from __future__ import annotations
@@ -42,14 +43,15 @@ class Word:
 @dataclass
 class PageWords:
     words: list[Word]
-    folded: Folded  # src = index into words
+    folded: Folded  # src = index into words; citations skipped
+    literal: Folded  # the same with citations kept
 
     @classmethod
     def read(cls, pdf: str | Path | bytes | pymupdf.Document) -> "PageWords":
         doc = pdf if isinstance(pdf, pymupdf.Document) else (
             pymupdf.open(stream=pdf, filetype="pdf") if isinstance(pdf, bytes) else pymupdf.open(pdf))
         words: list[Word] = []
-        b = FoldBuilder()
+        b, lit = FoldBuilder(), FoldBuilder(keep_citations=True)
         try:
             for pno in range(1, doc.page_count + 1):
                 page = doc[pno - 1]
@@ -63,17 +65,22 @@ class PageWords:
                         parts.append(text + " ")
                         sources += [len(words)] * (len(text) + 1)
                         words.append(Word(pno, rect, (block, line), text))
-                b.add("".join(parts) + "\n", sources + [len(words) - 1])
+                for builder in (b, lit):
+                    builder.add("".join(parts) + "\n", sources + [len(words) - 1])
         finally:
             if doc is not pdf:
                 doc.close()
-        return cls(words, b.build())
+        return cls(words, b.build(), lit.build())
 
-    def boxes(self, spans: list[tuple[int, int]]) -> list[Box]:
-        """One box per line touched by the folded spans, in reading order."""
+    def stream(self, literal: bool) -> Folded:
+        return self.literal if literal else self.folded
+
+    def boxes(self, spans: list[tuple[int, int]], literal: bool = False) -> list[Box]:
+        """One box per line touched by the folded spans (of `stream(literal)`), in reading order."""
+        src = self.stream(literal).src
         ids: list[int] = []
         for i, j in spans:
-            for w in range(self.folded.src[i], self.folded.src[j - 1] + 1):
+            for w in range(src[i], src[j - 1] + 1):
                 if not ids or ids[-1] != w:
                     ids.append(w)
         out: list[Box] = []
