@@ -223,6 +223,7 @@ def test_a_quoted_citation_is_highlighted_with_the_quote(papermage):
     ev = ground_item(papermage, "A", 1, _item(f'The paper says "{quote}".'))
     assert ev.status == "verified" and ev.page == 4
     assert _highlighted(ev) == _letters(quote)
+    assert ev.passage == "text in parallel online translations [46, 13]"  # its brackets closed, as on the page
 
 
 @pytest.mark.parametrize("quote, page", [

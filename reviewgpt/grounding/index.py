@@ -29,6 +29,17 @@ class Found:
         return self.boxes[0].page if self.boxes else None
 
 
+_CLOSE = {"]": "[", ")": "("}
+
+
+def _closed(text: str, i: int, j: int) -> str:
+    """text[i:j], and the closing brackets right after it of those it opens: a span ends at its last
+    letter or digit, so a quoted citation would read '[46, 13' where the paper has '[46, 13])'."""
+    while j < len(text) and text[j] in _CLOSE and text.count(_CLOSE[text[j]], i, j) > text.count(text[j], i, j):
+        j += 1
+    return text[i:j]
+
+
 @dataclass
 class PaperIndex:
     document: Document
@@ -50,7 +61,7 @@ class PaperIndex:
 
     def _text_of(self, spans: list[Span], literal: bool = False) -> str:
         src = (self.literal if literal else self.folded).src
-        return " … ".join(self.text[src[i]: src[j - 1] + 1] for i, j in spans)
+        return " … ".join(_closed(self.text, src[i], src[j - 1] + 1) for i, j in spans)
 
     def place(self, text: str) -> list[Box]:
         """The boxes of a text of the paper on the PDF's pages ([] when it cannot be placed)."""
