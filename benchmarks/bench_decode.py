@@ -9,7 +9,7 @@ tokens (ignore_eos), T 0.6, top-p 0.9, suppression 0.95; batch 1 through `stream
 decode tok/s ((N - 1) x batch tokens over the time beyond that), peak GiB, which step ran, and the
 bandwidth limit: the bytes a step must read (every weight once, the K/V cache at the mean position)
 over the device-to-device copy bandwidth measured here. `--ablate` reruns the shipped compiled
-configurations with kernel choices off (EngineConfig fields: `--ablate few_row_kernels,batched_step@8`
+configurations with kernel choices off (EngineConfig fields: `--ablate few_row_kernels,split_kv_attention@8`
 turns both off at batch 8); `--check` runs check_decode.check on each configuration's engine;
 `--profile 65` lists the largest kernels of a decode step (a 65-token generation's kernel time less a
 one-token generation's).
@@ -44,7 +44,7 @@ CONFIGS: list[tuple[str, str, dict[str, Any], int]] = [
     ("bf16 + LoRA unmerged", "merge_adapter: false", dict(precision="bf16", merge_adapter=False), 1),
     ("bf16 + LoRA unmerged", "merge_adapter: false", dict(precision="bf16", merge_adapter=False), 8),
 ]
-KNOBS = ("split_kv_attention", "few_row_kernels", "batched_step")  # EngineConfig fields
+KNOBS = ("split_kv_attention", "few_row_kernels")  # EngineConfig fields
 
 
 def copy_bandwidth() -> float:

@@ -4,7 +4,7 @@
 
 For each configuration of bench_decode.CONFIGS (Llama-3.1-8B shape, random weights, the random
 recipe-shaped LoRA adapter; 11k-token prompts): greedy decoding with suppression 0.95 through the
-engine's path for that configuration (compiled step, batched step, eager or static generate()), then
+engine's path for that configuration (compiled step, eager or static generate()), then
 one eager forward of the same model over prompt + written tokens. At each step the reference is the
 argmax of the suppressed logits (the engine's own suppression processor) given the tokens before:
 teacher-forced, so one near-tie does not derail the rest. Reported: the share of steps whose token

@@ -65,12 +65,10 @@ class EngineConfig:
     # decodes batch 1 at compiled speed with no compilation at run time. None, or no match: eager generate().
     aot_package: str | None = None
     # With fast decoding, the decode step's kernel choices (measured on the shipped configurations by
-    # benchmarks/bench_decode.py, benchmarks/results/README.md). The batched step is built from the
-    # other two: it runs only when all three are on.
+    # benchmarks/bench_decode.py, benchmarks/results/README.md).
     fuse_projections: bool = True  # one product for q|k|v and one for gate|up a layer (generate/fused.py)
     split_kv_attention: bool = True  # decode attention in the split-KV Triton kernel (decode_attention.py)
     few_row_kernels: bool = True  # 1-16-row linears on the few-row Triton kernel (decode_linears.py)
-    batched_step: bool = True  # 2-16 rows: the folded Llama forward (batched_step.py)
     max_prompt_tokens: int = RECIPE_MAX_PROMPT_TOKENS
     max_new_tokens: int = RECIPE_MAX_RESPONSE_TOKENS + 50
     # Schema-guided decoding (reviewgpt/generate/schema_guide.py): each aspect header once, in order.

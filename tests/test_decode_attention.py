@@ -1,6 +1,6 @@
 """The GPU decode path's pieces that need neither Triton's interpreter nor a GPU: top_p_split's
 two-level cumsum and the few-row linear kernel's launch settings. The Triton kernels themselves
-(split-KV attention, few-row linear, batched step) are tested in tests/kernels/, a pytest session
+(split-KV attention, few-row linear) are tested in tests/kernels/, a pytest session
 of their own with TRITON_INTERPRET=1 (or compiled on a CUDA GPU)."""
 
 import torch

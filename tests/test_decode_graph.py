@@ -313,7 +313,7 @@ def test_decode_linears_route_one_row_layers_past_inductor(model_dirs):
 
 def test_fused_projections_are_routed_too(model_dirs):
     """prepare_linears fuses q|k|v and gate|up and then routes: the fused layers (new nn.Linear
-    modules) get the decode-step routing as well, so the batched step's fused products reach the
+    modules) get the decode-step routing as well, so the fused products reach the
     few-row kernel."""
     from reviewgpt.generate import decode_linears
     from reviewgpt.generate.engine import prepare_linears

@@ -125,31 +125,22 @@ def test_processor_list_type_is_kept(engine):
     assert isinstance(engine._processors(GREEDY), LogitsProcessorList)
 
 
-def test_batched_loop_runs_an_unmerged_lora_adapter(model_dirs, caplog, monkeypatch):
+def test_batched_loop_runs_an_unmerged_lora_adapter(model_dirs):
     """Eval's path on a GPU with the fine-tuned adapter (a PeftModel, projections fused under LoRA):
-    the batched decoder builds its step (it crashed in batched_step.supports on a PeftModel), says
-    once why the batched step's own forward does not apply, and writes what batch 1 writes."""
-    import logging
-
+    the batched decoder builds its step (it once crashed building it on a PeftModel) and writes what
+    batch 1 writes, the same on a second decoder."""
     from peft import PeftModel
+
+    from reviewgpt.generate.fused import fuse_projections
 
     lora = load_engine(EngineConfig(base_model=str(model_dirs / "base"), adapter=str(model_dirs / "adapter"),
                                     merge_adapter=False, local_files_only=True, max_prompt_tokens=1024,
                                     max_new_tokens=64))
     assert isinstance(lora.model, PeftModel)
-    from reviewgpt.generate.fused import fuse_projections
-
     fuse_projections(lora.model)  # as load_engine does on a GPU
     prompts = [lora.prompt_ids(p, "4") for p in PAPERS[:2]]
-    from reviewgpt.generate import fallback
-
-    monkeypatch.setattr(fallback, "_SAID", set())  # as in a fresh process: earlier tests said the same
-    with caplog.at_level(logging.WARNING, logger="reviewgpt.fallback"):
-        rows = [_decoder(lora, 2).generate_rows(prompts, GREEDY, lora._processors(GREEDY), lora.end_ids)
-                for _ in range(2)]
-    said = [r.getMessage() for r in caplog.records if "batched decode step" in r.getMessage()]
-    assert said == ["batched decode step (batch 2) not used, the model's forward instead: "
-                    "projections not fused, or wrapped by LoRA"]  # once, for two decoders
+    rows = [_decoder(lora, 2).generate_rows(prompts, GREEDY, lora._processors(GREEDY), lora.end_ids)
+            for _ in range(2)]
     one = _decoder(lora, 1)
     assert rows[0] == rows[1] == [one.generate(ids, GREEDY, lora._processors(GREEDY), lora.end_ids) for ids in prompts]
 
@@ -189,18 +180,6 @@ def test_linears_the_kernel_cannot_take_are_said_once(model_dirs, caplog, monkey
             assert torch.allclose(model(input_ids=ids).logits, before, atol=1e-5)
     said = [r.getMessage() for r in caplog.records if r.name == "reviewgpt.fallback"]
     assert said == [f"few-row Triton linears not used, F.linear (cuBLAS) instead: {KERNEL_NEEDS}"]
-
-
-@pytest.mark.parametrize("off", ["batched_step", "few_row_kernels", "split_kv_attention"])
-def test_each_kernel_switch_turns_the_batched_step_off_and_says_which(model_dirs, off):
-    """EngineConfig's kernel switches reach the decoders the engine builds: the batched step is built
-    from all three, so any one off gives the model's forward, with the switch named."""
-    eng = load_engine(EngineConfig(base_model=str(model_dirs / "base"), local_files_only=True, max_prompt_tokens=1024,
-                                   max_new_tokens=64, **{off: False}))
-    dec = eng._new_decoder(2, compile=False)
-    dec.generate_rows([eng.prompt_ids(p, "4") for p in PAPERS[:2]], replace(GREEDY, max_new_tokens=3),
-                      eng._processors(GREEDY), eng.end_ids)
-    assert dec.step_forward == f"model (off (EngineConfig.{off} = False))"
 
 
 def test_the_sdpa_attention_never_calls_the_split_kv_kernel(monkeypatch):

@@ -183,7 +183,7 @@ def build(engine: Any, folder: str | Path, batch: int = 1) -> Path:
     out = Path(folder) / f"{key.digest()}-{arch}"
     out.mkdir(parents=True, exist_ok=True)
     decoder = _FastDecoder(engine.model, max_cache_len=engine._cache_len(), tokenizer=engine.tokenizer, compile=False,
-                           batch_size=batch, batched_step=False)
+                           batch_size=batch)
     decoder.sampler().opaque_sort = False  # no Python custom op in the package: it must load without Python
     t0 = time.perf_counter()
     with torch.no_grad():
@@ -372,7 +372,7 @@ class AotDecoder(_FastDecoder):
 
     def __init__(self, engine: Any, packages: list[Path]) -> None:
         super().__init__(engine.model, max_cache_len=engine._cache_len(), tokenizer=engine.tokenizer, compile=False,
-                         batch_size=1, batched_step=False, batched_step_off="ahead-of-time step")
+                         batch_size=1)
         self.packages = packages
         self._runner: Any = None
         self._failed: str | None = None  # why the package cannot run here: tried once, not at every generation

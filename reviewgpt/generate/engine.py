@@ -36,7 +36,6 @@ from reviewgpt.ingest.document import Document
 from reviewgpt.errors import ModelLoadError
 from reviewgpt.generate.hardware import can_quantize_4bit, choose_attention, nf4_config, triton_runs_on
 from reviewgpt.format.schema import ReviewSchema, get_schema
-from reviewgpt.generate import batched_step
 from reviewgpt.generate.decode_linears import route_decode_linears, unroute
 from reviewgpt.generate.fallback import fallback
 from reviewgpt.generate.fused import FusionReport, fuse_projections
@@ -202,11 +201,8 @@ class ReviewEngine:
         return aot_step.AotDecoder(self, packages)
 
     def _new_decoder(self, batch: int, compile: bool = True) -> _FastDecoder:
-        cfg = self.config
-        off = [k for k in ("batched_step", "few_row_kernels", "split_kv_attention") if not getattr(cfg, k)]
         return _FastDecoder(self.model, max_cache_len=self._cache_len(), tokenizer=self.tokenizer, batch_size=batch,
-                            compile=compile, batched_step=not off,
-                            batched_step_off=f"off (EngineConfig.{', '.join(off)} = False)" if off else None)
+                            compile=compile)
 
     def _cache_len(self) -> int:
         return self.config.max_prompt_tokens + self.config.max_new_tokens
@@ -399,19 +395,16 @@ class _FastDecoder:
     aot = False  # the step compiled ahead of time (aot_step.AotDecoder): batch 1 only
 
     def __init__(self, model: Any, max_cache_len: int, tokenizer: Any, compile: bool = True,
-                 batch_size: int = 1, compile_options: dict[str, Any] | None = None, batched_step: bool = True,
-                 batched_step_off: str | None = None) -> None:
+                 batch_size: int = 1, compile_options: dict[str, Any] | None = None) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.max_cache_len = max_cache_len
         self.batch_size = batch_size
         self.compile = compile  # False: same loop, eager step (tests the logic on a CPU)
         self.compile_options = dict(DECODE_COMPILE_OPTIONS if compile_options is None else compile_options)
-        self.use_batched_step = batched_step
-        self.batched_step_off = batched_step_off or "off (batched_step=False)"  # why, when not used
         self.cache = StepSlotCache(model.config, max_cache_len)
         self._step: Callable[[], None] | None = None
-        self.step_forward: str | None = None  # which forward the step runs, and why (set when it is built)
+        self.step_forward = "the model's forward"  # which forward the step runs (benchmarks say it)
         self._sampler: GraphSampler | None = None
         self._state: _State | None = None
 
@@ -450,18 +443,9 @@ class _FastDecoder:
             state = self._state
             assert state is not None
             self._ensure_cache(state.tokens.device)
-            why_not = (batched_step.supports(model, cache, self.batch_size) if self.use_batched_step
-                       else self.batched_step_off)
-            self.step_forward = "batched_step" if why_not is None else f"model ({why_not})"
-            if why_not is not None and self.batch_size > 1:
-                fallback(f"batched decode step (batch {self.batch_size})", "the model's forward", why_not)
-            log.info("decode step, batch %d: %s", self.batch_size, self.step_forward)
-            rope = batched_step.rope_table(model, slots) if why_not is None else None
-            if rope is not None and self.compile:
-                torch._dynamo.mark_static_address(rope)  # a constant input: not copied at each replay
 
             def step() -> None:
-                decode_step(model, cache, state, sampler, slots, rope if why_not is None else None)
+                decode_step(model, cache, state, sampler, slots)
 
             self._step = (torch.compile(step, options=self.compile_options, fullgraph=False, dynamic=False)
                           if self.compile else step)
@@ -563,16 +547,11 @@ class _FastDecoder:
         return generated
 
 
-def decode_step(model: Any, cache: StepSlotCache, state: _State, sampler: GraphSampler, slots: int,
-                rope: torch.Tensor | None = None) -> torch.Tensor:
+def decode_step(model: Any, cache: StepSlotCache, state: _State, sampler: GraphSampler, slots: int) -> torch.Tensor:
     """One token for every row: state.tokens (b, 1) at slot state.pos -> the next token, written back
-    into `state` (and returned). With `rope` (batched_step.rope_table) the step runs the batched
-    step's folded forward (the same forward in fewer kernels), else the model's own. The compiled
-    step and the ahead-of-time exported one (aot_step.py) both trace this."""
-    if rope is not None:
-        logits = batched_step.forward(model, cache, state.tokens, state.pos, state.used, state.first, rope)
-    else:
-        logits = model_step_logits(model, cache, state, slots)
+    into `state` (and returned). The compiled step and the ahead-of-time exported one (aot_step.py)
+    both trace this."""
+    logits = model_step_logits(model, cache, state, slots)
     window = torch.cat([state.window[:, 1:], state.tokens], dim=1)
     nxt = sampler(window, logits)
     state.window.copy_(window)

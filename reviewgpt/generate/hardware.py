@@ -8,7 +8,7 @@ import os
 
 import torch
 
-try:  # the GPU decode path's kernels (decode_attention, skinny_linear, batched_step)
+try:  # the GPU decode path's kernels (decode_attention, skinny_linear)
     import triton
     import triton.language as tl
 except ImportError:  # CPU installs: those modules define no kernels and say they do not apply

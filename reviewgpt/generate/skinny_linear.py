@@ -1,6 +1,6 @@
 """y = x W^T + b for a few rows of x (1-16) against a large weight, in Triton: the decode step's linears.
 
-Why not cuBLAS here: the batched decode step is bound by reading the weights, and at 8 rows cuBLAS's
+Why not cuBLAS here: a decode step at a few rows is bound by reading the weights, and at 8 rows cuBLAS's
 kernels read them at 2.2-2.8 TB/s on an H100 (o_proj 2.2, q|k|v 2.45, down 2.48, gate|up 2.69,
 lm_head 2.77; engine_h100_gemv8.jsonl in git history, commit 793115b). This kernel streams W once in tiles of
 BLOCK_N output features x BLOCK_K inputs (the rows of x padded to 16 for tl.dot), accumulates in
@@ -48,13 +48,6 @@ LAUNCHES: dict[tuple[int, int], Launch] = {
     (4096, 14336): Launch(32, 512, 1, 4, 4),
     (128256, 4096): Launch(32, 256, 1, 4, 6),
 }
-# The same for products reading two tiles of block_n rows a program (`paired_launch`), at 8 rows on
-# one H100 (the earlier benchmark's "folds" part): gate|up with SiLU x up, 82.5 against 84.1 us at half the
-# width of its LAUNCHES entry; q|k|v with RoPE (batched_step.py), 21.6 against 26.3.
-PAIRED_LAUNCHES: dict[tuple[int, int], Launch] = {
-    (28672, 4096): Launch(32, 256, 1, 4, 3),
-    (6144, 4096): Launch(32, 256, 1, 4, 4),
-}
 
 
 @functools.cache
@@ -88,80 +81,34 @@ def launch_for(weight: torch.Tensor, shared_limit: int | None = None, launch: La
 if triton is not None:
 
     @triton.jit
-    def tile_products(X, W, G, SqIn, M, K, k0, k_per_split, n_parts, eps, s_xm, s_wn, s_sqi, rows, cols, col_ok,
-                      pair_offset, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-                      NORM: tl.constexpr, PARTS: tl.constexpr, PAIRED: tl.constexpr):
-        """x[rows, k0 : k0 + k_per_split] times the weight rows `cols` (float32, (rows, cols)), the
-        weights streamed once. NORM: x is LlamaRMSNorm(x) with weight G, rounded where it rounds, its row
-        sums of squares given as n_parts float32 partials (SqIn). PAIRED: also times the rows
-        pair_offset further (the second result; else the first again), read by the same program."""
-        ks = tl.arange(0, BLOCK_K)
-        x_ptrs = X + rows[:, None] * s_xm + (k0 + ks)[None, :]
-        w_ptrs = W + cols[:, None].to(tl.int64) * s_wn + (k0 + ks)[None, :]  # a weight may pass 2**31 elements
-        row_ok = rows[:, None] < M
-        if NORM:  # 1 / RMS of each row, from the partial sums of squares its producer wrote
-            parts = tl.arange(0, PARTS)
-            sq = tl.load(SqIn + rows[:, None] * s_sqi + parts[None, :], mask=row_ok & (parts[None, :] < n_parts),
-                         other=0.0)
-            inv_rms = tl.rsqrt(tl.sum(sq, 1) / K + eps)[:, None]
-            g_ptrs = G + k0 + ks
-        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-        if PAIRED:
-            acc2 = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-            w2_ptrs = w_ptrs + pair_offset * s_wn
-        for _ in range(0, k_per_split, BLOCK_K):  # k_per_split: a multiple of BLOCK_K (see launch_for)
-            x = tl.load(x_ptrs, mask=row_ok, other=0.0)
-            if NORM:  # weight * (x / rms) rounded to x's dtype, as LlamaRMSNorm
-                g = tl.load(g_ptrs).to(tl.float32)[None, :]
-                x = (g * (x.to(tl.float32) * inv_rms).to(x.dtype).to(tl.float32)).to(x.dtype)
-                g_ptrs += BLOCK_K
-            w = tl.load(w_ptrs, mask=col_ok, other=0.0, eviction_policy="evict_first")  # read once
-            acc = tl.dot(x, tl.trans(w), acc)
-            if PAIRED:
-                w2 = tl.load(w2_ptrs, mask=col_ok, other=0.0, eviction_policy="evict_first")
-                acc2 = tl.dot(x, tl.trans(w2), acc2)
-                w2_ptrs += BLOCK_K
-            x_ptrs += BLOCK_K
-            w_ptrs += BLOCK_K
-        if PAIRED:
-            return acc, acc2
-        return acc, acc
-
-    @triton.jit
     def _skinny_linear_kernel(X, W, Bias, Out, M, N, K, k_per_split, s_xm, s_wn, s_om, s_os,
-                              G, SqIn, n_parts, eps, Res, SqOut, s_sqi, s_res, s_sqo,
                               BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-                              SPLIT_K: tl.constexpr, HAS_BIAS: tl.constexpr, NORM: tl.constexpr,
-                              PARTS: tl.constexpr, GLU: tl.constexpr, RESIDUAL: tl.constexpr):
-        """One (tile of BLOCK_N outputs, split of K): all rows of x against those weight rows.
-        The batched decode step's folds (batched_step.py), each rounding where the eager op rounds:
-        NORM (see tile_products); GLU: W is gate|up (2N, K) and Out = silu(x gate^T) * (x up^T), a
-        tile's gate and up rows read by the same program (LlamaMLP's act_fn(gate) * up on a fused
-        gate|up); RESIDUAL: Out = Res + x W^T, and SqOut[:, tile] gets the sums of squares of Out's tile."""
+                              SPLIT_K: tl.constexpr, HAS_BIAS: tl.constexpr):
+        """One (tile of BLOCK_N outputs, split of K): all rows of x against those weight rows, the
+        weights streamed once."""
         pid_n = tl.program_id(0)
         split = tl.program_id(1)
         rows = tl.arange(0, BLOCK_M)
         cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+        ks = tl.arange(0, BLOCK_K)
+        k0 = split * k_per_split
+        x_ptrs = X + rows[:, None] * s_xm + (k0 + ks)[None, :]
+        w_ptrs = W + cols[:, None].to(tl.int64) * s_wn + (k0 + ks)[None, :]  # a weight may pass 2**31 elements
         row_ok = rows[:, None] < M
-        acc, up_acc = tile_products(X, W, G, SqIn, M, K, split * k_per_split, k_per_split, n_parts, eps, s_xm, s_wn,
-                                    s_sqi, rows, cols, cols[:, None] < N, N, BLOCK_M, BLOCK_N, BLOCK_K, NORM, PARTS,
-                                    GLU)
+        col_ok = cols[:, None] < N
+        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+        for _ in range(0, k_per_split, BLOCK_K):  # k_per_split: a multiple of BLOCK_K (see launch_for)
+            x = tl.load(x_ptrs, mask=row_ok, other=0.0)
+            w = tl.load(w_ptrs, mask=col_ok, other=0.0, eviction_policy="evict_first")  # read once
+            acc = tl.dot(x, tl.trans(w), acc)
+            x_ptrs += BLOCK_K
+            w_ptrs += BLOCK_K
         out_ptrs = Out + split * s_os + rows[:, None] * s_om + cols[None, :]
         ok = row_ok & (cols[None, :] < N)
         if SPLIT_K == 1:
             if HAS_BIAS:  # added in float32, rounded once (as F.linear)
                 acc += tl.load(Bias + cols, mask=cols < N, other=0.0).to(tl.float32)[None, :]
-            y = acc.to(Out.dtype.element_ty)
-            if GLU:  # silu(gate) rounded, times up rounded
-                gate = y.to(tl.float32)
-                up = up_acc.to(Out.dtype.element_ty).to(tl.float32)
-                y = ((gate * tl.sigmoid(gate)).to(Out.dtype.element_ty).to(tl.float32) * up).to(Out.dtype.element_ty)
-            if RESIDUAL:  # residual + y, rounded (the decoder layer's add); its squares for the next RMSNorm
-                res = tl.load(Res + rows[:, None] * s_res + cols[None, :], mask=ok, other=0.0)
-                y = (res.to(tl.float32) + y.to(tl.float32)).to(Out.dtype.element_ty)
-                yf = tl.where(ok, y.to(tl.float32), 0.0)
-                tl.store(SqOut + rows * s_sqo + pid_n, tl.sum(yf * yf, 1), mask=rows < M)
-            tl.store(out_ptrs, y, mask=ok)
+            tl.store(out_ptrs, acc.to(Out.dtype.element_ty), mask=ok)
         else:  # float32 partials, summed by _sum_splits
             tl.store(out_ptrs, acc, mask=ok)
 
@@ -201,71 +148,24 @@ def skinny_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     return _launch(x2, weight, bias, launch or launch_for(weight)).reshape(*lead, n)
 
 
-def rms_norm_linear(x: torch.Tensor, norm_weight: torch.Tensor, squares: torch.Tensor, eps: float,
-                    weight: torch.Tensor, glu: bool = False, launch: Launch | None = None) -> torch.Tensor:
-    """F.linear(LlamaRMSNorm(x), weight) for x (m, k), 1..MAX_ROWS rows; `squares` (m, parts) float32
-    sums to each row's sum of x**2 (what `residual_linear` writes; the partials are added here).
-    With `glu`, weight is gate|up (2n, k) and the result silu(x gate^T) * (x up^T) (m, n), as
-    LlamaMLP's act_fn(gate_proj(x)) * up_proj(x) (launch: `paired_launch`)."""
-    assert x.dim() == 2 and squares.shape[0] == x.shape[0] and norm_weight.shape == (x.shape[1],)
-    launch = launch or (paired_launch(weight) if glu else launch_for(weight))
-    return _launch(x.contiguous(), weight, None, launch, norm=(norm_weight, squares.contiguous(), eps), glu=glu)
-
-
-def paired_launch(weight: torch.Tensor) -> Launch:
-    """Launch settings for a product that reads two weight tiles a program (GLU, batched_step's
-    q|k|v with RoPE): PAIRED_LAUNCHES' for this shape (fitted to the GPU's shared memory as two
-    tiles), else the tuned launch at half its width (the two tiles then take its one's shared memory)."""
-    tuned = PAIRED_LAUNCHES.get(tuple(weight.shape))
-    if tuned is None:
-        launch = launch_for(weight)
-        return replace(launch, block_n=max(16, launch.block_n // 2))
-    fitted = launch_for(weight, launch=replace(tuned, block_n=2 * tuned.block_n))  # two tiles' shared memory
-    return replace(fitted, block_n=tuned.block_n)
-
-
-def residual_linear(x: torch.Tensor, weight: torch.Tensor, residual: torch.Tensor,
-                    launch: Launch | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """residual + F.linear(x, weight) for x (m, k), 1..MAX_ROWS rows. Returns the sum and its rows'
-    sums of squares as float32 partials (m, tiles), which `rms_norm_linear` takes: the next RMSNorm
-    needs no kernel of its own."""
-    launch = launch or launch_for(weight)
-    assert launch.split_k == 1, "the residual add is an epilogue: no split K"
-    assert x.dim() == 2 and x.shape[1] == weight.shape[1] and residual.shape == (x.shape[0], weight.shape[0])
-    squares = torch.empty(x.shape[0], triton.cdiv(weight.shape[0], launch.block_n), dtype=torch.float32,
-                          device=x.device)
-    out = _launch(x.contiguous(), weight, None, launch, residual=(residual.contiguous(), squares))
-    return out, squares
-
-
-def _launch(x2: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, launch: Launch,
-            norm: tuple[torch.Tensor, torch.Tensor, float] | None = None,
-            residual: tuple[torch.Tensor, torch.Tensor] | None = None, glu: bool = False) -> torch.Tensor:
+def _launch(x2: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, launch: Launch) -> torch.Tensor:
     n, k = weight.shape
-    if glu:
-        assert n % 2 == 0 and launch.split_k == 1 and bias is None, "gate|up: two halves, no split K, no bias"
-        n //= 2
     m = x2.shape[0]
     assert 1 <= m <= MAX_ROWS and k % (launch.block_k * launch.split_k) == 0, (m, k, launch)
     assert bias is None or (bias.shape == (n,) and bias.dtype == x2.dtype and bias.device == x2.device)
     has_bias = bias is not None
     bias = bias if has_bias else weight  # not read
-    g, sq_in, eps = norm if norm is not None else (weight, weight, 0.0)  # not read without NORM
-    res, sq_out = residual if residual is not None else (weight, weight)  # not read without RESIDUAL
     grid = (triton.cdiv(n, launch.block_n), launch.split_k)
-    parts = sq_in.shape[1] if norm is not None else 1
     common = dict(BLOCK_M=MAX_ROWS, BLOCK_N=launch.block_n, BLOCK_K=launch.block_k, SPLIT_K=launch.split_k,
-                  HAS_BIAS=has_bias, NORM=norm is not None, PARTS=triton.next_power_of_2(parts), GLU=glu,
-                  RESIDUAL=residual is not None, num_warps=launch.num_warps, num_stages=launch.num_stages)
-    folds = (g, sq_in, parts, eps, res, sq_out, sq_in.stride(0), res.stride(0), sq_out.stride(0))
+                  HAS_BIAS=has_bias, num_warps=launch.num_warps, num_stages=launch.num_stages)
     out = torch.empty(m, n, dtype=x2.dtype, device=x2.device)
     if launch.split_k == 1:
         _skinny_linear_kernel[grid](x2, weight, bias, out, m, n, k, k, x2.stride(0), weight.stride(0), out.stride(0), 0,
-                                    *folds, **common)
+                                    **common)
     else:
         part = torch.empty(launch.split_k, m, n, dtype=torch.float32, device=x2.device)
         _skinny_linear_kernel[grid](x2, weight, bias, part, m, n, k, k // launch.split_k, x2.stride(0),
-                                    weight.stride(0), part.stride(1), part.stride(0), *folds, **common)
+                                    weight.stride(0), part.stride(1), part.stride(0), **common)
         block = 1024
         _sum_splits[(triton.cdiv(m * n, block),)](part, bias, out, m * n, n, part.stride(0), SPLIT_K=launch.split_k,
                                                   BLOCK=block, HAS_BIAS=has_bias, num_warps=4)
@@ -283,28 +183,3 @@ def skinny_linear_op(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
 @skinny_linear_op.register_fake
 def _(x, weight, bias):
     return x.new_empty(*x.shape[:-1], weight.shape[0])
-
-
-@torch.library.custom_op("reviewgpt::rms_norm_linear", mutates_args=())
-def rms_norm_linear_op(x: torch.Tensor, norm_weight: torch.Tensor, squares: torch.Tensor, eps: float,
-                       weight: torch.Tensor, glu: bool) -> torch.Tensor:
-    """`rms_norm_linear` as one opaque op in the compiled batched step."""
-    return rms_norm_linear(x, norm_weight, squares, eps, weight, glu)
-
-
-@rms_norm_linear_op.register_fake
-def _(x, norm_weight, squares, eps, weight, glu):
-    return x.new_empty(x.shape[0], weight.shape[0] // (2 if glu else 1))
-
-
-@torch.library.custom_op("reviewgpt::residual_linear", mutates_args=())
-def residual_linear_op(x: torch.Tensor, weight: torch.Tensor,
-                       residual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """`residual_linear` as one opaque op in the compiled batched step."""
-    return residual_linear(x, weight, residual)
-
-
-@residual_linear_op.register_fake
-def _(x, weight, residual):
-    tiles = -(-weight.shape[0] // launch_for(weight, shared_limit=1 << 30).block_n)
-    return x.new_empty(x.shape[0], weight.shape[0]), x.new_empty(x.shape[0], tiles, dtype=torch.float32)

@@ -14,10 +14,10 @@ if not INTERPRETED and not torch.cuda.is_available():
 
 from triton.runtime.interpreter import InterpretedFunction  # noqa: E402  (no triton: an error here, not a skip)
 
-from reviewgpt.generate import batched_step, decode_attention, hardware, skinny_linear  # noqa: E402
+from reviewgpt.generate import decode_attention, hardware, skinny_linear  # noqa: E402
 
 KERNELS = [decode_attention._decode_attention_partials, decode_attention._decode_attention_combine,
-           skinny_linear._skinny_linear_kernel, skinny_linear._sum_splits, batched_step._norm_qkv_rope]
+           skinny_linear._skinny_linear_kernel, skinny_linear._sum_splits]
 if hardware.TRITON_INTERPRETED != INTERPRETED or any(isinstance(k, InterpretedFunction) != INTERPRETED
                                                      for k in KERNELS):
     raise pytest.UsageError(f"TRITON_INTERPRET={int(INTERPRETED)} but the kernels were decorated "
