@@ -193,6 +193,9 @@ def drive(run: Run, local: Stream | None, gpt: Stream | None, judge: Callable[[s
             last = time.monotonic()
             yield run
     if run.stop.is_set():
+        # "Stopping..." now, from this stream: an update sent just before Stop could land after Stop's own
+        # reply and leave the page saying "Writing" for the whole drain
+        yield run
         if "local" in threads:  # its last tokens and marker report, before the run is exported
             threads["local"].join(timeout=STOP_DRAIN_S)
         finish(run, RunPhase.STOPPED)

@@ -404,3 +404,34 @@ def test_a_stopped_run_keeps_the_local_models_marker_report():
             stop.set()
     assert run.phase is RunPhase.STOPPED and run.local.text and run.local.markers is report
     assert closed.wait(timeout=30) and run.gpt.text  # its pump thread closes it at its next piece
+
+
+def test_a_stopped_run_says_stopping_while_the_local_model_winds_down():
+    """An update sent just before Stop could land on the page after Stop's own reply, leaving "Writing both
+    reviews..." there for the whole drain (the browser walk-through saw it under load). The run's stream
+    itself says "Stopping..." as soon as it sees Stop, before it waits for the local model's last tokens."""
+    import threading
+
+    from app.run import Run, Side, drive
+
+    stop, release = threading.Event(), threading.Event()
+
+    def local():
+        while not stop.is_set():
+            yield "piece "
+            time.sleep(0.01)
+        release.wait(30)  # the model is still winding down
+        yield object()
+
+    run = Run("T", None, None, None, None, Side(ModelLabel("L", "", "L")), Side(ModelLabel("G", "", "G")),
+              stop=stop)  # type: ignore[arg-type]
+    said = []
+    for i, r in enumerate(drive(run, local, None, None, {"gpt": "off"})):
+        said.append((r.status(), release.is_set()))
+        if i == 2:
+            stop.set()
+        elif stop.is_set():
+            release.set()
+    after = [s for s in said[3:]]
+    assert after[0] == ("Stopping...", False), said  # said before the drain ended
+    assert run.phase is RunPhase.STOPPED and after[-1][0].startswith("Stopped."), said
