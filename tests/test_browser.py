@@ -10,10 +10,12 @@ import os
 import re
 import shutil
 import time
+from pathlib import Path
 
 import pytest
 import yaml
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from playwright.sync_api import expect
 
 from app.settings import AppSettings
 from reviewgpt.config import OpenAIConfig
@@ -114,10 +116,21 @@ def advanced(page, temperature: float, seed: int) -> None:
 
 def upload(page, path) -> None:
     """As a person does: remove the current file (if any) with the box's Clear button, then choose one."""
-    clear = page.locator("#pdf button[aria-label='Clear']")
+    box, clear = page.locator("#pdf"), page.locator("#pdf button[aria-label='Clear']")
     if clear.count():
+        shown = box.inner_text()
         clear.click()
+        # the empty drop zone back (the old file's name gone) before the new file is chosen, as a person
+        # sees it: a file set on the box's input while Clear was still re-drawing it can be dropped
+        expect(clear).to_have_count(0)
+        expect(box).not_to_have_text(shown)
     page.locator("#pdf input[type=file]").set_input_files(str(path))
+    try:
+        expect(box).to_contain_text(Path(path).name, timeout=60_000)
+    except AssertionError as e:
+        raise AssertionError(f"{Path(path).name} chosen but not shown; the box says {box.inner_text()!r}, "
+                             f"{page.locator('#pdf input[type=file]').count()} file inputs; status "
+                             f"{page.locator('#status').inner_text()!r}") from e
 
 
 def generate_and_wait(page) -> str:
