@@ -35,9 +35,9 @@ from .random_llama8b import build, build_adapter, corpus_texts
 NEW_TOKENS = 1_000
 # (configuration, where it ships, EngineConfig changes, batch)
 CONFIGS: list[tuple[str, str, dict[str, Any], int]] = [
-    ("NF4 + LoRA", "app on a GPU (precision auto)", dict(precision="nf4"), 1),
-    ("NF4 + LoRA", "eval, precision nf4 / auto", dict(precision="nf4"), 8),
-    ("bf16 + LoRA merged", "app, precision bf16", dict(precision="bf16"), 1),
+    ("NF4 + LoRA", "app on a GPU without ~20 GiB free (precision auto), or nf4", dict(precision="nf4"), 1),
+    ("NF4 + LoRA", "eval, precision nf4", dict(precision="nf4"), 8),
+    ("bf16 + LoRA merged", "app on a GPU (precision auto / bf16)", dict(precision="bf16"), 1),
     ("bf16 + LoRA merged", "eval on a GPU (recipe.yaml)", dict(precision="bf16"), 8),
     ("bf16 + LoRA merged, eager generate()", "ZeroGPU", dict(precision="bf16", fast_decoding=False), 1),
     ("bf16 + LoRA merged, generate(static)", "decoder: generate-static", dict(precision="bf16", decoder="generate-static"), 1),
@@ -139,7 +139,7 @@ def variant(engine: ReviewEngine, off: list[str]) -> ReviewEngine:
 
 def restore(engine: ReviewEngine, off: list[str]) -> None:
     if "few_row_kernels" in off:
-        route_decode_linears(engine.model)
+        route_decode_linears(engine.model, engine.config.one_row_kernel_layers)
     if "split_kv_attention" in off:
         engine.model.set_attn_implementation(engine.info.attn_implementation)  # what load_engine chose
 

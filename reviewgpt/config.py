@@ -48,7 +48,7 @@ class IngestConfig:
 class EngineConfig:
     base_model: str = DEFAULT_BASE_MODEL
     adapter: str | None = None  # peft folder or Hub id; None -> base model, said visibly
-    precision: str = "auto"  # "auto" | "nf4" | "bf16" | "fp32"; auto = nf4 on CUDA if bnb, else bf16/fp32
+    precision: str = "auto"  # "auto" | "nf4" | "bf16" | "fp32"; auto: engine.auto_precision (GPU: bf16 where it fits, else nf4; CPU: fp32)
     # Merge the LoRA adapter into the base weights where the precision allows (bf16, fp32): the decode
     # step then runs the plain model (no LoRA matrices to read or launch). NF4 keeps it unmerged: merging
     # into 4-bit weights would re-quantize them and lose most of the adapter's small change.
@@ -69,6 +69,8 @@ class EngineConfig:
     fuse_projections: bool = True  # one product for q|k|v and one for gate|up a layer (generate/fused.py)
     split_kv_attention: bool = True  # decode attention in the split-KV Triton kernel (decode_attention.py)
     few_row_kernels: bool = True  # 1-16-row linears on the few-row Triton kernel (decode_linears.py)
+    # ...and which layers take it at one row too (the others: inductor's reductions fused with their RMSNorm)
+    one_row_kernel_layers: tuple[str, ...] = ("o_proj", "down_proj")
     max_prompt_tokens: int = RECIPE_MAX_PROMPT_TOKENS
     max_new_tokens: int = RECIPE_MAX_RESPONSE_TOKENS + 50
     # Schema-guided decoding (reviewgpt/generate/schema_guide.py): each aspect header once, in order.
@@ -148,6 +150,8 @@ def _did_you_mean(unknown: set[str], known: Any) -> str:
 def _coerce(ftype: Any, value: Any) -> Any:
     """YAML 1.1 reads `2e-4` as a string: turn numeric strings into the field's number type."""
     kind = (ftype if isinstance(ftype, str) else getattr(ftype, "__name__", "")).split("|")[0].strip()
+    if isinstance(value, list) and kind.startswith("tuple"):  # YAML lists; configs are hashed (get_engine)
+        return tuple(value)
     if isinstance(value, str) and kind in ("float", "int"):
         try:
             return float(value) if kind == "float" else int(value)

@@ -309,6 +309,12 @@ def test_decode_linears_route_one_row_layers_past_inductor(model_dirs):
             assert calls == [2] * len(plain)
         assert unroute(model) == len(plain)
         assert not any("forward" in vars(m) for m in model.modules() if type(m) is torch.nn.Linear)
+    # the one-row layers are the engine config's (EngineConfig.one_row_kernel_layers; a YAML list is a tuple)
+    from reviewgpt.config import EngineConfig, from_dict
+
+    cfg = from_dict(EngineConfig, {"one_row_kernel_layers": ["down_proj"]})
+    assert cfg.one_row_kernel_layers == ("down_proj",)
+    assert route_decode_linears(model, cfg.one_row_kernel_layers)["one_row_on_triton"] == layers
 
 
 def test_fused_projections_are_routed_too(model_dirs):

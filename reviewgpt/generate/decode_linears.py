@@ -1,6 +1,6 @@
 """Which kernel each linear layer of the fast decode path runs on: the one owner of that choice.
 
-- One row (batch 1): with coordinate-descent tuning (engine.DECODE_COMPILE_OPTIONS) inductor writes
+- One row (batch 1; `EngineConfig.one_row_kernel_layers`): with coordinate-descent tuning (engine.DECODE_COMPILE_OPTIONS) inductor writes
   each one-row product as its own Triton reduction, fused with the RMSNorm before it, and tunes it
   at each compilation. o_proj and down_proj have no RMSNorm to fuse, and their tuned reductions
   varied between compilations (o_proj 12.7-14.8 us a layer, down_proj 42.4-53.9); they go to
@@ -19,16 +19,14 @@ LoRA's own small matrices keep their kernels.
 from __future__ import annotations
 
 import types
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reviewgpt.config import EngineConfig
 from reviewgpt.generate import skinny_linear as skinny
-
-# The layers that leave inductor for skinny_linear's kernel at one row; the others stay inductor's.
-ONE_ROW = ("o_proj", "down_proj")
-
 
 def _forward(self: nn.Linear, x: torch.Tensor) -> torch.Tensor:
     rows = x.numel() // x.shape[-1]  # static inside the compiled step: the choice is made when traced
@@ -44,13 +42,15 @@ def _plain_linears(model: nn.Module):
             yield (parts[-2] if parts[-1] == "base_layer" and len(parts) > 1 else parts[-1]), module
 
 
-def route_decode_linears(model: nn.Module) -> dict[str, int]:
+def route_decode_linears(model: nn.Module, one_row: Sequence[str] = EngineConfig.one_row_kernel_layers
+                         ) -> dict[str, int]:
     """Give every plain nn.Linear of `model` (a peft LoRA wrapper's base layer included, LoRA's own
-    A/B matrices not) the routing above. Returns how many layers were routed, and how many of them
-    take the Triton kernel at one row too (ONE_ROW)."""
+    A/B matrices not) the routing above; `one_row` names the layers (by attribute name) that leave
+    inductor for the kernel at one row too. Returns how many layers were routed, and how many of them
+    take the Triton kernel at one row."""
     counts = {"routed": 0, "one_row_on_triton": 0}
     for owner, module in _plain_linears(model):
-        module._one_row_on_kernel = owner in ONE_ROW
+        module._one_row_on_kernel = owner in one_row
         module.forward = types.MethodType(_forward, module)
         counts["routed"] += 1
         counts["one_row_on_triton"] += module._one_row_on_kernel

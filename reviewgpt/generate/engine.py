@@ -616,13 +616,64 @@ def get_engine(config: EngineConfig) -> ReviewEngine:
         return _ENGINES[key]
 
 
+# bf16 with the adapter merged decodes faster than NF4 + LoRA unmerged (198.3 against 169.7-173.5 tok/s at
+# batch 1 on an H200, benchmarks/results/README.md) and is the adapter as trained on: `auto` takes it
+# wherever it fits, NF4 only where it does not. Fits: the bf16 weights times this within the GPU's free
+# memory (batch 1 at the recipe's 11,137-token prompt peaked at 19.39 GiB for 14.96 GiB of 8B weights: x1.30).
+BF16_HEADROOM = 1.35
+
+
+def bf16_weight_bytes(base_model: str, **hub: Any) -> int | None:
+    """The bytes of `base_model`'s weights in bf16, counted on the meta device (nothing is read but its
+    config); None when the config cannot be read (the load then says why)."""
+    from accelerate import init_empty_weights
+    from transformers import AutoConfig
+
+    try:
+        cfg = AutoConfig.from_pretrained(base_model, **hub)
+        with init_empty_weights():
+            model = AutoModelForCausalLM.from_config(cfg)
+        model.tie_weights()  # tied embeddings are one tensor (not tied on the meta device by itself)
+    except Exception:  # noqa: BLE001 - a missing or bad checkpoint is reported by the load itself
+        return None
+    return 2 * sum(p.numel() for p in model.parameters())
+
+
+def auto_precision(weight_bytes: int | None, free_bytes: int | None, nf4_ok: bool) -> tuple[str, str]:
+    """`precision: auto` on a GPU: bf16 where its weights fit with headroom (faster, and the adapter
+    merges), else NF4 where bitsandbytes runs, else bf16. Returns the choice and why, for the notes."""
+    gib = 2**30
+    if weight_bytes is not None and free_bytes is not None:
+        need = BF16_HEADROOM * weight_bytes
+        if free_bytes >= need:
+            return "bf16", (f"precision auto: bf16 ({weight_bytes / gib:.1f} GiB of weights fit the GPU's "
+                            f"{free_bytes / gib:.1f} GiB free; faster than NF4, the adapter merged)")
+        if nf4_ok:
+            return "nf4", (f"precision auto: 4-bit NF4 (bf16 needs about {need / gib:.1f} GiB, the GPU has "
+                           f"{free_bytes / gib:.1f} GiB free)")
+        return "bf16", (f"precision auto: bf16 though it needs about {need / gib:.1f} GiB and the GPU has "
+                        f"{free_bytes / gib:.1f} GiB free: 4-bit NF4 is unavailable")
+    return ("nf4", "precision auto: 4-bit NF4 (the GPU's free memory or the model's size is unknown)") if nf4_ok \
+        else ("bf16", "precision auto: bf16 (4-bit NF4 unavailable)")
+
+
 def _choose_precision(cfg: EngineConfig, cuda: bool, notes: list[str]) -> str:
     want = cfg.precision
     if not cuda:
         if want in ("nf4", "bf16"):
             notes.append(f"precision {want} needs a CUDA GPU; none found, running fp32 on the CPU")
         return "fp32"
-    if want in ("auto", "nf4"):
+    if want == "auto":
+        try:
+            free: int | None = torch.cuda.mem_get_info()[0]
+        except Exception:  # noqa: BLE001 - e.g. ZeroGPU outside a GPU slot
+            free = None
+        hub = dict(token=cfg.hf_token or os.environ.get("HF_TOKEN"), local_files_only=cfg.local_files_only)
+        choice, why = auto_precision(bf16_weight_bytes(cfg.base_model, **hub), free,
+                                     can_quantize_4bit(cuda, []))  # `why` says when NF4 was wanted but missing
+        notes.append(why)
+        return choice
+    if want == "nf4":
         if can_quantize_4bit(cuda, notes):
             return "nf4"
         notes.append("loading bf16 instead of 4-bit NF4")
@@ -634,7 +685,8 @@ def _choose_precision(cfg: EngineConfig, cuda: bool, notes: list[str]) -> str:
 KERNEL_NEEDS = "needs Triton and a CUDA GPU of compute capability 8.0+ (Ampere or newer)"
 
 
-def prepare_linears(model: torch.nn.Module, fuse: bool = True, few_row: bool = True) -> FusionReport | None:
+def prepare_linears(model: torch.nn.Module, fuse: bool = True, few_row: bool = True,
+                    one_row: tuple[str, ...] = EngineConfig.one_row_kernel_layers) -> FusionReport | None:
     """The fast path's linear layers: q|k|v and gate|up fused (fused.py), then every linear given its
     decode-step kernel (decode_linears.py); in this order, as fusing makes new layers. Returns the
     fusion report (None when not fusing)."""
@@ -644,7 +696,7 @@ def prepare_linears(model: torch.nn.Module, fuse: bool = True, few_row: bool = T
         if fusion.skipped:
             fallback("fused projections", "separate products", f"not fused: {'; '.join(sorted(set(fusion.skipped)))}")
     if few_row:
-        log.info("decode step linears: %s", route_decode_linears(model))
+        log.info("decode step linears: %s", route_decode_linears(model, one_row))
         weight = model.get_input_embeddings().weight
         if not triton_runs_on(weight):
             fallback("few-row Triton linears", "F.linear (cuBLAS)", KERNEL_NEEDS)
@@ -712,7 +764,8 @@ def load_engine(config: EngineConfig) -> ReviewEngine:
         fallback("compiled decode step", "eager generate()",
                  "fast_decoding is off (ZeroGPU, or set so)" if cuda else "no CUDA GPU", expected=True)
     if fast:
-        fusion = prepare_linears(model, fuse=config.fuse_projections, few_row=config.few_row_kernels)
+        fusion = prepare_linears(model, fuse=config.fuse_projections, few_row=config.few_row_kernels,
+                                 one_row=config.one_row_kernel_layers)
         if fusion is not None and fusion.codes_identical is False:
             notes.append("fused NF4 projections: re-quantized 4-bit codes differ from the originals'")
     info = LoadInfo(config.base_model, config.adapter, "cuda" if cuda else "cpu", precision, attn, fast, notes,
