@@ -18,7 +18,7 @@ from app.ui import START_HINT
 from .conftest import EXAMPLE_PDFS, FIXTURES, MARKER_PAPER
 from .support.openai_server import Step
 from .test_browser import (ARTIFACTS, FINISHED, browser, generate_and_wait, marker_app, open_page,  # noqa: F401
-                           TOAST, downloads, paste_paper, upload, wait_file_shown)
+                           TOAST, downloads, paste_paper, upload)
 from .test_browser_page26 import visible_text
 
 # A state the page shows after an update is waited for (up to 20 s on a loaded machine), not read at once:
@@ -414,8 +414,7 @@ def test_a_file_chosen_while_the_last_one_is_read_is_read_next(open_page, hold, 
     bad.write_bytes(b"not a pdf at all")
     upload(page, bad)
     assert hold.reached.wait(30)  # the old file is being read
-    upload(page, EXAMPLE_PDFS[1])  # Clear, then the paper
-    wait_file_shown(page, EXAMPLE_PDFS[1].name)
+    upload(page, EXAMPLE_PDFS[1])  # Clear, then the paper; returns once the box shows it
     page.wait_for_timeout(2000)  # time for the new file's read, were it run beside the held one
     hold.release.set()
     assert old_done.wait(30)

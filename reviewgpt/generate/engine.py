@@ -657,6 +657,11 @@ def auto_precision(weight_bytes: int | None, free_bytes: int | None, nf4_ok: boo
         else ("bf16", "precision auto: bf16 (4-bit NF4 unavailable)")
 
 
+def _hub_kwargs(cfg: EngineConfig) -> dict[str, Any]:
+    """What every from_pretrained of this config is given: the token and whether to stay offline."""
+    return dict(token=cfg.hf_token or os.environ.get("HF_TOKEN"), local_files_only=cfg.local_files_only)
+
+
 def _choose_precision(cfg: EngineConfig, cuda: bool, notes: list[str]) -> str:
     want = cfg.precision
     if not cuda:
@@ -668,8 +673,7 @@ def _choose_precision(cfg: EngineConfig, cuda: bool, notes: list[str]) -> str:
             free: int | None = torch.cuda.mem_get_info()[0]
         except Exception:  # noqa: BLE001 - e.g. ZeroGPU outside a GPU slot
             free = None
-        hub = dict(token=cfg.hf_token or os.environ.get("HF_TOKEN"), local_files_only=cfg.local_files_only)
-        choice, why = auto_precision(bf16_weight_bytes(cfg.base_model, **hub), free,
+        choice, why = auto_precision(bf16_weight_bytes(cfg.base_model, **_hub_kwargs(cfg)), free,
                                      can_quantize_4bit(cuda, []))  # `why` says when NF4 was wanted but missing
         notes.append(why)
         return choice
@@ -722,8 +726,7 @@ def load_engine(config: EngineConfig) -> ReviewEngine:
         attn = attention.NAME if config.split_kv_attention else attention.NAME_SDPA
         if config.split_kv_attention and not triton_runs_on(torch.empty(0, device="cuda")):
             fallback("split-KV decode attention", "SDPA with enable_gqa", KERNEL_NEEDS)
-    token = config.hf_token or os.environ.get("HF_TOKEN")
-    common = dict(token=token, local_files_only=config.local_files_only)
+    common = _hub_kwargs(config)
     tok_source = config.adapter if config.adapter and (Path(config.adapter) / "tokenizer_config.json").exists() else config.base_model
     try:
         tokenizer = AutoTokenizer.from_pretrained(tok_source, **common)
