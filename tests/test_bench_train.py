@@ -1,7 +1,8 @@
 """The training benchmark's data-parallel mechanics on CPU: the same script that times 1 and 2 GPUs
 (`python -m benchmarks.bench_train --processes 1 2`) runs its 2-process measurement under a launcher
 (here torchrun with gloo instead of accelerate's DDP config), and its row says whether the ranks
-trained on different examples and ended with bit-identical LoRA weights."""
+trained on different examples and ended with bit-identical LoRA weights. The 1-process row (the same
+worker, started without a launcher) is not run here: a third training process for CI's two cores."""
 
 import json
 import os
@@ -22,13 +23,13 @@ def test_two_process_rows_report_identical_adapters_from_different_shards(tmp_pa
     launch = f"{sys.executable} -m torch.distributed.run --standalone --nproc_per_node {{n}}"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     cmd = [sys.executable, "-m", "benchmarks.bench_train", "--checkpoint", str(tiny_base_dir), "--seq", "1406",
-           "--steps", "3", "--processes", "1", "2", "--launch", launch, "--out", str(out), "--", *CPU]
+           "--steps", "3", "--processes", "2", "--launch", launch, "--out", str(out), "--", *CPU]
     proc = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True, timeout=900, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    one, two = [json.loads(line) for line in out.read_text().splitlines()]
-    assert (one["processes"], one["world"], two["processes"], two["world"]) == (1, 1, 2, 2)
+    [two] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert (two["processes"], two["world"]) == (2, 2)
     assert two["wrapper"] == "DistributedDataParallel" and two["find_unused_parameters"] is False
     assert two["inputs_disjoint"]  # each rank trained on its own examples (so sameness is not trivial) ...
     assert two["lora_b_abs"] > 0 and two["lora_identical"]  # ... and yet the adapters moved and are the same bytes
-    assert one["seq_len"] > 1200 and two["steps_timed"] == 2 and two["tokens_per_s"] > 0
-    assert two["scaling_efficiency"] == pytest.approx(two["tokens_per_s"] / (2 * one["tokens_per_s"]), abs=1e-3)
+    assert two["seq_len"] > 1200 and two["steps_timed"] == 2 and two["tokens_per_s"] > 0
+    assert "scaling_efficiency" not in two  # no 1-process row to divide by

@@ -9,7 +9,7 @@ import pytest
 
 from .support.openai_server import Step
 from .conftest import MARKER_PAPER
-from .test_browser import (browser, downloads, generate_and_wait, marker_app, open_page, paste_paper,  # noqa: F401
+from .test_browser import (browser, contexts, downloads, generate_and_wait, marker_app, open_page, paste_paper,  # noqa: F401
                            shot, upload)
 from .test_grounding import ACROSS_COLUMNS, HYPHENATED, PDF
 

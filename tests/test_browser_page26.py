@@ -16,7 +16,7 @@ from reviewgpt.format.schema import EMPTY_MARKER, get_schema
 from .conftest import MARKER_PAPER
 from .support.openai_server import Step
 from .test_app import _free_port
-from .test_browser import (ARTIFACTS, advanced, browser, downloads, generate_and_wait, marker_app,  # noqa: F401
+from .test_browser import (ARTIFACTS, advanced, browser, contexts, downloads, generate_and_wait, marker_app,  # noqa: F401
                            open_page, paste_paper, set_number, upload, TOAST)
 
 pytestmark = pytest.mark.browser

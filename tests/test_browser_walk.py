@@ -17,7 +17,7 @@ from app.ui import START_HINT
 
 from .conftest import EXAMPLE_PDFS, FIXTURES, MARKER_PAPER
 from .support.openai_server import Step
-from .test_browser import (ARTIFACTS, FINISHED, browser, generate_and_wait, marker_app, open_page,  # noqa: F401
+from .test_browser import (ARTIFACTS, FINISHED, browser, contexts, generate_and_wait, marker_app, open_page,  # noqa: F401
                            TOAST, downloads, paste_paper, upload)
 from .test_browser_page26 import visible_text
 

@@ -78,20 +78,20 @@ def test_labels_mask_the_prompt_and_train_the_review_and_end_token(data_dir, tin
 
 
 def test_cpu_sft_smoke_run_learns_and_its_adapter_loads_in_the_engine(data_dir, tiny_base_dir, tmp_path):
-    args = _args(data_dir, tiny_base_dir, tmp_path, "--max_steps", "40", "--learning_rate", "1e-2",
-                 "--gradient_accumulation_steps", "1", "--per_device_train_batch_size", "2", "--save_steps", "20",
-                 "--eval_steps", "20", "--logging_steps", "10", "--warmup_steps", "0", "--lr_scheduler_type", "constant",
+    args = _args(data_dir, tiny_base_dir, tmp_path, "--max_steps", "24", "--learning_rate", "1e-2",
+                 "--gradient_accumulation_steps", "1", "--per_device_train_batch_size", "2", "--save_steps", "12",
+                 "--eval_steps", "12", "--logging_steps", "6", "--warmup_steps", "0", "--lr_scheduler_type", "constant",
                  "--limit", "4", "--schemas", "4")
     final = train(*args)
-    losses = [h["loss"] for h in json.load(open(tmp_path / "run" / "checkpoint-40" / "trainer_state.json"))["log_history"]
+    losses = [h["loss"] for h in json.load(open(tmp_path / "run" / "checkpoint-24" / "trainer_state.json"))["log_history"]
               if "loss" in h]
     assert len(losses) == 4 and losses[-1] < losses[0] * 0.8, losses
     assert (final / "adapter_config.json").exists() and (final / "adapter_model.safetensors").exists()
-    assert (tmp_path / "run" / "checkpoint-20").is_dir()  # saved every save_steps
+    assert (tmp_path / "run" / "checkpoint-12").is_dir()  # saved every save_steps
     # The adapter carries its training config, and that file replays the run's settings.
     replay = parse_args(["--config", str(final / CONFIG_FILE)])
     assert replay[0].limit == 4 and replay[0].schemas == ["4"] and replay[0].max_prompt_tokens == 384
-    assert replay[1].max_steps == 40 and replay[1].learning_rate == 1e-2 and replay[2].lora_r == 16
+    assert replay[1].max_steps == 24 and replay[1].learning_rate == 1e-2 and replay[2].lora_r == 16
     assert replay[2].model_name_or_path == str(tiny_base_dir) and replay[2].load_in_4bit is False
     engine = load_engine(EngineConfig(base_model=str(tiny_base_dir), adapter=str(final), max_prompt_tokens=384,
                                       local_files_only=True))

@@ -14,7 +14,7 @@ from .common import DEVICE, HALF, rel, tiny_engine
 SHAPES = [  # rows, heads, kv heads, slots, head dim, used, first slot per row, splits, block_n
     (1, 32, 8, 300, 128, 251, [0], None, 64),
     (3, 8, 2, 200, 16, 137, [0, 40, 136], 4, 16),
-    (2, 4, 4, 64, 32, 64, [5, 0], 16, 16),
+    (2, 2, 2, 64, 32, 64, [5, 0], 16, 16),  # 16 splits of 4 slots, one row starting late
     (2, 16, 2, 96, 64, 90, [0, 89], 1, 32),
 ]
 
