@@ -28,6 +28,21 @@ elif not torch.cuda.is_available():
     collect_ignore = ["kernels"]
 
 
+# The longest files first (seconds each on CI's two cores, measured: browser 130, walk 120, README commands
+# 90, page26 70, AOT 60, ...). .ci/run's two xdist workers take whole files in this order
+# (--no-loadscope-reorder), so the long ones start first and the short ones fill the end; xdist's own order,
+# by test count, sent the one-test training and README files last, alone on one core for two minutes.
+LONGEST_FIRST = ["test_browser.py", "test_browser_walk.py", "test_readme_commands.py", "test_browser_page26.py",
+                 "test_aot_step.py", "test_train.py", "test_browser_evidence.py", "test_bench_train.py",
+                 "test_decode_graph.py", "test_app.py", "test_spaces.py", "test_pdf.py", "test_scorecard.py",
+                 "test_schema_guide.py", "test_pdf_scan.py", "test_export_gguf.py", "test_rating.py"]
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file's tests stay together, in order
+
+
 @pytest.fixture(scope="session")
 def iclr_papers():
     return list(read_iclr2017(FIXTURES / "iclr2017"))
