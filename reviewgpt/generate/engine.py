@@ -62,17 +62,19 @@ DECODE_COMPILE_OPTIONS: dict[str, Any] = {"triton.cudagraphs": True, "coordinate
 # (pytorch#123177, fixed by #184357), only the thread that imported them had filled: a decode step first
 # compiled or recorded in another thread (the app's stream worker, the benchmark's) asserted in
 # cudagraph_trees.get_obj. The importing thread's managers are kept here and set in each thread that
-# decodes (`_share_cudagraph_state`); one generation runs at a time (the engine's lock).
+# decodes (`_share_cudagraph_state`); one generation runs at a time (the engine's lock). Not imported where
+# it cannot matter (no CUDA GPU, or PyTorch 2.13+): its import took 1.7 s of every start of the app or a CLI.
 _GRAPH_TREES: tuple[Any, dict[str, Any]] | None = None
-try:
-    from torch._inductor import cudagraph_trees as _cudagraph_trees
+if torch.cuda.is_available() and torch.torch_version.TorchVersion(torch.__version__) < "2.13":
+    try:
+        from torch._inductor import cudagraph_trees as _cudagraph_trees
 
-    if not hasattr(_cudagraph_trees, "_initialize_tls"):  # newer PyTorch fills each thread's state itself
-        _GRAPH_TREES = (_cudagraph_trees.local, {k: getattr(_cudagraph_trees.local, k) for k in
-                                                 ("tree_manager_containers", "tree_manager_locks")
-                                                 if hasattr(_cudagraph_trees.local, k)})
-except ImportError:  # a torch build without inductor: nothing is compiled
-    pass
+        if not hasattr(_cudagraph_trees, "_initialize_tls"):  # newer PyTorch fills each thread's state itself
+            _GRAPH_TREES = (_cudagraph_trees.local, {k: getattr(_cudagraph_trees.local, k) for k in
+                                                     ("tree_manager_containers", "tree_manager_locks")
+                                                     if hasattr(_cudagraph_trees.local, k)})
+    except ImportError:  # a torch build without inductor: nothing is compiled
+        pass
 
 
 def _share_cudagraph_state() -> None:
