@@ -6,7 +6,8 @@ import pytest
 from reviewgpt.compare.evaluation.config import Matchup, SystemSpec
 from reviewgpt.compare.evaluation.report import report
 from reviewgpt.compare.evaluation.stages import generate, judge, judgement_store, review_store
-from reviewgpt.compare.evaluation.stats import aspect_stats, length_adjusted_win_rate, matchup_stats
+from reviewgpt.compare.evaluation.stats import (aspect_stats, length_adjusted_ci, length_adjusted_win_rate,
+                                                matchup_stats)
 from reviewgpt.compare.evaluation.systems import make_runner
 from reviewgpt.format.review_format import Review, ReviewItem, render
 from reviewgpt.format.schema import FOUR_ASPECT
@@ -90,6 +91,17 @@ def test_length_adjustment_discounts_wins_explained_by_length():
     raw = y.mean()
     lc = length_adjusted_win_rate(y, 200 + diff, np.full(400, 200.0))
     assert raw > 0.7 and abs(lc - 0.5) < 0.15
+
+
+def test_length_adjusted_interval_is_the_percentiles_of_each_resamples_own_fit():
+    """The bootstrap fits all its resamples in one array: each must get the fit of that resample alone."""
+    rng = np.random.default_rng(3)
+    y = rng.choice([0.0, 0.5, 1.0], 30)  # ties count half
+    la, lb = rng.integers(100, 900, 30).astype(float), rng.integers(100, 900, 30).astype(float)
+    lo, hi = length_adjusted_ci(y, la, lb, samples=300, seed=7)
+    drawn = np.random.default_rng(7).integers(0, 30, size=(300, 30))  # the resamples it drew
+    fits = [length_adjusted_win_rate(y[r], la[r], lb[r], iters=25) for r in drawn]
+    assert (lo, hi) == pytest.approx(tuple(np.quantile(fits, [0.025, 0.975])), abs=1e-12) and lo < hi
 
 
 def test_kill_midway_and_resume_loses_nothing_and_asks_nothing_twice(tmp_path, data_file, model_dirs, openai_env):
