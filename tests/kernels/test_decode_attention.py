@@ -79,7 +79,7 @@ def test_decode_loop_through_the_kernel_writes_what_it_writes_on_sdpa(model_dirs
 
     engine, prompts = tiny_engine(model_dirs / "base")
     engine.model.set_attn_implementation(NAME)
-    gen = GenerationConfig(max_new_tokens=6, do_sample=False, suppression=0.95, ignore_eos=True)
+    gen = GenerationConfig(max_new_tokens=4, do_sample=False, suppression=0.95, ignore_eos=True)  # 3 decode steps
     calls, errors = [], []
     kernel = da.decode_attention
 

@@ -69,7 +69,7 @@ def test_decode_loop_through_the_few_row_kernel_writes_what_f_linear_writes(mode
 
     engine, prompts = tiny_engine(model_dirs / "base")
     model = engine.model.half()
-    gen = GenerationConfig(max_new_tokens=6, do_sample=False, suppression=0.95, ignore_eos=True)
+    gen = GenerationConfig(max_new_tokens=4, do_sample=False, suppression=0.95, ignore_eos=True)  # 3 decode steps
     layers = model.config.num_hidden_layers
     linears = sum(type(m) is torch.nn.Linear for m in model.modules())
     calls: list[int] = []
