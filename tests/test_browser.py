@@ -75,11 +75,18 @@ def open_page(browser, contexts, marker_app, openai_server):
     openai_server.reset()
     pages = []
 
-    def _open(width: int = 1366, height: int = 768):
-        if (width, height) not in contexts:
-            contexts[width, height] = browser.new_context(viewport={"width": width, "height": height},
-                                                          permissions=["clipboard-read", "clipboard-write"])
-        page = contexts[width, height].new_page()
+    own = []
+
+    def _open(width: int = 1366, height: int = 768, fresh: bool = False):
+        """`fresh`: in a context of its own (another person's browser), not the module's shared one."""
+        def new_context():
+            return browser.new_context(viewport={"width": width, "height": height},
+                                       permissions=["clipboard-read", "clipboard-write"])
+        if fresh:
+            own.append(new_context())
+        elif (width, height) not in contexts:
+            contexts[width, height] = new_context()
+        page = (own[-1] if fresh else contexts[width, height]).new_page()
         pages.append(page)
         page.set_default_timeout(90_000)
         page.goto(marker_app)
@@ -89,6 +96,8 @@ def open_page(browser, contexts, marker_app, openai_server):
     yield _open
     for page in pages:
         page.close()
+    for ctx in own:
+        ctx.close()
 
 
 def shot(page, name: str, full: bool = False) -> None:
@@ -401,7 +410,7 @@ def second_tab_waits(open_page, openai_server, delay_s: float):
     """Two tabs with the same paper: the first one's run holds the GPU slot (its GPT side answers after
     `delay_s`), the second one's Generate waits in the queue and says so. Returns (first, second)."""
     openai_server.state.script.append(Step(delay_s=delay_s, match="Potential reasons"))
-    first, second = open_page(), open_page()
+    first, second = open_page(), open_page(fresh=True)  # two people, two browsers
     for page in (first, second):
         paste_paper(page, MARKER_PAPER)
     first.locator("#generate").click()
@@ -430,8 +439,8 @@ def test_stop_copy_and_full_aspect_names(open_page, openai_server):
     show_columns(page)
     page.evaluate("navigator.clipboard.writeText('nothing copied yet')")  # not an earlier test's copy
     page.locator("#local-copy").click()
-    assert page.evaluate("navigator.clipboard.readText()") == body_of(local).split("\n", 1)[-1].strip() or \
-        page.evaluate("navigator.clipboard.readText()").strip() in body_of(local)
+    clip = page.evaluate("navigator.clipboard.readText()").strip()
+    assert clip and (clip == body_of(local).split("\n", 1)[-1].strip() or clip in body_of(local))
     stats = page.locator("#gpt-stats").inner_text()
     assert all(c in stats for c in get_schema("7").criteria)  # long aspect names whole
     openai_server.state.script.append(Step(delay_s=5, match="Potential reasons"))

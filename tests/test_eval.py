@@ -93,15 +93,34 @@ def test_length_adjustment_discounts_wins_explained_by_length():
     assert raw > 0.7 and abs(lc - 0.5) < 0.15
 
 
-def test_length_adjusted_interval_is_the_percentiles_of_each_resamples_own_fit():
-    """The bootstrap fits all its resamples in one array: each must get the fit of that resample alone."""
+def _one_fit(y, len_a, len_b, iters=25):
+    """The length-adjusted fit of one sample, written out: Newton's method with numpy's solver."""
+    diff = len_a - len_b
+    t = np.tanh(diff / (diff.std() or 1.0))
+    X = np.stack([np.ones_like(t), t], axis=1)
+    beta = np.zeros(2)
+    for _ in range(iters):
+        p = 1 / (1 + np.exp(-X @ beta))
+        hess = (X * (p * (1 - p))[:, None]).T @ X + 1e-3 * np.eye(2)
+        beta += np.linalg.solve(hess, X.T @ (y - p) - 1e-3 * beta)
+    return 1 / (1 + np.exp(-beta[0]))
+
+
+def test_length_adjusted_interval_is_the_percentiles_of_each_resamples_own_fit(monkeypatch):
+    """The bootstrap fits its resamples in arrays of several (here 7 at a time, the last 6): each must
+    get the fit of that resample alone, as numpy's solver gives it."""
+    from reviewgpt.compare.evaluation import stats
+
     rng = np.random.default_rng(3)
     y = rng.choice([0.0, 0.5, 1.0], 30)  # ties count half
     la, lb = rng.integers(100, 900, 30).astype(float), rng.integers(100, 900, 30).astype(float)
+    lb[:2] = la[:2]  # a resample of these two alone has no length difference to fit
+    monkeypatch.setattr(stats, "BOOTSTRAP_CHUNK", 7 * 30)
     lo, hi = length_adjusted_ci(y, la, lb, samples=300, seed=7)
     drawn = np.random.default_rng(7).integers(0, 30, size=(300, 30))  # the resamples it drew
-    fits = [length_adjusted_win_rate(y[r], la[r], lb[r], iters=25) for r in drawn]
+    fits = [_one_fit(y[r], la[r], lb[r]) for r in drawn]
     assert (lo, hi) == pytest.approx(tuple(np.quantile(fits, [0.025, 0.975])), abs=1e-12) and lo < hi
+    assert length_adjusted_win_rate(y[:2], la[:2], lb[:2]) == pytest.approx(_one_fit(y[:2], la[:2], lb[:2], 50))
 
 
 def test_kill_midway_and_resume_loses_nothing_and_asks_nothing_twice(tmp_path, data_file, model_dirs, openai_env):
