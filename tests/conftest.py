@@ -28,8 +28,9 @@ elif not torch.cuda.is_available():
     collect_ignore = ["kernels"]
 
 
-# The longest files first (seconds each on CI's two cores, measured: browser 130, walk 120, README commands
-# 90, page26 70, AOT 60, ...). .ci/run's two xdist workers take whole files in this order
+# The longest files first (seconds each in a junit report of `pytest -n 2` on two cores before the cuts of
+# 2026-12-05: browser 143, walk 132, AOT 120 (since cut to about 50), README commands 90, page26 79, train 62,
+# training benchmark 62, evidence 50, ...). .ci/run's two xdist workers take whole files in this order
 # (--no-loadscope-reorder), so the long ones start first and the short ones fill the end; xdist's own order,
 # by test count, sent the one-test training and README files last, alone on one core for two minutes.
 LONGEST_FIRST = ["test_browser.py", "test_browser_walk.py", "test_readme_commands.py", "test_browser_page26.py",

@@ -113,7 +113,8 @@ def gumbel_noise(seed: torch.Tensor, step: torch.Tensor, rows: int, vocab: int) 
     key = _mix32(_mix32(seed.view(1, 1) ^ step.view(1, 1)) ^ torch.arange(rows, device=device).view(-1, 1))
     # A view that needs storage makes inductor write the per-row key to a buffer. Inlined into the per-token
     # hash, its expression is traced as a tree (each xorshift reads its input twice: 2^9 copies), and
-    # lowering the decode step took 26 s more (tests/test_aot_step.py's CPU package, precompiled header on: 56 -> 30 s).
+    # lowering the decode step took 26 s more (tests/test_aot_step.py's CPU package with the precompiled
+    # header: 56 -> 30 s).
     key = key.as_strided(key.shape, key.stride())
     bits = _mix32(key ^ torch.arange(vocab, device=device).view(1, -1))
     u = ((bits >> 9).float() + 0.5) * (1.0 / (1 << 23))  # uniform in (0, 1); 23 bits keep 1 - u exact in float32
